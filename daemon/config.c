@@ -1,0 +1,555 @@
+/* actord.conf -> struct config. Reports every problem it finds, each with file:line. */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libgen.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <actord/plugin.h>
+
+#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+static const char *const top_keys[] = {"actord", "components", "links"};
+static const char *const actord_keys[] = {"plugin_dirs", "workers"};
+static const char *const worker_keys[] = {"cpu", "idle", "spin_us"};
+static const char *const component_keys[] = {"class", "schedule", "worker", "settings"};
+static const char *const schedule_keys[] = {"every_us"};
+static const char *const link_keys[] = {"from", "to", "capacity", "overflow"};
+
+struct loader {
+        struct config *c;
+        struct diag *d;
+        int errors;
+};
+
+static const char *src_file(const struct loader *l, const config_setting_t *s)
+{
+        const char *f = config_setting_source_file(s);
+        return f ? f : l->c->path;
+}
+
+#define ERR(l, s, ...)                                                                             \
+        do {                                                                                       \
+                diag_add((l)->d, src_file((l), (s)), config_setting_source_line(s), __VA_ARGS__); \
+                (l)->errors++;                                                                     \
+        } while (0)
+
+static const char *type_name(int type)
+{
+        switch (type) {
+        case CONFIG_TYPE_GROUP:
+                return "a group { ... }";
+        case CONFIG_TYPE_INT:
+        case CONFIG_TYPE_INT64:
+                return "an integer";
+        case CONFIG_TYPE_FLOAT:
+                return "a number";
+        case CONFIG_TYPE_STRING:
+                return "a string";
+        case CONFIG_TYPE_BOOL:
+                return "a boolean";
+        case CONFIG_TYPE_ARRAY:
+                return "an array [ ... ]";
+        case CONFIG_TYPE_LIST:
+                return "a list ( ... )";
+        }
+        return "a value";
+}
+
+/* Unknown keys are errors, with the closest known key as a suggestion. */
+static void check_keys(struct loader *l, const config_setting_t *group, const char *where,
+                       const char *const *keys, size_t n)
+{
+        for (int i = 0; i < config_setting_length(group); i++) {
+                const config_setting_t *m = config_setting_get_elem(group, (unsigned)i);
+                const char *name = config_setting_name(m);
+                bool known = false;
+                for (size_t k = 0; k < n && !known; k++)
+                        known = !strcmp(name, keys[k]);
+                if (known)
+                        continue;
+                const char *hint = diag_suggest(name, keys, n);
+                if (hint)
+                        ERR(l, m, "unknown key '%s' in %s; did you mean '%s'?", name, where,
+                            hint);
+                else
+                        ERR(l, m, "unknown key '%s' in %s", name, where);
+        }
+}
+
+static bool expect_type(struct loader *l, const config_setting_t *s, const char *what, int type)
+{
+        int t = config_setting_type(s);
+        if (t == type || (type == CONFIG_TYPE_INT && t == CONFIG_TYPE_INT64))
+                return true;
+        ERR(l, s, "%s must be %s, not %s", what, type_name(type), type_name(t));
+        return false;
+}
+
+static bool get_int(struct loader *l, const config_setting_t *s, const char *what, long long min,
+                    long long max, long long *ret)
+{
+        if (!expect_type(l, s, what, CONFIG_TYPE_INT))
+                return false;
+        long long v = config_setting_get_int64(s);
+        if (v < min || v > max) {
+                ERR(l, s, "%s is %lld, out of range [%lld, %lld]", what, v, min, max);
+                return false;
+        }
+        *ret = v;
+        return true;
+}
+
+int config_parse_endpoint(const char *s, struct config_endpoint *ret)
+{
+        const char *dot = strchr(s, '.');
+        if (!dot || dot == s || !dot[1])
+                return -EINVAL;
+        const char *port = dot + 1;
+        size_t plen = strcspn(port, "[");
+        int index = -1;
+        if (port[plen] == '[') {
+                char *end;
+                errno = 0;
+                long v = strtol(port + plen + 1, &end, 10);
+                if (errno || end == port + plen + 1 || v < 0 || v > 65535 || strcmp(end, "]"))
+                        return -EINVAL;
+                index = (int)v;
+        }
+        if (plen == 0)
+                return -EINVAL;
+        for (const char *p = s; p < dot; p++)
+                if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
+                        return -EINVAL;
+        for (const char *p = port; p < port + plen; p++)
+                if (!isalnum((unsigned char)*p) && *p != '_')
+                        return -EINVAL;
+        char *comp = strndup(s, (size_t)(dot - s));
+        char *pname = strndup(port, plen);
+        if (!comp || !pname) {
+                free(comp);
+                free(pname);
+                return -ENOMEM;
+        }
+        *ret = (struct config_endpoint){.component = comp, .port = pname, .index = index};
+        return 0;
+}
+
+void config_endpoint_free(struct config_endpoint *e)
+{
+        free(e->component);
+        free(e->port);
+        e->component = e->port = NULL;
+}
+
+const char *config_idle_to_string(enum idle_policy p)
+{
+        switch (p) {
+        case IDLE_SLEEP:
+                return "sleep";
+        case IDLE_SPIN:
+                return "spin";
+        case IDLE_ADAPTIVE:
+                return "adaptive";
+        }
+        return "?";
+}
+
+static void load_plugin_dirs(struct loader *l, const config_setting_t *s, const char *base)
+{
+        if (config_setting_type(s) != CONFIG_TYPE_ARRAY &&
+            config_setting_type(s) != CONFIG_TYPE_LIST) {
+                ERR(l, s, "plugin_dirs must be an array of strings, e.g. [ \"plugins\" ]");
+                return;
+        }
+        int n = config_setting_length(s);
+        l->c->plugin_dirs = calloc((size_t)n + 1, sizeof(char *));
+        if (!l->c->plugin_dirs) {
+                l->errors++;
+                return;
+        }
+        for (int i = 0; i < n; i++) {
+                const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+                if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+                        ERR(l, s, "plugin_dirs[%d] must be a string", i);
+                        continue;
+                }
+                const char *dir = config_setting_get_string(e);
+                char *full = NULL;
+                if (dir[0] == '/' || asprintf(&full, "%s/%s", base, dir) < 0)
+                        full = strdup(dir);
+                l->c->plugin_dirs[l->c->n_plugin_dirs++] = full;
+        }
+}
+
+static void load_workers(struct loader *l, const config_setting_t *s)
+{
+        if (config_setting_type(s) != CONFIG_TYPE_LIST) {
+                ERR(l, s, "workers must be a list of groups, e.g. ( { cpu = 0; } )");
+                return;
+        }
+        cpu_set_t allowed;
+        CPU_ZERO(&allowed);
+        if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0)
+                CPU_ZERO(&allowed);
+        int n = config_setting_length(s);
+        if (n == 0) {
+                ERR(l, s, "workers is empty; remove it for one worker per CPU");
+                return;
+        }
+        l->c->workers = calloc((size_t)n, sizeof(*l->c->workers));
+        if (!l->c->workers) {
+                l->errors++;
+                return;
+        }
+        for (int i = 0; i < n; i++) {
+                const config_setting_t *w = config_setting_get_elem(s, (unsigned)i);
+                struct config_worker *cw = &l->c->workers[l->c->n_workers++];
+                *cw = (struct config_worker){.cpu = -1,
+                                             .idle = IDLE_SLEEP,
+                                             .spin_us = CONFIG_SPIN_US_DEFAULT,
+                                             .file = src_file(l, w),
+                                             .line = config_setting_source_line(w)};
+                if (config_setting_type(w) != CONFIG_TYPE_GROUP) {
+                        ERR(l, w, "workers[%d] must be a group, e.g. { cpu = 0; }", i);
+                        continue;
+                }
+                check_keys(l, w, "a worker", worker_keys, N_ELEMS(worker_keys));
+                const config_setting_t *m;
+                long long v;
+                char what[64];
+                snprintf(what, sizeof(what), "workers[%d].cpu", i);
+                if (!(m = config_setting_get_member(w, "cpu")))
+                        ERR(l, w, "workers[%d] has no cpu", i);
+                else if (get_int(l, m, what, 0, CPU_SETSIZE - 1, &v)) {
+                        if (!CPU_ISSET((int)v, &allowed))
+                                ERR(l, m, "workers[%d].cpu = %lld: CPU %lld is not online or not "
+                                          "in this process's affinity mask",
+                                    i, v, v);
+                        for (int j = 0; j < i; j++)
+                                if (l->c->workers[j].cpu == (int)v)
+                                        ERR(l, m, "workers[%d].cpu = %lld: CPU already used by "
+                                                  "workers[%d]",
+                                            i, v, j);
+                        cw->cpu = (int)v;
+                }
+                if ((m = config_setting_get_member(w, "idle"))) {
+                        const char *p = config_setting_get_string(m);
+                        if (!p)
+                                ERR(l, m, "workers[%d].idle must be a string", i);
+                        else if (!strcmp(p, "sleep"))
+                                cw->idle = IDLE_SLEEP;
+                        else if (!strcmp(p, "spin"))
+                                cw->idle = IDLE_SPIN;
+                        else if (!strcmp(p, "adaptive"))
+                                cw->idle = IDLE_ADAPTIVE;
+                        else
+                                ERR(l, m,
+                                    "workers[%d].idle = \"%s\": expected \"spin\", \"sleep\" or "
+                                    "\"adaptive\"",
+                                    i, p);
+                }
+                snprintf(what, sizeof(what), "workers[%d].spin_us", i);
+                if ((m = config_setting_get_member(w, "spin_us")) &&
+                    get_int(l, m, what, 0, 10000000, &v))
+                        cw->spin_us = (uint32_t)v;
+        }
+}
+
+static void default_workers(struct config *c)
+{
+        cpu_set_t allowed;
+        if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0) {
+                CPU_ZERO(&allowed);
+                CPU_SET(0, &allowed);
+        }
+        int n = CPU_COUNT(&allowed);
+        c->workers = calloc((size_t)n, sizeof(*c->workers));
+        if (!c->workers)
+                return;
+        for (int cpu = 0; cpu < CPU_SETSIZE && c->n_workers < n; cpu++)
+                if (CPU_ISSET(cpu, &allowed))
+                        c->workers[c->n_workers++] = (struct config_worker){
+                            .cpu = cpu, .idle = IDLE_SLEEP, .spin_us = CONFIG_SPIN_US_DEFAULT};
+        c->workers_default = true;
+}
+
+static void load_schedule(struct loader *l, const config_setting_t *s,
+                          struct config_component *cc)
+{
+        if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+                const char *r = config_setting_get_string(s);
+                if (!strcmp(r, "loop"))
+                        cc->rule = ACTORD_RULE_LOOP;
+                else if (!strcmp(r, "on_message"))
+                        cc->rule = ACTORD_RULE_ON_MESSAGE;
+                else if (!strcmp(r, "on_event"))
+                        cc->rule = ACTORD_RULE_ON_EVENT;
+                else if (!strcmp(r, "periodic"))
+                        ERR(l, s,
+                            "component '%s': a periodic schedule needs its period: schedule = "
+                            "{ every_us = 1000; }",
+                            cc->name);
+                else
+                        ERR(l, s,
+                            "component '%s': schedule = \"%s\": expected \"loop\", "
+                            "\"on_message\", \"on_event\" or { every_us = N; }",
+                            cc->name, r);
+                return;
+        }
+        if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
+                ERR(l, s,
+                    "component '%s': schedule must be a string (\"loop\", \"on_message\", "
+                    "\"on_event\") or a group { every_us = N; }",
+                    cc->name);
+                return;
+        }
+        check_keys(l, s, "a schedule", schedule_keys, N_ELEMS(schedule_keys));
+        const config_setting_t *m = config_setting_get_member(s, "every_us");
+        long long v;
+        if (!m)
+                ERR(l, s, "component '%s': schedule group needs every_us", cc->name);
+        else if (get_int(l, m, "every_us", 1, 3600LL * 1000000, &v)) {
+                cc->rule = ACTORD_RULE_PERIODIC;
+                cc->every_us = (uint64_t)v;
+        }
+}
+
+static void load_components(struct loader *l, const config_setting_t *s)
+{
+        if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
+                ERR(l, s, "components must be a group: components = { name = { class = ...; "
+                          "}; }");
+                return;
+        }
+        int n = config_setting_length(s);
+        l->c->components = calloc((size_t)n + 1, sizeof(*l->c->components));
+        if (!l->c->components) {
+                l->errors++;
+                return;
+        }
+        for (int i = 0; i < n; i++) {
+                const config_setting_t *g = config_setting_get_elem(s, (unsigned)i);
+                const char *name = config_setting_name(g);
+                struct config_component *cc = &l->c->components[l->c->n_components++];
+                *cc = (struct config_component){.name = strdup(name),
+                                                .worker = -1,
+                                                .file = src_file(l, g),
+                                                .line = config_setting_source_line(g)};
+                if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+                        ERR(l, g, "component '%s' must be a group { class = \"...\"; }", name);
+                        continue;
+                }
+                check_keys(l, g, "a component", component_keys, N_ELEMS(component_keys));
+                const config_setting_t *m = config_setting_get_member(g, "class");
+                if (!m)
+                        ERR(l, g, "component '%s' has no class", name);
+                else if (expect_type(l, m, "class", CONFIG_TYPE_STRING))
+                        cc->class_name = strdup(config_setting_get_string(m));
+                if ((m = config_setting_get_member(g, "schedule")))
+                        load_schedule(l, m, cc);
+                long long v;
+                if ((m = config_setting_get_member(g, "worker")) &&
+                    get_int(l, m, "worker", 0, 1 << 20, &v))
+                        cc->worker = (int)v;
+                if ((m = config_setting_get_member(g, "settings")) &&
+                    expect_type(l, m, "settings", CONFIG_TYPE_GROUP))
+                        cc->settings = m;
+        }
+}
+
+static void load_endpoint(struct loader *l, const config_setting_t *s, const char *text,
+                          const char *what, struct config_endpoint *ret)
+{
+        int r = config_parse_endpoint(text, ret);
+        if (r == -EINVAL)
+                ERR(l, s,
+                    "link %s \"%s\": expected \"component.port\" or \"component.port[N]\"",
+                    what, text);
+        else if (r < 0)
+                l->errors++;
+}
+
+static void load_link(struct loader *l, const config_setting_t *s, struct config_link *cl)
+{
+        *cl = (struct config_link){.capacity = CHANNEL_CAPACITY_DEFAULT,
+                                   .policy = CHANNEL_OVERWRITE,
+                                   .file = src_file(l, s),
+                                   .line = config_setting_source_line(s)};
+        if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+                const char *text = config_setting_get_string(s);
+                const char *arrow = strstr(text, "->");
+                if (!arrow) {
+                        ERR(l, s, "link \"%s\": expected \"from.port -> to.port\"", text);
+                        return;
+                }
+                char *from = strndup(text, (size_t)(arrow - text));
+                char *to = strdup(arrow + 2);
+                if (!from || !to) {
+                        free(from);
+                        free(to);
+                        l->errors++;
+                        return;
+                }
+                /* trim */
+                char *f = from, *t = to;
+                while (isspace((unsigned char)*f))
+                        f++;
+                for (char *e = f + strlen(f); e > f && isspace((unsigned char)e[-1]); e--)
+                        e[-1] = 0;
+                while (isspace((unsigned char)*t))
+                        t++;
+                for (char *e = t + strlen(t); e > t && isspace((unsigned char)e[-1]); e--)
+                        e[-1] = 0;
+                load_endpoint(l, s, f, "source", &cl->from);
+                load_endpoint(l, s, t, "destination", &cl->to);
+                free(from);
+                free(to);
+                return;
+        }
+        if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
+                ERR(l, s, "a link must be a string \"a.out -> b.in\" or a group { from = ...; "
+                          "to = ...; }");
+                return;
+        }
+        check_keys(l, s, "a link", link_keys, N_ELEMS(link_keys));
+        const config_setting_t *m;
+        if (!(m = config_setting_get_member(s, "from")))
+                ERR(l, s, "link has no 'from'");
+        else if (expect_type(l, m, "from", CONFIG_TYPE_STRING))
+                load_endpoint(l, m, config_setting_get_string(m), "source", &cl->from);
+        if (!(m = config_setting_get_member(s, "to")))
+                ERR(l, s, "link has no 'to'");
+        else if (expect_type(l, m, "to", CONFIG_TYPE_STRING))
+                load_endpoint(l, m, config_setting_get_string(m), "destination", &cl->to);
+        long long v;
+        if ((m = config_setting_get_member(s, "capacity")) &&
+            get_int(l, m, "capacity", 1, CHANNEL_CAPACITY_MAX, &v))
+                cl->capacity = (uint32_t)v;
+        if ((m = config_setting_get_member(s, "overflow")) &&
+            expect_type(l, m, "overflow", CONFIG_TYPE_STRING)) {
+                int p = channel_policy_from_string(config_setting_get_string(m));
+                if (p < 0)
+                        ERR(l, m,
+                            "overflow = \"%s\": expected \"overwrite\", \"drop_new\" or "
+                            "\"reject\"",
+                            config_setting_get_string(m));
+                else
+                        cl->policy = (enum channel_policy)p;
+        }
+}
+
+static void load_links(struct loader *l, const config_setting_t *s)
+{
+        if (config_setting_type(s) != CONFIG_TYPE_LIST &&
+            config_setting_type(s) != CONFIG_TYPE_ARRAY) {
+                ERR(l, s, "links must be a list: links = ( \"a.out -> b.in\" );");
+                return;
+        }
+        int n = config_setting_length(s);
+        l->c->links = calloc((size_t)n + 1, sizeof(*l->c->links));
+        if (!l->c->links) {
+                l->errors++;
+                return;
+        }
+        for (int i = 0; i < n; i++)
+                load_link(l, config_setting_get_elem(s, (unsigned)i),
+                          &l->c->links[l->c->n_links++]);
+}
+
+int config_load(const char *path, struct config *ret, struct diag *d)
+{
+        struct config *c = ret;
+        *c = (struct config){0};
+        config_init(&c->cfg);
+        c->path = strdup(path);
+        char *dircopy = strdup(path);
+        if (!c->path || !dircopy) {
+                free(dircopy);
+                config_free(c);
+                return -ENOMEM;
+        }
+        const char *base = dirname(dircopy);
+        config_set_include_dir(&c->cfg, base);
+
+        if (config_read_file(&c->cfg, path) != CONFIG_TRUE) {
+                if (config_error_type(&c->cfg) == CONFIG_ERR_FILE_IO)
+                        diag_add(d, path, 0, "cannot read the file: %s",
+                                 errno ? strerror(errno) : "I/O error");
+                else
+                        diag_add(d, config_error_file(&c->cfg) ? config_error_file(&c->cfg) : path,
+                                 config_error_line(&c->cfg), "syntax error: %s",
+                                 config_error_text(&c->cfg));
+                free(dircopy);
+                config_free(c);
+                return -EINVAL;
+        }
+
+        struct loader l = {.c = c, .d = d};
+        const config_setting_t *root = config_root_setting(&c->cfg);
+        check_keys(&l, root, "the top level", top_keys, N_ELEMS(top_keys));
+        const config_setting_t *s;
+        if ((s = config_setting_get_member(root, "actord"))) {
+                if (config_setting_type(s) != CONFIG_TYPE_GROUP)
+                        ERR(&l, s, "actord must be a group: actord = { workers = ...; };");
+                else {
+                        check_keys(&l, s, "actord", actord_keys, N_ELEMS(actord_keys));
+                        const config_setting_t *m;
+                        if ((m = config_setting_get_member(s, "plugin_dirs")))
+                                load_plugin_dirs(&l, m, base);
+                        if ((m = config_setting_get_member(s, "workers")))
+                                load_workers(&l, m);
+                }
+        }
+        if (!c->workers)
+                default_workers(c);
+        if ((s = config_setting_get_member(root, "components")))
+                load_components(&l, s);
+        if (c->n_components == 0)
+                diag_add(d, path, 0, "no components: nothing to run"), l.errors++;
+        if ((s = config_setting_get_member(root, "links")))
+                load_links(&l, s);
+
+        for (int i = 0; i < c->n_components; i++) {
+                struct config_component *cc = &c->components[i];
+                if (cc->worker >= c->n_workers)
+                        diag_add(d, cc->file, cc->line,
+                                 "component '%s': worker = %d, but there are %d workers "
+                                 "(0..%d)",
+                                 cc->name, cc->worker, c->n_workers, c->n_workers - 1),
+                            l.errors++;
+        }
+        free(dircopy);
+        if (l.errors) {
+                config_free(c);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+void config_free(struct config *c)
+{
+        for (int i = 0; i < c->n_plugin_dirs; i++)
+                free(c->plugin_dirs[i]);
+        free(c->plugin_dirs);
+        free(c->workers);
+        for (int i = 0; i < c->n_components; i++) {
+                free(c->components[i].name);
+                free(c->components[i].class_name);
+        }
+        free(c->components);
+        for (int i = 0; i < c->n_links; i++) {
+                config_endpoint_free(&c->links[i].from);
+                config_endpoint_free(&c->links[i].to);
+        }
+        free(c->links);
+        free(c->path);
+        if (c->cfg.root)
+                config_destroy(&c->cfg);
+        *c = (struct config){0};
+}

@@ -1,0 +1,84 @@
+/* The configuration model: actord.conf (libconfig syntax) read into plain structs, each node
+ * with the file and line it came from. This level checks syntax, keys, value types and ranges;
+ * what needs the plugins (classes, ports, settings, types) is checked by topology.c. */
+#ifndef ACTORD_CONFIG_H
+#define ACTORD_CONFIG_H
+
+#include <libconfig.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "channel.h"
+#include "diag.h"
+
+enum idle_policy {
+        IDLE_SLEEP = 0,
+        IDLE_SPIN = 1,
+        IDLE_ADAPTIVE = 2,
+};
+
+#define CONFIG_SPIN_US_DEFAULT 50u
+
+struct config_worker {
+        int cpu;
+        enum idle_policy idle;
+        uint32_t spin_us; /* adaptive: how long to spin before sleeping */
+        const char *file;
+        int line;
+};
+
+/* One end of a link: "comp.port" or "comp.port[index]". index is -1 when not given. */
+struct config_endpoint {
+        char *component;
+        char *port;
+        int index;
+};
+
+struct config_link {
+        struct config_endpoint from;
+        struct config_endpoint to;
+        uint32_t capacity;
+        enum channel_policy policy;
+        const char *file;
+        int line;
+};
+
+struct config_component {
+        char *name;
+        char *class_name;
+        uint32_t rule;     /* an enum actord_rule bit, or 0: the class's default */
+        uint64_t every_us; /* periodic */
+        int worker;        /* index into workers, or -1: automatic placement */
+        const config_setting_t *settings; /* the `settings` group, or NULL */
+        const char *file;
+        int line;
+};
+
+struct config {
+        config_t cfg; /* kept: settings and file names point into it */
+        char *path;
+        char **plugin_dirs; /* absolute, or relative to the working directory */
+        int n_plugin_dirs;
+        struct config_worker *workers; /* none given: one per CPU, filled by config_load */
+        int n_workers;
+        bool workers_default;
+        struct config_component *components;
+        int n_components;
+        struct config_link *links;
+        int n_links;
+};
+
+/* Reads and checks `path`. Relative plugin_dirs are taken relative to the file's folder.
+ * Returns 0 and fills *ret, or -EINVAL with every problem found in *d (each naming file:line),
+ * or -ENOMEM. On failure *ret is left empty (config_free is still safe on it). */
+int config_load(const char *path, struct config *ret, struct diag *d);
+void config_free(struct config *c);
+
+/* Parses "comp.port" or "comp.port[N]" into *ret (strings owned by ret). Returns 0 or
+ * -EINVAL. */
+int config_parse_endpoint(const char *s, struct config_endpoint *ret);
+void config_endpoint_free(struct config_endpoint *e);
+
+const char *config_idle_to_string(enum idle_policy p);
+
+#endif

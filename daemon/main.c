@@ -1,0 +1,323 @@
+/* actord: options, lifecycle and signals. Wires config, plugins, topology and workers. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "actord-build.h"
+#include "config.h"
+#include "log.h"
+#include "plugin.h"
+#include "topology.h"
+#include "worker.h"
+
+#define EXIT_CONFIG 78 /* EX_CONFIG */
+
+struct options {
+        const char *config;
+        char **plugin_dirs;
+        int n_plugin_dirs;
+        bool check_config;
+        bool list_plugins;
+};
+
+static void usage(FILE *f)
+{
+        fprintf(f,
+                "Usage: actord [OPTIONS]\n"
+                "Runs a pipeline of plugin components described by a configuration file.\n"
+                "\n"
+                "  -c, --config FILE       configuration file (default %s)\n"
+                "  -p, --plugin-dir DIR    also load plugins from DIR (repeatable)\n"
+                "      --check-config      validate the configuration and plugins, then exit\n"
+                "                          (0 if valid, 78 if not)\n"
+                "      --list-plugins      list the loaded plugins and their classes, then exit\n"
+                "  -v, --verbose           log debug messages too\n"
+                "  -h, --help              show this help and exit\n"
+                "  -V, --version           show the version and exit\n"
+                "\n"
+                "Without plugin_dirs in the configuration and without --plugin-dir, plugins are\n"
+                "loaded from %s.\n"
+                "Signals: SIGTERM or SIGINT stop the pipeline cleanly.\n",
+                ACTORD_DEFAULT_CONFIG, ACTORD_DEFAULT_PLUGIN_DIR);
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+        enum { OPT_CHECK = 256, OPT_LIST };
+        static const struct option longopts[] = {
+            {"config", required_argument, NULL, 'c'},
+            {"plugin-dir", required_argument, NULL, 'p'},
+            {"check-config", no_argument, NULL, OPT_CHECK},
+            {"list-plugins", no_argument, NULL, OPT_LIST},
+            {"verbose", no_argument, NULL, 'v'},
+            {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, 'V'},
+            {NULL, 0, NULL, 0},
+        };
+        *o = (struct options){.config = ACTORD_DEFAULT_CONFIG};
+        o->plugin_dirs = calloc((size_t)argc + 1, sizeof(char *));
+        if (!o->plugin_dirs)
+                return -ENOMEM;
+        int c;
+        while ((c = getopt_long(argc, argv, "c:p:vhV", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'c':
+                        o->config = optarg;
+                        break;
+                case 'p':
+                        o->plugin_dirs[o->n_plugin_dirs++] = optarg;
+                        break;
+                case OPT_CHECK:
+                        o->check_config = true;
+                        break;
+                case OPT_LIST:
+                        o->list_plugins = true;
+                        break;
+                case 'v':
+                        log_set_max_priority(LOG_DEBUG);
+                        break;
+                case 'h':
+                        usage(stdout);
+                        exit(EXIT_SUCCESS);
+                case 'V':
+                        printf("actord %s (plugin ABI %d.%d)\n", ACTORD_VERSION,
+                               ACTORD_ABI_MAJOR, ACTORD_ABI_MINOR);
+                        exit(EXIT_SUCCESS);
+                default:
+                        usage(stderr);
+                        exit(EXIT_FAILURE);
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "actord: unexpected argument '%s'\n", argv[optind]);
+                usage(stderr);
+                exit(EXIT_FAILURE);
+        }
+        return 0;
+}
+
+static void log_diag(int priority, const struct diag *d)
+{
+        for (size_t i = 0; i < d->n; i++)
+                log_msg(priority, "%s", d->lines[i]);
+}
+
+/* The plugin directories: the configuration's, then the command line's; the built-in one
+ * when neither names any. */
+static int load_plugins(const struct options *o, const struct config *cfg,
+                        struct plugin_registry *reg, struct diag *d)
+{
+        char **dirs = calloc((size_t)(cfg->n_plugin_dirs + o->n_plugin_dirs + 1), sizeof(char *));
+        if (!dirs)
+                return -ENOMEM;
+        int n = 0;
+        for (int i = 0; i < cfg->n_plugin_dirs; i++)
+                dirs[n++] = cfg->plugin_dirs[i];
+        for (int i = 0; i < o->n_plugin_dirs; i++)
+                dirs[n++] = o->plugin_dirs[i];
+        char default_dir[] = ACTORD_DEFAULT_PLUGIN_DIR;
+        if (n == 0)
+                dirs[n++] = default_dir;
+        int r = plugin_registry_load(reg, dirs, n, d);
+        free(dirs);
+        return r;
+}
+
+static void list_plugins(const struct plugin_registry *reg)
+{
+        for (int i = 0; i < reg->n_plugins; i++) {
+                const struct plugin *p = &reg->plugins[i];
+                printf("%s %s (%s)\n  %s\n", p->desc->name, p->desc->version, p->path,
+                       p->desc->description ? p->desc->description : "");
+                for (uint32_t k = 0; k < p->desc->n_classes; k++) {
+                        const struct actord_class *c = p->desc->classes[k];
+                        printf("  class %s: %s, %s\n", c->name, plugin_shape_to_string(c->shape),
+                               c->description ? c->description : "");
+                        for (uint32_t j = 0; j < c->n_inputs; j++)
+                                printf("    in  %-10s %s (%u bytes)\n", c->inputs[j].name,
+                                       c->inputs[j].type, c->inputs[j].size);
+                        for (uint32_t j = 0; j < c->n_outputs; j++)
+                                printf("    out %-10s %s (%u bytes)\n", c->outputs[j].name,
+                                       c->outputs[j].type, c->outputs[j].size);
+                        printf("    schedules:");
+                        for (uint32_t bit = 1; bit <= ACTORD_RULE_ON_EVENT; bit <<= 1)
+                                if (c->rules & bit)
+                                        printf(" %s%s", plugin_rule_to_string((enum actord_rule)bit),
+                                               bit == (uint32_t)c->default_rule ? " (default)"
+                                                                                : "");
+                        printf("\n");
+                        for (uint32_t j = 0; j < c->n_settings; j++) {
+                                const struct actord_setting *s = &c->settings[j];
+                                static const char *const tn[] = {"?", "int", "float", "bool",
+                                                                 "string"};
+                                printf("    setting %s (%s%s%s%s): %s\n", s->name, tn[s->type],
+                                       s->required ? ", required" : "",
+                                       s->default_value ? ", default " : "",
+                                       s->default_value ? s->default_value : "",
+                                       s->help ? s->help : "");
+                        }
+                }
+        }
+}
+
+static uint64_t mono_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* One line for STATUS= and the log: components, workers, throughput and losses. */
+static void status_line(const struct topology *t, const struct config *cfg, double rate,
+                        uint64_t lost, char *buf, size_t len)
+{
+        snprintf(buf, len, "%d components on %d workers; %.0f msg/s; %llu lost", t->n_comps,
+                 cfg->n_workers, rate, (unsigned long long)lost);
+}
+
+static void totals(const struct topology *t, uint64_t *ret_consumed, uint64_t *ret_lost)
+{
+        uint64_t consumed = 0, lost = 0;
+        for (int i = 0; i < t->n_chans; i++) {
+                struct channel_stats st;
+                channel_stats(&t->chans[i], &st);
+                consumed += st.consumed;
+                lost += st.lost;
+        }
+        *ret_consumed = consumed;
+        *ret_lost = lost;
+}
+
+int main(int argc, char **argv)
+{
+        struct options opt;
+        if (parse_options(argc, argv, &opt) < 0)
+                return EXIT_FAILURE;
+
+        int exit_code = EXIT_FAILURE;
+        struct diag d = {0};
+        struct config cfg = {0};
+        struct plugin_registry reg = {0};
+        struct topology topo = {0};
+        struct runtime rt = {0};
+        int sfd = -1;
+
+        if (config_load(opt.config, &cfg, &d) < 0) {
+                log_diag(LOG_ERR, &d);
+                log_error("%s: configuration not valid (%zu error%s)", opt.config, d.n,
+                          d.n == 1 ? "" : "s");
+                exit_code = EXIT_CONFIG;
+                goto out;
+        }
+        if (load_plugins(&opt, &cfg, &reg, &d) < 0) {
+                log_error("out of memory while loading plugins");
+                goto out;
+        }
+        /* Refused plugins do not stop the others; they are reported, and any component that
+         * needed one of their classes fails below with an unknown class. */
+        log_diag(LOG_WARNING, &d);
+        size_t plugin_errors = d.n;
+        diag_free(&d);
+        if (opt.list_plugins) {
+                list_plugins(&reg);
+                exit_code = plugin_errors ? EXIT_CONFIG : EXIT_SUCCESS;
+                goto out;
+        }
+        if (topology_build(&topo, &cfg, &reg, &d) < 0) {
+                log_diag(LOG_ERR, &d);
+                log_error("%s: configuration not valid (%zu error%s)", opt.config, d.n,
+                          d.n == 1 ? "" : "s");
+                exit_code = EXIT_CONFIG;
+                goto out;
+        }
+        if (opt.check_config) {
+                printf("%s: valid: %d components, %d links, %d workers, %d plugins\n",
+                       opt.config, topo.n_comps, topo.n_chans, cfg.n_workers, reg.n_plugins);
+                exit_code = plugin_errors ? EXIT_CONFIG : EXIT_SUCCESS;
+                goto out;
+        }
+
+        /* Signals are taken through a signalfd by this thread only: block them before any
+         * worker exists, so that every thread inherits the mask. */
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &mask, NULL);
+        sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+        if (sfd < 0) {
+                log_error("signalfd: %s", strerror(errno));
+                goto out;
+        }
+
+        if (runtime_start(&rt, &topo, &cfg) < 0) {
+                log_error("startup failed; stopping");
+                goto out;
+        }
+        for (int i = 0; i < topo.n_comps; i++) {
+                const struct component *c = &topo.comps[i];
+                log_info("component '%s' (%s, %s) on worker %d (CPU %d)", c->name, c->cls->name,
+                         plugin_rule_to_string(c->rule), c->worker, cfg.workers[c->worker].cpu);
+        }
+        char status[256];
+        status_line(&topo, &cfg, 0, 0, status, sizeof(status));
+        log_info("running: %s", status);
+        sd_notifyf(0, "READY=1\nSTATUS=%s", status);
+
+        uint64_t last_ns = mono_ns(), last_consumed = 0, lost = 0;
+        for (;;) {
+                struct pollfd pfd = {.fd = sfd, .events = POLLIN};
+                int n = poll(&pfd, 1, 1000);
+                if (n < 0 && errno != EINTR) {
+                        log_error("poll: %s", strerror(errno));
+                        break;
+                }
+                uint64_t now = mono_ns();
+                if (now - last_ns >= 1000000000u) {
+                        uint64_t consumed;
+                        totals(&topo, &consumed, &lost);
+                        double rate = (double)(consumed - last_consumed) * 1e9 /
+                                      (double)(now - last_ns);
+                        status_line(&topo, &cfg, rate, lost, status, sizeof(status));
+                        sd_notifyf(0, "STATUS=%s", status);
+                        last_ns = now;
+                        last_consumed = consumed;
+                }
+                if (n <= 0)
+                        continue;
+                struct signalfd_siginfo si;
+                if (read(sfd, &si, sizeof(si)) != sizeof(si))
+                        continue;
+                if (si.ssi_signo == SIGHUP) {
+                        log_warning("SIGHUP: reloading is not supported yet; the running "
+                                    "pipeline is kept as it is");
+                        continue;
+                }
+                log_info("%s: stopping", strsignal((int)si.ssi_signo));
+                break;
+        }
+        sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+        runtime_stop(&rt);
+        log_info("stopped");
+        exit_code = EXIT_SUCCESS;
+out:
+        if (sfd >= 0)
+                close(sfd);
+        topology_free(&topo);
+        plugin_registry_free(&reg);
+        config_free(&cfg);
+        diag_free(&d);
+        free(opt.plugin_dirs);
+        return exit_code;
+}

@@ -1,0 +1,46 @@
+/* Plugin loader and class registry: finds the .so files of the plugin directories, checks
+ * each descriptor before running any of its code, and indexes the component classes. Does not
+ * log: problems go to a struct diag, and a refused plugin does not stop the others. */
+#ifndef ACTORD_PLUGIN_LOADER_H
+#define ACTORD_PLUGIN_LOADER_H
+
+#include <actord/plugin.h>
+
+#include "diag.h"
+
+struct plugin {
+        char *path;
+        void *handle;
+        const struct actord_plugin *desc;
+};
+
+struct plugin_class {
+        const struct actord_class *cls;
+        int plugin_index; /* into plugin_registry.plugins */
+};
+
+struct plugin_registry {
+        struct plugin *plugins;
+        int n_plugins;
+        struct plugin_class *classes;
+        int n_classes;
+};
+
+/* Loads every *.so in each of `dirs` (sorted by name, each file once). A file that cannot be
+ * loaded or is malformed is reported in *d and skipped. A missing directory is reported.
+ * Returns 0 (even with refused plugins: see d->n) or -ENOMEM. */
+int plugin_registry_load(struct plugin_registry *reg, char *const *dirs, int n_dirs,
+                         struct diag *d);
+/* Loads one file; 0, or a negative errno with the reason in *d: -ENOEXEC (not loadable or no
+ * descriptor), -EPROTONOSUPPORT (other ABI major), -EINVAL (malformed descriptor or class),
+ * -EEXIST (class name already registered by another file). */
+int plugin_registry_load_file(struct plugin_registry *reg, const char *path, struct diag *d);
+void plugin_registry_free(struct plugin_registry *reg);
+
+const struct plugin_class *plugin_registry_find(const struct plugin_registry *reg,
+                                                const char *class_name);
+
+const char *plugin_shape_to_string(enum actord_shape s);
+const char *plugin_rule_to_string(enum actord_rule r);
+
+#endif

@@ -1,0 +1,76 @@
+/* Topology: turns the configuration and the class registry into components wired by channels,
+ * after checking that every class exists, every setting is declared with its type, every port
+ * is wired exactly once and both ends of each link carry the same message type. Does not log:
+ * every problem goes to a struct diag with the file:line of the config node at fault. */
+#ifndef ACTORD_TOPOLOGY_H
+#define ACTORD_TOPOLOGY_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <actord/plugin.h>
+
+#include "channel.h"
+#include "config.h"
+#include "diag.h"
+#include "plugin.h"
+
+struct worker;
+
+/* A port's resolved message type. */
+struct port_type {
+        const char *name;
+        uint32_t size;
+};
+
+struct component {
+        struct actord_ctx ctx; /* first: the host turns a ctx back into its component */
+        struct actord_notifier notifier;
+        const char *name;
+        const struct config_component *cc;
+        const struct actord_class *cls;
+        const char *plugin_path;
+        enum actord_rule rule;
+        uint64_t period_ns;
+        int worker;
+
+        uint32_t n_in, n_out;
+        struct channel_rx *in;        /* by port index */
+        struct channel_tx *out;       /* by port index */
+        struct port_type *in_type;    /* by port index */
+        struct port_type *out_type;   /* by port index */
+        struct component **out_peer;  /* consumer of each output */
+        int *in_link, *out_link;      /* config link index of each port */
+        uint64_t *out_mark;           /* per output: sequence number before the current run */
+
+        /* Owned by the worker thread. */
+        void *state;
+        bool initialized;
+        bool stopped;
+        bool fd_ready;
+        uint64_t next_deadline_ns;
+        uint64_t missed_periods;
+        uint64_t runs;
+        char error[256];
+        struct worker *w;
+
+        /* Written by any thread (actord_notify), cleared by the worker. */
+        _Atomic bool notified;
+};
+
+struct topology {
+        struct component *comps;
+        int n_comps;
+        struct channel *chans; /* by config link index */
+        int n_chans;
+        const struct config *cfg;
+};
+
+/* Builds the components and channels. Returns 0, -EINVAL with every problem in *d, or
+ * -ENOMEM. Nothing is initialised or started: that is the workers' job. */
+int topology_build(struct topology *ret, const struct config *cfg,
+                   const struct plugin_registry *reg, struct diag *d);
+void topology_free(struct topology *t);
+
+#endif

@@ -1,0 +1,69 @@
+/* Workers: the fixed set of threads, each pinned to one CPU, that run the components placed
+ * on them according to their scheduling rules; and the host function table plugins call.
+ *
+ * Wake-up protocol (no lost wake-ups, no system call while the consumer's worker is busy):
+ * a worker about to sleep stores sleeping = 1, then a seq_cst fence, then checks every
+ * component once more, and only then blocks in epoll_wait. A producer's worker, after a run
+ * that published to a component of another worker, issues one seq_cst fence and exchanges
+ * that worker's sleeping flag with 0; only if it was 1 does it write the eventfd. Either the
+ * sleeper's re-check sees the new message, or the producer sees the flag: the two fences
+ * forbid both missing each other. actord_notify() follows the same protocol. */
+#ifndef ACTORD_WORKER_H
+#define ACTORD_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "topology.h"
+
+struct runtime;
+
+struct worker {
+        int index;
+        int cpu;
+        enum idle_policy idle;
+        uint64_t spin_ns;
+        pthread_t thread;
+        bool thread_started;
+        int epfd;
+        int wakefd;  /* eventfd: wake-ups from other threads */
+        int timerfd; /* next periodic deadline while asleep */
+        int n_fds;   /* fds registered by on_event components */
+        struct component **comps;
+        int n_comps;
+        struct runtime *rt;
+        int init_failed;
+
+        _Atomic int sleeping;
+        _Atomic bool stop;
+
+        /* Statistics, written by the worker, read by anyone. */
+        _Atomic uint64_t runs;
+        _Atomic uint64_t sleeps;
+};
+
+struct runtime {
+        struct topology *topo;
+        struct worker *workers;
+        int n_workers;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        int n_reported; /* workers that finished init */
+        int n_failed;
+        int go;         /* 1: run, -1: abort */
+};
+
+/* Creates one thread per configured worker, pinned to its CPU; each runs init of its
+ * components. Returns 0 once every component initialised and runs, or a negative errno after
+ * logging which component failed and why (everything started is stopped and fini'd again). */
+int runtime_start(struct runtime *rt, struct topology *t, const struct config *cfg);
+/* Stops every worker (each calls fini for its components) and joins them. */
+void runtime_stop(struct runtime *rt);
+
+/* The table plugins reach through ctx->host. */
+extern const struct actord_host worker_host;
+
+#endif

@@ -1,0 +1,31 @@
+/* The core plugin's message type and classes. */
+#ifndef ACTORD_CORE_PLUGIN_H
+#define ACTORD_CORE_PLUGIN_H
+
+#include <actord/plugin.h>
+
+/* core.sample: what core.tick emits and the other core classes consume. */
+#define CORE_SAMPLE_TYPE "core.sample"
+struct core_sample {
+        uint64_t seq;  /* counter of the source that made it */
+        uint64_t t_ns; /* CLOCK_MONOTONIC when the source made it: for end-to-end latency */
+        double value;
+};
+
+extern const struct actord_class core_tick_class;
+extern const struct actord_class core_scale_class;
+extern const struct actord_class core_log_class;
+extern const struct actord_class core_counter_class;
+
+/* Log-linear latency histogram: 8 sub-buckets per power of two (about 12 % resolution). */
+#define CORE_HIST_BUCKETS (64 * 8)
+struct core_hist {
+        uint64_t count;
+        uint64_t max;
+        uint64_t bucket[CORE_HIST_BUCKETS];
+};
+void core_hist_add(struct core_hist *h, uint64_t v);
+/* The value below which a fraction q (0..1) of the samples lie, to bucket resolution. */
+uint64_t core_hist_quantile(const struct core_hist *h, double q);
+
+#endif
