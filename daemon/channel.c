@@ -186,8 +186,8 @@ const char *channel_policy_to_string(enum channel_policy p)
 #endif
 
 #ifdef CHANNEL_TSAN
-__attribute__((no_sanitize("thread"), noinline)) static void copy_racy(void *dst,
-                                                                       const void *src, size_t n)
+__attribute__((no_sanitize("thread"), noinline)) static void copy_racy(void *dst, const void *src,
+                                                                       size_t n)
 {
         /* Word by word; the empty asm keeps the compiler from turning the loop into a memcpy
          * call, which the sanitizer would intercept and check. Strides are multiples of 16. */
@@ -205,8 +205,8 @@ static inline void copy_racy(void *dst, const void *src, size_t n)
 }
 #endif
 
-const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq,
-                                    uint64_t *ret_lost, uint64_t *ret_publish_ns)
+const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq, uint64_t *ret_lost,
+                                    uint64_t *ret_publish_ns)
 {
         for (;;) {
                 struct channel_slot *s =

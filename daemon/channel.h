@@ -180,8 +180,7 @@ static inline void *channel_claim(struct channel_tx *tx)
                         uint64_t depth = tx->head - t;
                         if (depth > tx->nslots)
                                 depth = tx->nslots;
-                        if (depth > atomic_load_explicit(&tx->sh->high_water,
-                                                         memory_order_relaxed))
+                        if (depth > atomic_load_explicit(&tx->sh->high_water, memory_order_relaxed))
                                 atomic_store_explicit(&tx->sh->high_water, depth,
                                                       memory_order_relaxed);
                         tx->cached_tail = tx->head;
@@ -189,11 +188,9 @@ static inline void *channel_claim(struct channel_tx *tx)
                         /* Acquire, pairs with the consumer's release store of tail in
                          * channel_rx_release_(): its reads of the slots below tail happen
                          * before our writes into them. */
-                        tx->cached_tail = atomic_load_explicit(&tx->sh->tail,
-                                                               memory_order_acquire);
+                        tx->cached_tail = atomic_load_explicit(&tx->sh->tail, memory_order_acquire);
                         uint64_t depth = tx->head - tx->cached_tail;
-                        if (depth > atomic_load_explicit(&tx->sh->high_water,
-                                                         memory_order_relaxed))
+                        if (depth > atomic_load_explicit(&tx->sh->high_water, memory_order_relaxed))
                                 atomic_store_explicit(&tx->sh->high_water, depth,
                                                       memory_order_relaxed);
                         if (depth >= tx->nslots) {
@@ -235,10 +232,10 @@ static inline void channel_publish(struct channel_tx *tx)
         tx->claimed = NULL;
         uint64_t seq = tx->seq++;
         if ((unsigned char *)s == tx->scratch) {
-                atomic_store_explicit(
-                    &tx->sh->dropped,
-                    atomic_load_explicit(&tx->sh->dropped, memory_order_relaxed) + 1,
-                    memory_order_relaxed);
+                atomic_store_explicit(&tx->sh->dropped,
+                                      atomic_load_explicit(&tx->sh->dropped, memory_order_relaxed) +
+                                          1,
+                                      memory_order_relaxed);
         } else {
                 s->publish_ns = tx->now_ns;
                 /* Release, pairs with the consumer's acquire load of the stamp in
@@ -251,8 +248,8 @@ static inline void channel_publish(struct channel_tx *tx)
 }
 
 /* Copy-and-validate of the seqlock read side, out of line. */
-const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq,
-                                    uint64_t *ret_lost, uint64_t *ret_publish_ns);
+const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq, uint64_t *ret_lost,
+                                    uint64_t *ret_publish_ns);
 
 static inline void channel_rx_release_(struct channel_rx *rx)
 {
@@ -266,8 +263,8 @@ static inline void channel_rx_release_(struct channel_rx *rx)
 /* Returns the oldest unread message, or NULL when there is none, and its sequence number, the
  * count lost just before it and its publish time. The pointer stays valid until the next call
  * or channel_rx_end(). */
-static inline const void *channel_next(struct channel_rx *rx, uint64_t *ret_seq,
-                                       uint64_t *ret_lost, uint64_t *ret_publish_ns)
+static inline const void *channel_next(struct channel_rx *rx, uint64_t *ret_seq, uint64_t *ret_lost,
+                                       uint64_t *ret_publish_ns)
 {
         if (rx->policy == CHANNEL_OVERWRITE)
                 return channel_next_overwrite_(rx, ret_seq, ret_lost, ret_publish_ns);

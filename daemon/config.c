@@ -35,7 +35,7 @@ static const char *src_file(const struct loader *l, const config_setting_t *s)
 
 #define ERR(l, s, ...)                                                                             \
         do {                                                                                       \
-                diag_add((l)->d, src_file((l), (s)), config_setting_source_line(s), __VA_ARGS__); \
+                diag_add((l)->d, src_file((l), (s)), config_setting_source_line(s), __VA_ARGS__);  \
                 (l)->errors++;                                                                     \
         } while (0)
 
@@ -75,8 +75,7 @@ static void check_keys(struct loader *l, const config_setting_t *group, const ch
                         continue;
                 const char *hint = diag_suggest(name, keys, n);
                 if (hint)
-                        ERR(l, m, "unknown key '%s' in %s; did you mean '%s'?", name, where,
-                            hint);
+                        ERR(l, m, "unknown key '%s' in %s; did you mean '%s'?", name, where, hint);
                 else
                         ERR(l, m, "unknown key '%s' in %s", name, where);
         }
@@ -228,13 +227,15 @@ static void load_workers(struct loader *l, const config_setting_t *s)
                         ERR(l, w, "workers[%d] has no cpu", i);
                 else if (get_int(l, m, what, 0, CPU_SETSIZE - 1, &v)) {
                         if (!CPU_ISSET((int)v, &allowed))
-                                ERR(l, m, "workers[%d].cpu = %lld: CPU %lld is not online or not "
-                                          "in this process's affinity mask",
+                                ERR(l, m,
+                                    "workers[%d].cpu = %lld: CPU %lld is not online or not "
+                                    "in this process's affinity mask",
                                     i, v, v);
                         for (int j = 0; j < i; j++)
                                 if (l->c->workers[j].cpu == (int)v)
-                                        ERR(l, m, "workers[%d].cpu = %lld: CPU already used by "
-                                                  "workers[%d]",
+                                        ERR(l, m,
+                                            "workers[%d].cpu = %lld: CPU already used by "
+                                            "workers[%d]",
                                             i, v, j);
                         cw->cpu = (int)v;
                 }
@@ -279,8 +280,7 @@ static void default_workers(struct config *c)
         c->workers_default = true;
 }
 
-static void load_schedule(struct loader *l, const config_setting_t *s,
-                          struct config_component *cc)
+static void load_schedule(struct loader *l, const config_setting_t *s, struct config_component *cc)
 {
         if (config_setting_type(s) == CONFIG_TYPE_STRING) {
                 const char *r = config_setting_get_string(s);
@@ -323,8 +323,9 @@ static void load_schedule(struct loader *l, const config_setting_t *s,
 static void load_components(struct loader *l, const config_setting_t *s)
 {
         if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
-                ERR(l, s, "components must be a group: components = { name = { class = ...; "
-                          "}; }");
+                ERR(l, s,
+                    "components must be a group: components = { name = { class = ...; "
+                    "}; }");
                 return;
         }
         int n = config_setting_length(s);
@@ -368,8 +369,7 @@ static void load_endpoint(struct loader *l, const config_setting_t *s, const cha
 {
         int r = config_parse_endpoint(text, ret);
         if (r == -EINVAL)
-                ERR(l, s,
-                    "link %s \"%s\": expected \"component.port\" or \"component.port[N]\"",
+                ERR(l, s, "link %s \"%s\": expected \"component.port\" or \"component.port[N]\"",
                     what, text);
         else if (r < 0)
                 l->errors++;
@@ -413,8 +413,9 @@ static void load_link(struct loader *l, const config_setting_t *s, struct config
                 return;
         }
         if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
-                ERR(l, s, "a link must be a string \"a.out -> b.in\" or a group { from = ...; "
-                          "to = ...; }");
+                ERR(l, s,
+                    "a link must be a string \"a.out -> b.in\" or a group { from = ...; "
+                    "to = ...; }");
                 return;
         }
         check_keys(l, s, "a link", link_keys, N_ELEMS(link_keys));

@@ -46,9 +46,9 @@ struct config_link {
 struct config_component {
         char *name;
         char *class_name;
-        uint32_t rule;     /* an enum actord_rule bit, or 0: the class's default */
-        uint64_t every_us; /* periodic */
-        int worker;        /* index into workers, or -1: automatic placement */
+        uint32_t rule;                    /* an enum actord_rule bit, or 0: the class's default */
+        uint64_t every_us;                /* periodic */
+        int worker;                       /* index into workers, or -1: automatic placement */
         const config_setting_t *settings; /* the `settings` group, or NULL */
         const char *file;
         int line;

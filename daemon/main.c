@@ -90,8 +90,8 @@ static int parse_options(int argc, char **argv, struct options *o)
                         usage(stdout);
                         exit(EXIT_SUCCESS);
                 case 'V':
-                        printf("actord %s (plugin ABI %d.%d)\n", ACTORD_VERSION,
-                               ACTORD_ABI_MAJOR, ACTORD_ABI_MINOR);
+                        printf("actord %s (plugin ABI %d.%d)\n", ACTORD_VERSION, ACTORD_ABI_MAJOR,
+                               ACTORD_ABI_MINOR);
                         exit(EXIT_SUCCESS);
                 default:
                         usage(stderr);
@@ -117,7 +117,8 @@ static void log_diag(int priority, const struct diag *d)
 static int load_plugins(const struct options *o, const struct config *cfg,
                         struct plugin_registry *reg, struct diag *d)
 {
-        char **dirs = calloc((size_t)(cfg->n_plugin_dirs + o->n_plugin_dirs + 1), sizeof(char *));
+        const char **dirs =
+            calloc((size_t)(cfg->n_plugin_dirs + o->n_plugin_dirs + 1), sizeof(char *));
         if (!dirs)
                 return -ENOMEM;
         int n = 0;
@@ -125,9 +126,8 @@ static int load_plugins(const struct options *o, const struct config *cfg,
                 dirs[n++] = cfg->plugin_dirs[i];
         for (int i = 0; i < o->n_plugin_dirs; i++)
                 dirs[n++] = o->plugin_dirs[i];
-        char default_dir[] = ACTORD_DEFAULT_PLUGIN_DIR;
         if (n == 0)
-                dirs[n++] = default_dir;
+                dirs[n++] = ACTORD_DEFAULT_PLUGIN_DIR;
         int r = plugin_registry_load(reg, dirs, n, d);
         free(dirs);
         return r;
@@ -152,9 +152,9 @@ static void list_plugins(const struct plugin_registry *reg)
                         printf("    schedules:");
                         for (uint32_t bit = 1; bit <= ACTORD_RULE_ON_EVENT; bit <<= 1)
                                 if (c->rules & bit)
-                                        printf(" %s%s", plugin_rule_to_string((enum actord_rule)bit),
-                                               bit == (uint32_t)c->default_rule ? " (default)"
-                                                                                : "");
+                                        printf(
+                                            " %s%s", plugin_rule_to_string((enum actord_rule)bit),
+                                            bit == (uint32_t)c->default_rule ? " (default)" : "");
                         printf("\n");
                         for (uint32_t j = 0; j < c->n_settings; j++) {
                                 const struct actord_setting *s = &c->settings[j];
@@ -241,8 +241,8 @@ int main(int argc, char **argv)
                 goto out;
         }
         if (opt.check_config) {
-                printf("%s: valid: %d components, %d links, %d workers, %d plugins\n",
-                       opt.config, topo.n_comps, topo.n_chans, cfg.n_workers, reg.n_plugins);
+                printf("%s: valid: %d components, %d links, %d workers, %d plugins\n", opt.config,
+                       topo.n_comps, topo.n_chans, cfg.n_workers, reg.n_plugins);
                 exit_code = plugin_errors ? EXIT_CONFIG : EXIT_SUCCESS;
                 goto out;
         }
@@ -287,8 +287,8 @@ int main(int argc, char **argv)
                 if (now - last_ns >= 1000000000u) {
                         uint64_t consumed;
                         totals(&topo, &consumed, &lost);
-                        double rate = (double)(consumed - last_consumed) * 1e9 /
-                                      (double)(now - last_ns);
+                        double rate =
+                            (double)(consumed - last_consumed) * 1e9 / (double)(now - last_ns);
                         status_line(&topo, &cfg, rate, lost, status, sizeof(status));
                         sd_notifyf(0, "STATUS=%s", status);
                         last_ns = now;

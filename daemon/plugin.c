@@ -51,9 +51,8 @@ const char *plugin_rule_to_string(enum actord_rule r)
 static const struct {
         uint32_t in, out;
 } shape_ports[] = {
-    [ACTORD_SHAPE_SOURCE] = {0, 1},  [ACTORD_SHAPE_SINK] = {1, 0},
-    [ACTORD_SHAPE_FILTER] = {1, 1},  [ACTORD_SHAPE_SCATTER] = {1, 1},
-    [ACTORD_SHAPE_GATHER] = {1, 1},  [ACTORD_SHAPE_YSPLIT] = {1, 2},
+    [ACTORD_SHAPE_SOURCE] = {0, 1},  [ACTORD_SHAPE_SINK] = {1, 0},   [ACTORD_SHAPE_FILTER] = {1, 1},
+    [ACTORD_SHAPE_SCATTER] = {1, 1}, [ACTORD_SHAPE_GATHER] = {1, 1}, [ACTORD_SHAPE_YSPLIT] = {1, 2},
     [ACTORD_SHAPE_YMERGE] = {2, 1},
 };
 
@@ -71,15 +70,14 @@ static bool valid_name(const char *s, bool dotted)
         return dotted ? dots == 1 && s[0] != '.' && s[strlen(s) - 1] != '.' : dots == 0;
 }
 
-static bool check_ports(const char *path, const struct actord_class *c, bool output,
-                        struct diag *d)
+static bool check_ports(const char *path, const struct actord_class *c, bool output, struct diag *d)
 {
         const struct actord_port *ports = output ? c->outputs : c->inputs;
         uint32_t n = output ? c->n_outputs : c->n_inputs;
         const char *dir = output ? "output" : "input";
         if (n && !ports) {
-                diag_add(d, path, 0, "class '%s' declares %u %s ports but no port array",
-                         c->name, n, dir);
+                diag_add(d, path, 0, "class '%s' declares %u %s ports but no port array", c->name,
+                         n, dir);
                 return false;
         }
         for (uint32_t i = 0; i < n; i++) {
@@ -99,8 +97,8 @@ static bool check_ports(const char *path, const struct actord_class *c, bool out
                 }
                 for (uint32_t j = 0; j < i; j++)
                         if (!strcmp(ports[j].name, p->name)) {
-                                diag_add(d, path, 0, "class '%s': two %s ports named '%s'",
-                                         c->name, dir, p->name);
+                                diag_add(d, path, 0, "class '%s': two %s ports named '%s'", c->name,
+                                         dir, p->name);
                                 return false;
                         }
         }
@@ -131,14 +129,14 @@ static bool check_class(const char *path, const struct actord_class *c, struct d
                 diag_add(d, path, 0,
                          "class '%s' is a %s, which declares %u input and %u output ports, but "
                          "it declares %u and %u",
-                         c->name, plugin_shape_to_string(c->shape), want_in, want_out,
-                         c->n_inputs, c->n_outputs);
+                         c->name, plugin_shape_to_string(c->shape), want_in, want_out, c->n_inputs,
+                         c->n_outputs);
                 return false;
         }
         if (!check_ports(path, c, false, d) || !check_ports(path, c, true, d))
                 return false;
-        const uint32_t all = ACTORD_RULE_LOOP | ACTORD_RULE_ON_MESSAGE | ACTORD_RULE_PERIODIC |
-                             ACTORD_RULE_ON_EVENT;
+        const uint32_t all =
+            ACTORD_RULE_LOOP | ACTORD_RULE_ON_MESSAGE | ACTORD_RULE_PERIODIC | ACTORD_RULE_ON_EVENT;
         if (!c->rules || (c->rules & ~all) || !(c->rules & (uint32_t)c->default_rule) ||
             __builtin_popcount((unsigned)c->default_rule) != 1) {
                 diag_add(d, path, 0,
@@ -148,8 +146,7 @@ static bool check_class(const char *path, const struct actord_class *c, struct d
                 return false;
         }
         if ((c->rules & ACTORD_RULE_ON_MESSAGE) && c->n_inputs == 0) {
-                diag_add(d, path, 0, "class '%s' supports on_message but has no input",
-                         c->name);
+                diag_add(d, path, 0, "class '%s' supports on_message but has no input", c->name);
                 return false;
         }
         if (!c->process) {
@@ -164,8 +161,7 @@ static bool check_class(const char *path, const struct actord_class *c, struct d
                 const struct actord_setting *s = &c->settings[i];
                 if (!valid_name(s->name, false) || s->type < ACTORD_SETTING_INT ||
                     s->type > ACTORD_SETTING_STRING) {
-                        diag_add(d, path, 0, "class '%s': setting %u is malformed", c->name,
-                                 i);
+                        diag_add(d, path, 0, "class '%s': setting %u is malformed", c->name, i);
                         return false;
                 }
         }
@@ -222,8 +218,7 @@ int plugin_registry_load_file(struct plugin_registry *reg, const char *path, str
                     plugin_registry_find(reg, desc->classes[i]->name);
                 if (other) {
                         diag_add(d, path, 0, "class '%s' is already defined by %s",
-                                 desc->classes[i]->name,
-                                 reg->plugins[other->plugin_index].path);
+                                 desc->classes[i]->name, reg->plugins[other->plugin_index].path);
                         r = -EEXIST;
                 }
                 for (uint32_t j = 0; r == 0 && j < i; j++)
@@ -238,9 +233,8 @@ int plugin_registry_load_file(struct plugin_registry *reg, const char *path, str
                 return r;
         }
         struct plugin p = {.path = strdup(path), .handle = h, .desc = desc};
-        struct plugin_class *nc =
-            realloc(reg->classes, (size_t)(reg->n_classes + (int)desc->n_classes + 1) *
-                                      sizeof(*nc));
+        struct plugin_class *nc = realloc(
+            reg->classes, (size_t)(reg->n_classes + (int)desc->n_classes + 1) * sizeof(*nc));
         if (nc)
                 reg->classes = nc;
         if (!p.path || !nc || add_plugin(reg, &p) < 0) {
@@ -259,7 +253,7 @@ static int cmp_str(const void *a, const void *b)
         return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int plugin_registry_load(struct plugin_registry *reg, char *const *dirs, int n_dirs,
+int plugin_registry_load(struct plugin_registry *reg, const char *const *dirs, int n_dirs,
                          struct diag *d)
 {
         struct stat seen[256];

@@ -29,7 +29,7 @@ struct plugin_registry {
 /* Loads every *.so in each of `dirs` (sorted by name, each file once). A file that cannot be
  * loaded or is malformed is reported in *d and skipped. A missing directory is reported.
  * Returns 0 (even with refused plugins: see d->n) or -ENOMEM. */
-int plugin_registry_load(struct plugin_registry *reg, char *const *dirs, int n_dirs,
+int plugin_registry_load(struct plugin_registry *reg, const char *const *dirs, int n_dirs,
                          struct diag *d);
 /* Loads one file; 0, or a negative errno with the reason in *d: -ENOEXEC (not loadable or no
  * descriptor), -EPROTONOSUPPORT (other ABI major), -EINVAL (malformed descriptor or class),

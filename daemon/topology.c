@@ -134,8 +134,7 @@ static void make_components(struct builder *b)
                         continue; /* config already said so */
                 const struct plugin_class *pc = plugin_registry_find(b->reg, cc->class_name);
                 if (!pc) {
-                        const char *hint =
-                            diag_suggest(cc->class_name, class_names, n_class_names);
+                        const char *hint = diag_suggest(cc->class_name, class_names, n_class_names);
                         if (hint)
                                 ERRL(b, cc->file, cc->line,
                                      "component '%s': unknown class '%s'; did you mean '%s'?",
@@ -257,10 +256,10 @@ static void resolve_types(struct builder *b)
                         if (b->from_port[i] < 0 || b->to_port[i] < 0)
                                 continue;
                         int fc = b->from_comp[i], tc = b->to_comp[i];
-                        const struct actord_port *fp = decl_port(&b->t->comps[fc], true,
-                                                                 b->from_port[i]);
-                        const struct actord_port *tp = decl_port(&b->t->comps[tc], false,
-                                                                 b->to_port[i]);
+                        const struct actord_port *fp =
+                            decl_port(&b->t->comps[fc], true, b->from_port[i]);
+                        const struct actord_port *tp =
+                            decl_port(&b->t->comps[tc], false, b->to_port[i]);
                         struct port_type ft, tt;
                         bool fk = port_type_of(b, fc, fp, &ft), tk = port_type_of(b, tc, tp, &tt);
                         if (fk && !tk) {
@@ -356,9 +355,8 @@ static int assign_ports(struct builder *b, struct component *c, int ci, bool out
                         if (owner[slot] >= 0) {
                                 const struct config_link *o = &cfg->links[owner[slot]];
                                 ERRL(b, l->file, l->line,
-                                     "link: %s port %s.%s%s is wired twice: here and at %s:%d",
-                                     dir, c->name, e->port,
-                                     multi ? "[index]" : "", o->file, o->line);
+                                     "link: %s port %s.%s%s is wired twice: here and at %s:%d", dir,
+                                     c->name, e->port, multi ? "[index]" : "", o->file, o->line);
                                 continue;
                         }
                         owner[slot] = i;
@@ -370,8 +368,8 @@ static int assign_ports(struct builder *b, struct component *c, int ci, bool out
                                      "component '%s': %s %s[%u] is not connected (indexes "
                                      "must run 0..%u without gaps)",
                                      c->name, dir,
-                                     output ? c->cls->outputs[0].name : c->cls->inputs[0].name,
-                                     k, n - 1);
+                                     output ? c->cls->outputs[0].name : c->cls->inputs[0].name, k,
+                                     n - 1);
                         else
                                 ERRL(b, c->cc->file, c->cc->line,
                                      "component '%s' (%s): %s '%s' is not connected", c->name,
@@ -380,8 +378,8 @@ static int assign_ports(struct builder *b, struct component *c, int ci, bool out
                 }
         if (multi && n == 0)
                 ERRL(b, c->cc->file, c->cc->line,
-                     "component '%s' (%s, a %s) has no %s links; it needs at least one",
-                     c->name, c->cls->name, plugin_shape_to_string(c->cls->shape), dir);
+                     "component '%s' (%s, a %s) has no %s links; it needs at least one", c->name,
+                     c->cls->name, plugin_shape_to_string(c->cls->shape), dir);
         if (output) {
                 c->n_out = n;
                 c->out_link = owner;
@@ -439,8 +437,7 @@ static int wire(struct builder *b)
                         int r = channel_tx_open(&c->out[k], &t->chans[li]);
                         if (r < 0)
                                 return r;
-                        port_type_of(b, ci, decl_port(c, true, b->from_port[li]),
-                                     &c->out_type[k]);
+                        port_type_of(b, ci, decl_port(c, true, b->from_port[li]), &c->out_type[k]);
                         c->out_peer[k] = &t->comps[b->to_comp[li]];
                 }
         }

@@ -36,13 +36,13 @@ struct component {
         int worker;
 
         uint32_t n_in, n_out;
-        struct channel_rx *in;        /* by port index */
-        struct channel_tx *out;       /* by port index */
-        struct port_type *in_type;    /* by port index */
-        struct port_type *out_type;   /* by port index */
-        struct component **out_peer;  /* consumer of each output */
-        int *in_link, *out_link;      /* config link index of each port */
-        uint64_t *out_mark;           /* per output: sequence number before the current run */
+        struct channel_rx *in;       /* by port index */
+        struct channel_tx *out;      /* by port index */
+        struct port_type *in_type;   /* by port index */
+        struct port_type *out_type;  /* by port index */
+        struct component **out_peer; /* consumer of each output */
+        int *in_link, *out_link;     /* config link index of each port */
+        uint64_t *out_mark;          /* per output: sequence number before the current run */
 
         /* Owned by the worker thread. */
         void *state;

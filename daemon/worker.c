@@ -155,7 +155,7 @@ static int host_setting_string(struct actord_ctx *ctx, const char *name, const c
 }
 
 __attribute__((format(printf, 3, 4))) static void host_log(struct actord_ctx *ctx, int priority,
-                                                          const char *fmt, ...)
+                                                           const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
@@ -203,7 +203,7 @@ static void host_notify(struct actord_notifier *n)
 }
 
 __attribute__((format(printf, 2, 3))) static void host_set_error(struct actord_ctx *ctx,
-                                                                const char *fmt, ...)
+                                                                 const char *fmt, ...)
 {
         struct component *c = comp_of(ctx);
         va_list ap;
@@ -438,8 +438,7 @@ static void *worker_main(void *arg)
                         int r = c->cls->init(&c->ctx, &c->state);
                         if (r < 0) {
                                 log_error("component '%s' (%s) failed to start: %s", c->name,
-                                          c->cls->name,
-                                          c->error[0] ? c->error : strerror(-r));
+                                          c->cls->name, c->error[0] ? c->error : strerror(-r));
                                 w->init_failed = 1;
                                 break;
                         }
@@ -564,8 +563,7 @@ int runtime_start(struct runtime *rt, struct topology *t, const struct config *c
                 r = -pthread_create(&w->thread, &attr, worker_main, w);
                 pthread_attr_destroy(&attr);
                 if (r < 0) {
-                        log_error("cannot start worker %d on CPU %d: %s", i, w->cpu,
-                                  strerror(-r));
+                        log_error("cannot start worker %d on CPU %d: %s", i, w->cpu, strerror(-r));
                         break;
                 }
                 w->thread_started = true;

@@ -53,7 +53,7 @@ struct runtime {
         pthread_cond_t cond;
         int n_reported; /* workers that finished init */
         int n_failed;
-        int go;         /* 1: run, -1: abort */
+        int go; /* 1: run, -1: abort */
 };
 
 /* Creates one thread per configured worker, pinned to its CPU; each runs init of its

@@ -91,9 +91,9 @@ enum actord_status {
 #define ACTORD_TYPE_GENERIC "*"
 
 struct actord_port {
-        const char *name;  /* "in", "out", "left", ...: unique within its direction */
-        const char *type;  /* "core.sample", or ACTORD_TYPE_GENERIC */
-        uint32_t size;     /* payload bytes; ignored for generic ports */
+        const char *name; /* "in", "out", "left", ...: unique within its direction */
+        const char *type; /* "core.sample", or ACTORD_TYPE_GENERIC */
+        uint32_t size;    /* payload bytes; ignored for generic ports */
         const char *help;
 };
 
@@ -165,7 +165,7 @@ struct actord_class {
         const char *name;        /* "family.name", unique across all plugins */
         const char *description; /* one line */
         enum actord_shape shape;
-        uint32_t rules;          /* bitwise or of enum actord_rule it supports */
+        uint32_t rules; /* bitwise or of enum actord_rule it supports */
         enum actord_rule default_rule;
         const struct actord_port *inputs;
         uint32_t n_inputs;
@@ -266,8 +266,7 @@ static inline int actord_setting_bool(struct actord_ctx *ctx, const char *name, 
 {
         return ctx->host->setting_bool(ctx, name, ret);
 }
-static inline int actord_setting_string(struct actord_ctx *ctx, const char *name,
-                                        const char **ret)
+static inline int actord_setting_string(struct actord_ctx *ctx, const char *name, const char **ret)
 {
         return ctx->host->setting_string(ctx, name, ret);
 }

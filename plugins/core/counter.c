@@ -26,8 +26,7 @@ static int counter_init(struct actord_ctx *ctx, void **ret_state)
                 return -ENOMEM;
         int64_t ms = 1000;
         if (actord_setting_int(ctx, "report_ms", &ms) == 0 && (ms < 1 || ms > 3600000)) {
-                actord_set_error(ctx, "report_ms must be in 1 .. 3600000, not %lld",
-                                 (long long)ms);
+                actord_set_error(ctx, "report_ms must be in 1 .. 3600000, not %lld", (long long)ms);
                 free(c);
                 return -EINVAL;
         }
@@ -111,10 +110,11 @@ static const struct actord_port counter_in[] = {
     {.name = "in", .type = CORE_SAMPLE_TYPE, .size = sizeof(struct core_sample)},
 };
 static const struct actord_setting counter_settings[] = {
-    {.name = "report_ms", .type = ACTORD_SETTING_INT, .default_value = "1000",
+    {.name = "report_ms",
+     .type = ACTORD_SETTING_INT,
+     .default_value = "1000",
      .help = "reporting interval in milliseconds"},
-    {.name = "path", .type = ACTORD_SETTING_STRING,
-     .help = "also append each report to this file"},
+    {.name = "path", .type = ACTORD_SETTING_STRING, .help = "also append each report to this file"},
 };
 
 const struct actord_class core_counter_class = {

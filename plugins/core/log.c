@@ -64,8 +64,8 @@ static int log_process(struct actord_ctx *ctx, void *state)
                                 s->seq, info.seq, info.lost_before, s->value, lat_us);
                 else
                         actord_log(ctx, ACTORD_LOG_INFO,
-                                   "seq=%" PRIu64 " value=%g latency=%.1f us%s", s->seq,
-                                   s->value, lat_us, info.lost_before ? " (after a loss)" : "");
+                                   "seq=%" PRIu64 " value=%g latency=%.1f us%s", s->seq, s->value,
+                                   lat_us, info.lost_before ? " (after a loss)" : "");
         }
         if (l->f && did)
                 fflush(l->f);
@@ -91,9 +91,12 @@ static const struct actord_port log_in[] = {
     {.name = "in", .type = CORE_SAMPLE_TYPE, .size = sizeof(struct core_sample)},
 };
 static const struct actord_setting log_settings[] = {
-    {.name = "path", .type = ACTORD_SETTING_STRING,
+    {.name = "path",
+     .type = ACTORD_SETTING_STRING,
      .help = "file to write lines to (truncated at start); absent: the daemon's log"},
-    {.name = "every", .type = ACTORD_SETTING_INT, .default_value = "1",
+    {.name = "every",
+     .type = ACTORD_SETTING_INT,
+     .default_value = "1",
      .help = "print one message of this many"},
 };
 

@@ -60,9 +60,10 @@ static const struct actord_port scale_out[] = {
     {.name = "out", .type = CORE_SAMPLE_TYPE, .size = sizeof(struct core_sample)},
 };
 static const struct actord_setting scale_settings[] = {
-    {.name = "factor", .type = ACTORD_SETTING_FLOAT, .default_value = "1.0",
-     .help = "multiplier"},
-    {.name = "offset", .type = ACTORD_SETTING_FLOAT, .default_value = "0.0",
+    {.name = "factor", .type = ACTORD_SETTING_FLOAT, .default_value = "1.0", .help = "multiplier"},
+    {.name = "offset",
+     .type = ACTORD_SETTING_FLOAT,
+     .default_value = "0.0",
      .help = "added after multiplying"},
 };
 

@@ -71,17 +71,22 @@ static void tick_fini(struct actord_ctx *ctx, void *state)
 }
 
 static const struct actord_port tick_out[] = {
-    {.name = "out", .type = CORE_SAMPLE_TYPE, .size = sizeof(struct core_sample),
+    {.name = "out",
+     .type = CORE_SAMPLE_TYPE,
+     .size = sizeof(struct core_sample),
      .help = "one sample per run: seq, time, value = seq"},
 };
 
 static const struct actord_setting tick_settings[] = {
-    {.name = "start", .type = ACTORD_SETTING_INT, .default_value = "0",
+    {.name = "start",
+     .type = ACTORD_SETTING_INT,
+     .default_value = "0",
      .help = "first counter value"},
-    {.name = "count", .type = ACTORD_SETTING_INT, .default_value = "0",
+    {.name = "count",
+     .type = ACTORD_SETTING_INT,
+     .default_value = "0",
      .help = "stop (DONE) after this many messages; 0: never"},
-    {.name = "burst", .type = ACTORD_SETTING_INT, .default_value = "1",
-     .help = "messages per run"},
+    {.name = "burst", .type = ACTORD_SETTING_INT, .default_value = "1", .help = "messages per run"},
 };
 
 const struct actord_class core_tick_class = {

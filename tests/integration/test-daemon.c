@@ -1,0 +1,426 @@
+/* The real actord binary with real plugins: what flows through a pipeline, the sd_notify
+ * protocol on a socket the test owns, clean stops on SIGTERM and SIGINT, and the exit codes
+ * and messages of bad configurations. */
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "actord-build.h"
+
+struct daemon {
+        pid_t pid;
+        int pidfd;
+        int notify_fd;
+        char *err_path;
+        char notes[4096]; /* every notification received, concatenated */
+};
+
+static char *dir;
+
+static void setup(void)
+{
+        dir = tu_tmpdir();
+}
+
+static void teardown(void)
+{
+        tu_rmrf(dir);
+        free(dir);
+}
+
+TestSuite(daemon, .init = setup, .fini = teardown, .timeout = 60);
+
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The first two CPUs this process may use (the second is the first if there is only one). */
+static void two_cpus(int *a, int *b)
+{
+        cpu_set_t set;
+        cr_assert_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+        *a = *b = -1;
+        for (int c = 0; c < CPU_SETSIZE; c++)
+                if (CPU_ISSET(c, &set)) {
+                        if (*a < 0)
+                                *a = c;
+                        else if (*b < 0)
+                                *b = c;
+                }
+        if (*b < 0)
+                *b = *a;
+}
+
+/* Starts actord with args (NULL-terminated), stderr to a file, NOTIFY_SOCKET to a datagram
+ * socket of ours. */
+static void daemon_start(struct daemon *d, const char *const *args)
+{
+        *d = (struct daemon){0};
+        cr_assert(asprintf(&d->err_path, "%s/stderr.txt", dir) > 0);
+        d->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        cr_assert(d->notify_fd >= 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify.sock", dir);
+        unlink(sa.sun_path);
+        cr_assert_eq(bind(d->notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+
+        const char *argv[32] = {ACTORD_TEST_DAEMON};
+        int n = 1;
+        for (; args[n - 1] && n < 31; n++)
+                argv[n] = args[n - 1];
+        argv[n] = NULL;
+
+        d->pid = fork();
+        cr_assert(d->pid >= 0);
+        if (d->pid == 0) {
+                int fd = open(d->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
+                        _exit(126);
+                setenv("NOTIFY_SOCKET", sa.sun_path, 1);
+                execv(argv[0], (char *const *)(void *)argv);
+                _exit(127);
+        }
+        d->pidfd = (int)syscall(SYS_pidfd_open, d->pid, 0);
+        cr_assert(d->pidfd >= 0);
+}
+
+/* Waits until a notification containing `what` arrives; false after timeout_ms. */
+static bool daemon_wait_notify(struct daemon *d, const char *what, int timeout_ms)
+{
+        int64_t end = now_ms() + timeout_ms;
+        while (!strstr(d->notes, what)) {
+                int left = (int)(end - now_ms());
+                if (left <= 0)
+                        return false;
+                struct pollfd p = {.fd = d->notify_fd, .events = POLLIN};
+                if (poll(&p, 1, left) <= 0)
+                        continue;
+                char buf[1024];
+                ssize_t r = recv(d->notify_fd, buf, sizeof(buf) - 1, 0);
+                if (r <= 0)
+                        continue;
+                buf[r] = 0;
+                size_t len = strlen(d->notes);
+                snprintf(d->notes + len, sizeof(d->notes) - len, "%s\n", buf);
+        }
+        return true;
+}
+
+/* Waits for the daemon to exit and returns its wait status, or -1 after timeout_ms. */
+static int daemon_wait_exit(struct daemon *d, int timeout_ms)
+{
+        struct pollfd p = {.fd = d->pidfd, .events = POLLIN};
+        if (poll(&p, 1, timeout_ms) != 1)
+                return -1;
+        int status;
+        cr_assert_eq(waitpid(d->pid, &status, 0), d->pid);
+        d->pid = 0;
+        return status;
+}
+
+static char *daemon_stderr(struct daemon *d)
+{
+        return tu_read(d->err_path);
+}
+
+static void daemon_cleanup(struct daemon *d)
+{
+        if (d->pid > 0) {
+                kill(d->pid, SIGKILL);
+                waitpid(d->pid, NULL, 0);
+        }
+        if (d->pidfd > 0)
+                close(d->pidfd);
+        if (d->notify_fd > 0)
+                close(d->notify_fd);
+        free(d->err_path);
+}
+
+static int count_lines(const char *path)
+{
+        char *s = tu_read(path);
+        int n = 0;
+        for (char *p = s; p && *p; p++)
+                n += *p == '\n';
+        free(s);
+        return n;
+}
+
+/* Waits (inotify, no polling sleeps) until path has at least `lines` lines. */
+static bool wait_lines(const char *path, int lines, int timeout_ms)
+{
+        int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+        cr_assert(in >= 0);
+        cr_assert(inotify_add_watch(in, dir, IN_MODIFY | IN_CREATE | IN_CLOSE_WRITE) >= 0);
+        int64_t end = now_ms() + timeout_ms;
+        bool ok;
+        while (!(ok = count_lines(path) >= lines)) {
+                int left = (int)(end - now_ms());
+                if (left <= 0)
+                        break;
+                struct pollfd p = {.fd = in, .events = POLLIN};
+                if (poll(&p, 1, left) == 1) {
+                        char buf[4096];
+                        while (read(in, buf, sizeof(buf)) > 0)
+                                ;
+                }
+        }
+        close(in);
+        return ok;
+}
+
+static char *write_pipeline_conf(const char *idle, int count, const char *out_path)
+{
+        int a, b;
+        two_cpus(&a, &b);
+        char *text;
+        cr_assert(asprintf(&text,
+                           "actord: { plugin_dirs = [ \"%s\" ];\n"
+                           "  workers = ( { cpu = %d; idle = \"%s\"; }, { cpu = %d; idle = "
+                           "\"%s\"; spin_us = 20; } ); };\n"
+                           "components: {\n"
+                           "  src = { class = \"core.tick\"; schedule = { every_us = 300; };\n"
+                           "          settings = { count = %d; }; worker = 0; };\n"
+                           "  mul = { class = \"core.scale\"; settings = { factor = 2; offset = "
+                           "1; }; worker = 1; };\n"
+                           "  out = { class = \"core.log\"; settings = { path = \"%s\"; }; "
+                           "worker = 0; };\n"
+                           "};\n"
+                           "links = ( \"src.out -> mul.in\", { from = \"mul.out\"; to = "
+                           "\"out.in\"; overflow = \"reject\"; } );\n",
+                           ACTORD_TEST_PLUGIN_DIR, a, idle, b == a ? a + 1 : b, idle, count,
+                           out_path) > 0);
+        if (b == a) {
+                /* One CPU only: a single worker still runs the whole pipeline. */
+                free(text);
+                cr_assert(asprintf(&text,
+                                   "actord: { plugin_dirs = [ \"%s\" ]; workers = ( { cpu = %d; "
+                                   "idle = \"%s\"; } ); };\n"
+                                   "components: {\n"
+                                   "  src = { class = \"core.tick\"; schedule = { every_us = "
+                                   "300; }; settings = { count = %d; }; };\n"
+                                   "  mul = { class = \"core.scale\"; settings = { factor = 2; "
+                                   "offset = 1; }; };\n"
+                                   "  out = { class = \"core.log\"; settings = { path = \"%s\"; "
+                                   "}; };\n"
+                                   "};\n"
+                                   "links = ( \"src.out -> mul.in\", \"mul.out -> out.in\" );\n",
+                                   ACTORD_TEST_PLUGIN_DIR, a, idle, count, out_path) > 0);
+        }
+        char *path = tu_write(dir, "pipeline.conf", text);
+        free(text);
+        return path;
+}
+
+/* Runs the three-stage pipeline across two workers with the given idle policy and checks
+ * every message that reached the sink, then stops the daemon with `sig`. */
+static void run_pipeline(const char *idle, int sig)
+{
+        const int count = 300;
+        char *out;
+        cr_assert(asprintf(&out, "%s/out.txt", dir) > 0);
+        char *conf = write_pipeline_conf(idle, count, out);
+        struct daemon d;
+        const char *args[] = {"--config", conf, NULL};
+        daemon_start(&d, args);
+
+        cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "no READY=1; stderr:\n%s",
+                  daemon_stderr(&d));
+        cr_assert(strstr(d.notes, "STATUS=3 components on 2 workers"), "notes: %s", d.notes);
+        cr_assert(wait_lines(out, count, 20000), "only %d of %d lines arrived", count_lines(out),
+                  count);
+
+        cr_assert_eq(kill(d.pid, sig), 0);
+        int status = daemon_wait_exit(&d, 10000);
+        cr_assert_neq(status, -1, "actord did not exit after signal %d", sig);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x; stderr:\n%s", status,
+                  daemon_stderr(&d));
+        cr_assert(daemon_wait_notify(&d, "STOPPING=1", 1000), "notes: %s", d.notes);
+
+        /* Every message, in order, transformed, with no loss (the last link is `reject`). */
+        char *text = tu_read(out);
+        char *line = text;
+        for (int i = 0; i < count; i++) {
+                char want[128];
+                snprintf(want, sizeof(want), "seq=%d chan_seq=%d lost_before=0 value=%d ", i, i,
+                         2 * i + 1);
+                cr_assert(!strncmp(line, want, strlen(want)), "line %d: want '%s', got '%.60s'", i,
+                          want, line);
+                line = strchr(line, '\n');
+                cr_assert_not_null(line);
+                line++;
+        }
+        /* fini ran: the sink wrote its closing line when the daemon stopped. */
+        char want_end[64];
+        snprintf(want_end, sizeof(want_end), "end messages=%d lost=0\n", count);
+        cr_assert_str_eq(line, want_end);
+
+        char *err = daemon_stderr(&d);
+        cr_assert(strstr(err, "component 'src' (core.tick, periodic) on worker 0"), "%s", err);
+        cr_assert(strstr(err, "component 'src' finished (DONE) after"), "%s", err);
+        cr_assert(strstr(err, "<6>stopped\n"), "%s", err);
+        free(err);
+        free(text);
+        daemon_cleanup(&d);
+        free(conf);
+        free(out);
+}
+
+Test(daemon, pipeline_sleep_workers_stop_on_sigterm)
+{
+        run_pipeline("sleep", SIGTERM);
+}
+
+Test(daemon, pipeline_spin_workers_stop_on_sigint)
+{
+        run_pipeline("spin", SIGINT);
+}
+
+Test(daemon, pipeline_adaptive_workers_stop_on_sigterm)
+{
+        run_pipeline("adaptive", SIGTERM);
+}
+
+static int run_to_exit(const char *const *args, char **ret_stderr)
+{
+        struct daemon d;
+        daemon_start(&d, args);
+        int status = daemon_wait_exit(&d, 20000);
+        cr_assert_neq(status, -1, "actord did not exit");
+        *ret_stderr = daemon_stderr(&d);
+        daemon_cleanup(&d);
+        cr_assert(WIFEXITED(status), "status 0x%x", status);
+        return WEXITSTATUS(status);
+}
+
+Test(daemon, version_and_help)
+{
+        char *out;
+        cr_assert(asprintf(&out, "%s/stdout.txt", dir) > 0);
+        char *cmd;
+        cr_assert(asprintf(&cmd, "'%s' --version > '%s' && '%s' --help >> '%s'", ACTORD_TEST_DAEMON,
+                           out, ACTORD_TEST_DAEMON, out) > 0);
+        cr_assert_eq(system(cmd), 0);
+        char *text = tu_read(out);
+        cr_assert(!strncmp(text, "actord " ACTORD_VERSION " (plugin ABI 1.0)\n",
+                           strlen("actord " ACTORD_VERSION " (plugin ABI 1.0)\n")),
+                  "%s", text);
+        cr_assert(strstr(text, "Usage: actord [OPTIONS]"));
+        cr_assert(strstr(text, "--plugin-dir DIR"));
+        free(text);
+        free(cmd);
+        free(out);
+}
+
+Test(daemon, invalid_config_exits_78_reporting_every_error)
+{
+        char *text;
+        cr_assert(asprintf(&text,
+                           "actord: { plugin_dirs = [ \"%s\" ]; workers = ( { cpu = 0; } ); };\n"
+                           "components: {\n"
+                           "  a = { class = \"core.tik\"; };\n"
+                           "  l = { class = \"core.log\"; settings = { pth = \"x\"; }; };\n"
+                           "};\n"
+                           "links = ( \"a.out -> l.in\" );\n",
+                           ACTORD_TEST_PLUGIN_DIR) > 0);
+        char *conf = tu_write(dir, "bad.conf", text);
+        char *err;
+        const char *args[] = {"--config", conf, NULL};
+        cr_assert_eq(run_to_exit(args, &err), 78, "stderr:\n%s", err);
+        char *want1, *want2;
+        cr_assert(asprintf(&want1,
+                           "%s:3: component 'a': unknown class 'core.tik'; did you mean "
+                           "'core.tick'?",
+                           conf) > 0);
+        cr_assert(asprintf(&want2,
+                           "%s:4: component 'l': class 'core.log' has no setting 'pth'; "
+                           "did you mean 'path'?",
+                           conf) > 0);
+        cr_assert(strstr(err, want1), "%s", err);
+        cr_assert(strstr(err, want2), "%s", err);
+        cr_assert(strstr(err, "configuration not valid (2 errors)"), "%s", err);
+
+        /* --check-config says the same without starting anything. */
+        const char *check[] = {"--check-config", "--config", conf, NULL};
+        free(err);
+        cr_assert_eq(run_to_exit(check, &err), 78);
+        cr_assert(strstr(err, want1), "%s", err);
+        free(want1);
+        free(want2);
+        free(err);
+        free(conf);
+        free(text);
+}
+
+Test(daemon, check_config_accepts_the_demo)
+{
+        char *err;
+        const char *args[] = {"--check-config",
+                              "--config",
+                              ACTORD_TEST_SOURCE_DIR "/conf/actord.conf",
+                              "--plugin-dir",
+                              ACTORD_TEST_PLUGIN_DIR,
+                              NULL};
+        /* The demo pins two workers to CPUs 0 and 1. */
+        cpu_set_t set;
+        sched_getaffinity(0, sizeof(set), &set);
+        if (!CPU_ISSET(0, &set) || !CPU_ISSET(1, &set))
+                cr_skip_test("the demo needs CPUs 0 and 1");
+        cr_assert_eq(run_to_exit(args, &err), 0, "%s", err);
+        free(err);
+}
+
+Test(daemon, failing_init_stops_startup_and_finalises_the_others)
+{
+        int a, b;
+        two_cpus(&a, &b);
+        char *out;
+        cr_assert(asprintf(&out, "%s/out.txt", dir) > 0);
+        char *text;
+        cr_assert(asprintf(&text,
+                           "actord: { plugin_dirs = [ \"%s\", \"%s\" ]; workers = ( { cpu = %d; "
+                           "} ); };\n"
+                           "components: {\n"
+                           "  t1 = { class = \"core.tick\"; schedule = { every_us = 1000; }; };\n"
+                           "  log = { class = \"core.log\"; settings = { path = \"%s\"; }; };\n"
+                           "  t2 = { class = \"core.tick\"; schedule = { every_us = 1000; }; };\n"
+                           "  bad = { class = \"test.failinit\"; };\n"
+                           "};\n"
+                           "links = ( \"t1.out -> log.in\", \"t2.out -> bad.in\" );\n",
+                           ACTORD_TEST_PLUGIN_DIR, ACTORD_TEST_TESTPLUGIN_DIR "/testkit", a,
+                           out) > 0);
+        char *conf = tu_write(dir, "failinit.conf", text);
+        char *err;
+        const char *args[] = {"--config", conf, NULL};
+        struct daemon d;
+        daemon_start(&d, args);
+        int status = daemon_wait_exit(&d, 20000);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status 0x%x", status);
+        err = daemon_stderr(&d);
+        cr_assert(strstr(err, "component 'bad' (test.failinit) failed to start: refusing to "
+                              "start, as asked"),
+                  "%s", err);
+        cr_assert(!daemon_wait_notify(&d, "READY=1", 200), "READY must not be sent: %s", d.notes);
+        char *o = tu_read(out);
+        cr_assert_str_eq(o, "end messages=0 lost=0\n", "the started sink was finalised");
+        free(o);
+        free(err);
+        daemon_cleanup(&d);
+        free(conf);
+        free(text);
+        free(out);
+}

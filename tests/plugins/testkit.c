@@ -1,0 +1,135 @@
+/* Test classes: a byte source, a generic pass-through filter, and a sink whose init fails. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <actord/plugin.h>
+
+struct bytes {
+        uint64_t n;
+        uint64_t count;
+};
+
+static int bytes_init(struct actord_ctx *ctx, void **ret_state)
+{
+        struct bytes *b = calloc(1, sizeof(*b));
+        if (!b)
+                return -ENOMEM;
+        int64_t v = 0;
+        actord_setting_int(ctx, "count", &v);
+        b->count = (uint64_t)v;
+        *ret_state = b;
+        return 0;
+}
+
+static int bytes_process(struct actord_ctx *ctx, void *state)
+{
+        struct bytes *b = state;
+        if (b->count && b->n >= b->count)
+                return ACTORD_DONE;
+        uint64_t *p = actord_claim(ctx, 0);
+        if (!p)
+                return ACTORD_OK;
+        *p = b->n++;
+        actord_publish(ctx, 0);
+        return ACTORD_OK;
+}
+
+static void free_state(struct actord_ctx *ctx, void *state)
+{
+        (void)ctx;
+        free(state);
+}
+
+static const struct actord_port bytes_out[] = {{.name = "out", .type = "test.bytes", .size = 8}};
+static const struct actord_setting bytes_settings[] = {
+    {.name = "count", .type = ACTORD_SETTING_INT, .help = "stop after this many"}};
+
+static const struct actord_class bytes_class = {
+    .struct_size = sizeof(struct actord_class),
+    .name = "test.bytes",
+    .description = "emits an 8-byte counter per run",
+    .shape = ACTORD_SHAPE_SOURCE,
+    .rules = ACTORD_RULE_LOOP | ACTORD_RULE_PERIODIC,
+    .default_rule = ACTORD_RULE_PERIODIC,
+    .outputs = bytes_out,
+    .n_outputs = 1,
+    .settings = bytes_settings,
+    .n_settings = 1,
+    .init = bytes_init,
+    .process = bytes_process,
+    .fini = free_state,
+};
+
+static int pass_process(struct actord_ctx *ctx, void *state)
+{
+        (void)state;
+        uint32_t size = actord_port_size(ctx, false, 0);
+        const void *in;
+        while ((in = actord_next(ctx, 0, NULL))) {
+                void *out = actord_claim(ctx, 0);
+                if (!out)
+                        return ACTORD_OK;
+                memcpy(out, in, size);
+                actord_publish(ctx, 0);
+        }
+        return ACTORD_OK;
+}
+
+static const struct actord_port pass_in[] = {{.name = "in", .type = ACTORD_TYPE_GENERIC}};
+static const struct actord_port pass_out[] = {{.name = "out", .type = ACTORD_TYPE_GENERIC}};
+
+static const struct actord_class pass_class = {
+    .struct_size = sizeof(struct actord_class),
+    .name = "test.pass",
+    .description = "copies any message type through",
+    .shape = ACTORD_SHAPE_FILTER,
+    .rules = ACTORD_RULE_ON_MESSAGE,
+    .default_rule = ACTORD_RULE_ON_MESSAGE,
+    .inputs = pass_in,
+    .n_inputs = 1,
+    .outputs = pass_out,
+    .n_outputs = 1,
+    .process = pass_process,
+};
+
+static int failinit_init(struct actord_ctx *ctx, void **ret_state)
+{
+        (void)ret_state;
+        actord_set_error(ctx, "refusing to start, as asked");
+        return -EINVAL;
+}
+
+static int failinit_process(struct actord_ctx *ctx, void *state)
+{
+        (void)ctx;
+        (void)state;
+        return ACTORD_IDLE;
+}
+
+static const struct actord_port failinit_in[] = {{.name = "in", .type = ACTORD_TYPE_GENERIC}};
+
+static const struct actord_class failinit_class = {
+    .struct_size = sizeof(struct actord_class),
+    .name = "test.failinit",
+    .description = "a sink whose init always fails",
+    .shape = ACTORD_SHAPE_SINK,
+    .rules = ACTORD_RULE_ON_MESSAGE,
+    .default_rule = ACTORD_RULE_ON_MESSAGE,
+    .inputs = failinit_in,
+    .n_inputs = 1,
+    .init = failinit_init,
+    .process = failinit_process,
+};
+
+static const struct actord_class *const classes[] = {&bytes_class, &pass_class, &failinit_class};
+
+ACTORD_PLUGIN_DEFINE = {
+    .abi_major = ACTORD_ABI_MAJOR,
+    .abi_minor = ACTORD_ABI_MINOR,
+    .struct_size = sizeof(struct actord_plugin),
+    .name = "testkit",
+    .version = "1.0",
+    .classes = classes,
+    .n_classes = 3,
+};

@@ -1,0 +1,233 @@
+/* config.c: the libconfig file read into the model, with every error at its file:line. */
+#include "testutil.h"
+
+#include <errno.h>
+#include <sched.h>
+
+#include <actord/plugin.h>
+
+#include "config.h"
+
+static char *dir;
+
+static void setup(void)
+{
+        dir = tu_tmpdir();
+}
+
+static void teardown(void)
+{
+        tu_rmrf(dir);
+        free(dir);
+}
+
+TestSuite(config, .init = setup, .fini = teardown);
+
+/* Loads text as a config file and returns load's result; *d collects the errors. */
+static int load(const char *text, struct config *c, struct diag *d, char **ret_path)
+{
+        char *path = tu_write(dir, "test.conf", text);
+        int r = config_load(path, c, d);
+        if (ret_path)
+                *ret_path = path;
+        else
+                free(path);
+        return r;
+}
+
+static bool diag_has(const struct diag *d, const char *needle)
+{
+        for (size_t i = 0; i < d->n; i++)
+                if (strstr(d->lines[i], needle))
+                        return true;
+        return false;
+}
+
+static void dump(const struct diag *d)
+{
+        for (size_t i = 0; i < d->n; i++)
+                cr_log_info("diag: %s", d->lines[i]);
+}
+
+Test(config, valid_file_is_read_into_the_model)
+{
+        struct config c;
+        struct diag d = {0};
+        char *path;
+        int r = load("actord: { plugin_dirs = [ \"plugins\", \"/abs\" ];\n"
+                     "          workers = ( { cpu = 0; idle = \"spin\"; } ); };\n"
+                     "components: {\n"
+                     "  a = { class = \"x.src\"; schedule = { every_us = 250; }; worker = 0; };\n"
+                     "  b = { class = \"x.sink\"; schedule = \"loop\"; settings = { k = 1; }; };\n"
+                     "};\n"
+                     "links = ( \"a.out -> b.in\",\n"
+                     "  { from = \"a.out2\"; to = \"b.in[3]\"; capacity = 100; overflow = "
+                     "\"reject\"; } );\n",
+                     &c, &d, &path);
+        dump(&d);
+        cr_assert_eq(r, 0);
+        cr_assert_eq(d.n, 0);
+        cr_assert_eq(c.n_plugin_dirs, 2);
+        char *want;
+        cr_assert(asprintf(&want, "%s/plugins", dir) > 0);
+        cr_assert_str_eq(c.plugin_dirs[0], want,
+                         "relative plugin dirs are taken from the "
+                         "config file's folder");
+        free(want);
+        cr_assert_str_eq(c.plugin_dirs[1], "/abs");
+        cr_assert_eq(c.n_workers, 1);
+        cr_assert_eq(c.workers[0].idle, IDLE_SPIN);
+        cr_assert_eq(c.n_components, 2);
+        cr_assert_str_eq(c.components[0].name, "a");
+        cr_assert_eq(c.components[0].rule, ACTORD_RULE_PERIODIC);
+        cr_assert_eq(c.components[0].every_us, 250);
+        cr_assert_eq(c.components[0].worker, 0);
+        cr_assert_eq(c.components[1].rule, ACTORD_RULE_LOOP);
+        cr_assert_eq(c.components[1].worker, -1);
+        cr_assert_not_null(c.components[1].settings);
+        cr_assert_eq(c.components[1].line, 5);
+        cr_assert_eq(c.n_links, 2);
+        cr_assert_str_eq(c.links[0].from.component, "a");
+        cr_assert_str_eq(c.links[0].to.port, "in");
+        cr_assert_eq(c.links[0].capacity, CHANNEL_CAPACITY_DEFAULT);
+        cr_assert_eq(c.links[0].policy, CHANNEL_OVERWRITE);
+        cr_assert_eq(c.links[1].to.index, 3);
+        cr_assert_eq(c.links[1].capacity, 100);
+        cr_assert_eq(c.links[1].policy, CHANNEL_REJECT);
+        cr_assert_eq(c.links[1].line, 8);
+        cr_assert_str_eq(c.links[1].file, path);
+        config_free(&c);
+        free(path);
+        diag_free(&d);
+}
+
+Test(config, default_workers_one_per_allowed_cpu)
+{
+        struct config c;
+        struct diag d = {0};
+        cr_assert_eq(load("components: { a = { class = \"x.y\"; }; };\n", &c, &d, NULL), 0);
+        cpu_set_t set;
+        cr_assert_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+        cr_assert_eq(c.n_workers, CPU_COUNT(&set));
+        cr_assert(c.workers_default);
+        for (int i = 0; i < c.n_workers; i++)
+                cr_assert(CPU_ISSET(c.workers[i].cpu, &set));
+        config_free(&c);
+        diag_free(&d);
+}
+
+Test(config, syntax_error_names_file_and_line)
+{
+        struct config c;
+        struct diag d = {0};
+        char *path;
+        int r = load("components: {\n  a = { class = ; };\n};\n", &c, &d, &path);
+        dump(&d);
+        cr_assert_eq(r, -EINVAL);
+        cr_assert_eq(d.n, 1);
+        char *want;
+        cr_assert(asprintf(&want, "%s:2: syntax error", path) > 0);
+        cr_assert(strstr(d.lines[0], want), "got: %s", d.lines[0]);
+        free(want);
+        free(path);
+        diag_free(&d);
+}
+
+Test(config, missing_file_is_reported)
+{
+        struct config c;
+        struct diag d = {0};
+        cr_assert_eq(config_load("/nonexistent/actord.conf", &c, &d), -EINVAL);
+        cr_assert_eq(d.n, 1);
+        cr_assert(strstr(d.lines[0], "/nonexistent/actord.conf: cannot read"), "%s", d.lines[0]);
+        diag_free(&d);
+}
+
+Test(config, unknown_keys_are_errors_with_suggestions)
+{
+        struct config c;
+        struct diag d = {0};
+        char *path;
+        int r = load("components: { a = { clas = \"x.y\"; wroker = 0; }; };\n"
+                     "linkz = ();\n",
+                     &c, &d, &path);
+        dump(&d);
+        cr_assert_eq(r, -EINVAL);
+        cr_assert(diag_has(&d, ":1: unknown key 'clas' in a component; did you mean 'class'?"));
+        cr_assert(diag_has(&d, ":1: unknown key 'wroker' in a component; did you mean "
+                               "'worker'?"));
+        cr_assert(diag_has(&d, ":2: unknown key 'linkz' in the top level; did you mean "
+                               "'links'?"));
+        cr_assert(diag_has(&d, "component 'a' has no class"));
+        free(path);
+        diag_free(&d);
+}
+
+Test(config, every_error_is_reported_not_only_the_first)
+{
+        struct config c;
+        struct diag d = {0};
+        int r = load("actord: { workers = ( { cpu = 0; idle = \"nap\"; } ); };\n"
+                     "components: {\n"
+                     "  a = { class = \"x.y\"; schedule = \"periodic\"; worker = 3; };\n"
+                     "  b = { class = 7; };\n"
+                     "};\n"
+                     "links = ( \"a.out b.in\", { from = \"a\"; to = \"b.in\"; overflow = "
+                     "\"lose\"; capacity = 0; } );\n",
+                     &c, &d, NULL);
+        dump(&d);
+        cr_assert_eq(r, -EINVAL);
+        cr_assert(diag_has(&d, ":1: workers[0].idle = \"nap\": expected \"spin\", \"sleep\" or "
+                               "\"adaptive\""));
+        cr_assert(diag_has(&d, ":3: component 'a': a periodic schedule needs its period"));
+        cr_assert(diag_has(&d, ":3: component 'a': worker = 3, but there are 1 workers"));
+        cr_assert(diag_has(&d, ":4: class must be a string, not an integer"));
+        cr_assert(diag_has(&d, ":6: link \"a.out b.in\": expected \"from.port -> to.port\""));
+        cr_assert(diag_has(&d, ":6: link source \"a\": expected \"component.port\""));
+        cr_assert(diag_has(&d, ":6: overflow = \"lose\": expected \"overwrite\", \"drop_new\" "
+                               "or \"reject\""));
+        cr_assert(diag_has(&d, ":6: capacity is 0, out of range"));
+        cr_assert_eq(d.n, 8);
+        diag_free(&d);
+}
+
+Test(config, unavailable_and_duplicate_cpus_are_errors)
+{
+        struct config c;
+        struct diag d = {0};
+        int r = load("actord: { workers = ( { cpu = 0; }, { cpu = 1023; }, { cpu = 0; } ); };\n"
+                     "components: { a = { class = \"x.y\"; }; };\n",
+                     &c, &d, NULL);
+        dump(&d);
+        cr_assert_eq(r, -EINVAL);
+        cr_assert(diag_has(&d, "workers[1].cpu = 1023: CPU 1023 is not online"));
+        cr_assert(diag_has(&d, "workers[2].cpu = 0: CPU already used by workers[0]"));
+        diag_free(&d);
+}
+
+Test(config, no_components_is_an_error)
+{
+        struct config c;
+        struct diag d = {0};
+        cr_assert_eq(load("actord: { };\n", &c, &d, NULL), -EINVAL);
+        cr_assert(diag_has(&d, "no components"));
+        diag_free(&d);
+}
+
+Test(config, endpoints_parse)
+{
+        struct config_endpoint e;
+        cr_assert_eq(config_parse_endpoint("fan.out[12]", &e), 0);
+        cr_assert_str_eq(e.component, "fan");
+        cr_assert_str_eq(e.port, "out");
+        cr_assert_eq(e.index, 12);
+        config_endpoint_free(&e);
+        cr_assert_eq(config_parse_endpoint("a-b_c.in", &e), 0);
+        cr_assert_str_eq(e.component, "a-b_c");
+        cr_assert_eq(e.index, -1);
+        config_endpoint_free(&e);
+        const char *bad[] = {"a",        ".in",      "a.",     "a.in[", "a.in[x]",
+                             "a.in[1]x", "a.in[-1]", "a b.in", "a.i n"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                cr_assert_eq(config_parse_endpoint(bad[i], &e), -EINVAL, "accepted '%s'", bad[i]);
+}

@@ -1,0 +1,135 @@
+/* plugin.c: discovery, ABI checks and the class registry, on real .so files. */
+#include "testutil.h"
+
+#include <errno.h>
+
+#include "plugin.h"
+
+#define TP ACTORD_TEST_TESTPLUGIN_DIR
+
+static bool diag_has(const struct diag *d, const char *needle)
+{
+        for (size_t i = 0; i < d->n; i++)
+                if (strstr(d->lines[i], needle))
+                        return true;
+        return false;
+}
+
+static void dump(const struct diag *d)
+{
+        for (size_t i = 0; i < d->n; i++)
+                cr_log_info("diag: %s", d->lines[i]);
+}
+
+Test(plugin, core_plugin_loads_with_its_classes)
+{
+        struct plugin_registry reg = {0};
+        struct diag d = {0};
+        const char *dirs[] = {ACTORD_TEST_PLUGIN_DIR};
+        cr_assert_eq(plugin_registry_load(&reg, dirs, 1, &d), 0);
+        dump(&d);
+        cr_assert_eq(d.n, 0);
+        cr_assert_eq(reg.n_plugins, 1);
+        cr_assert_str_eq(reg.plugins[0].desc->name, "core");
+        const char *names[] = {"core.tick", "core.scale", "core.log", "core.counter"};
+        const enum actord_shape shapes[] = {ACTORD_SHAPE_SOURCE, ACTORD_SHAPE_FILTER,
+                                            ACTORD_SHAPE_SINK, ACTORD_SHAPE_SINK};
+        for (int i = 0; i < 4; i++) {
+                const struct plugin_class *pc = plugin_registry_find(&reg, names[i]);
+                cr_assert_not_null(pc, "%s missing", names[i]);
+                cr_assert_eq(pc->cls->shape, shapes[i]);
+                cr_assert_eq(pc->plugin_index, 0);
+        }
+        cr_assert_null(plugin_registry_find(&reg, "core.nope"));
+        plugin_registry_free(&reg);
+}
+
+Test(plugin, other_abi_major_is_refused_naming_file_and_versions)
+{
+        struct plugin_registry reg = {0};
+        struct diag d = {0};
+        int r = plugin_registry_load_file(&reg, TP "/badabi/badabi.so", &d);
+        dump(&d);
+        cr_assert_eq(r, -EPROTONOSUPPORT);
+        cr_assert(diag_has(&d, TP "/badabi/badabi.so: plugin ABI 99.0 is not supported by this "
+                                  "actord (ABI 1.0)"));
+        cr_assert_eq(reg.n_plugins, 0);
+        diag_free(&d);
+}
+
+Test(plugin, a_library_without_descriptor_is_refused)
+{
+        struct plugin_registry reg = {0};
+        struct diag d = {0};
+        cr_assert_eq(plugin_registry_load_file(&reg, TP "/nosym/nosym.so", &d), -ENOEXEC);
+        cr_assert(diag_has(&d, TP "/nosym/nosym.so: not an actord plugin: no symbol "
+                                  "'actord_plugin_v1'"));
+        diag_free(&d);
+}
+
+Test(plugin, a_file_that_is_not_a_library_is_refused)
+{
+        char *dir = tu_tmpdir();
+        char *path = tu_write(dir, "junk.so", "this is not ELF\n");
+        struct plugin_registry reg = {0};
+        struct diag d = {0};
+        cr_assert_eq(plugin_registry_load_file(&reg, path, &d), -ENOEXEC);
+        cr_assert_eq(d.n, 1);
+        cr_assert(strstr(d.lines[0], path) && strstr(d.lines[0], "cannot load plugin"), "%s",
+                  d.lines[0]);
+        diag_free(&d);
+        tu_rmrf(dir);
+        free(path);
+        free(dir);
+}
+
+Test(plugin, ports_inconsistent_with_shape_are_refused)
+{
+        struct plugin_registry reg = {0};
+        struct diag d = {0};
+        cr_assert_eq(plugin_registry_load_file(&reg, TP "/badshape/badshape.so", &d), -EINVAL);
+        dump(&d);
+        cr_assert(diag_has(&d, "badshape.so: class 'bad.filter' is a filter, which declares 1 "
+                               "input and 1 output ports, but it declares 1 and 0"));
+        diag_free(&d);
+}
+
+Test(plugin, duplicate_class_names_both_files_and_the_rest_still_loads)
+{
+        struct plugin_registry reg = {0};
+        struct diag d = {0};
+        const char *dirs[] = {ACTORD_TEST_PLUGIN_DIR, TP "/dupclass", TP "/badabi", TP "/testkit"};
+        cr_assert_eq(plugin_registry_load(&reg, dirs, 4, &d), 0);
+        dump(&d);
+        cr_assert_eq(d.n, 2);
+        cr_assert(diag_has(&d, TP "/dupclass/dupclass.so: class 'core.tick' is already defined "
+                                  "by " ACTORD_TEST_PLUGIN_DIR "/core.so"));
+        cr_assert(diag_has(&d, "badabi.so: plugin ABI 99.0"));
+        cr_assert_eq(reg.n_plugins, 2, "core and testkit load despite the refused ones");
+        cr_assert_not_null(plugin_registry_find(&reg, "test.pass"));
+        cr_assert_eq(reg.plugins[plugin_registry_find(&reg, "core.tick")->plugin_index].desc,
+                     reg.plugins[0].desc);
+        plugin_registry_free(&reg);
+        diag_free(&d);
+}
+
+Test(plugin, the_same_file_through_two_paths_loads_once)
+{
+        struct plugin_registry reg = {0};
+        struct diag d = {0};
+        const char *dirs[] = {ACTORD_TEST_PLUGIN_DIR, ACTORD_TEST_PLUGIN_DIR "/."};
+        cr_assert_eq(plugin_registry_load(&reg, dirs, 2, &d), 0);
+        cr_assert_eq(d.n, 0);
+        cr_assert_eq(reg.n_plugins, 1);
+        plugin_registry_free(&reg);
+}
+
+Test(plugin, a_missing_directory_is_reported)
+{
+        struct plugin_registry reg = {0};
+        struct diag d = {0};
+        const char *dirs[] = {"/nonexistent/plugins"};
+        cr_assert_eq(plugin_registry_load(&reg, dirs, 1, &d), 0);
+        cr_assert(diag_has(&d, "/nonexistent/plugins: cannot open plugin directory"));
+        diag_free(&d);
+}
