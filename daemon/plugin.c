@@ -135,6 +135,21 @@ static bool check_class(const char *path, const struct actord_class *c, struct d
         }
         if (!check_ports(path, c, false, d) || !check_ports(path, c, true, d))
                 return false;
+        /* A y-split's two outputs, and a y-merge's two inputs, carry different types (else it
+         * is a scatter or a gather). */
+        const struct actord_port *pair = c->shape == ACTORD_SHAPE_YSPLIT   ? c->outputs
+                                         : c->shape == ACTORD_SHAPE_YMERGE ? c->inputs
+                                                                           : NULL;
+        if (pair && !strcmp(pair[0].type, pair[1].type) &&
+            strcmp(pair[0].type, ACTORD_TYPE_GENERIC)) {
+                diag_add(d, path, 0,
+                         "class '%s' is a %s, whose two %s ports carry different types, but "
+                         "both '%s' and '%s' are '%s'",
+                         c->name, plugin_shape_to_string(c->shape),
+                         c->shape == ACTORD_SHAPE_YSPLIT ? "output" : "input", pair[0].name,
+                         pair[1].name, pair[0].type);
+                return false;
+        }
         const uint32_t all =
             ACTORD_RULE_LOOP | ACTORD_RULE_ON_MESSAGE | ACTORD_RULE_PERIODIC | ACTORD_RULE_ON_EVENT;
         if (!c->rules || (c->rules & ~all) || !(c->rules & (uint32_t)c->default_rule) ||

@@ -99,6 +99,14 @@ static uint32_t host_port_size(struct actord_ctx *ctx, bool output, uint32_t por
         return port < c->n_in ? c->in_type[port].size : 0;
 }
 
+static const char *host_port_type(struct actord_ctx *ctx, bool output, uint32_t port)
+{
+        struct component *c = comp_of(ctx);
+        if (output)
+                return port < c->n_out ? c->out_type[port].name : NULL;
+        return port < c->n_in ? c->in_type[port].name : NULL;
+}
+
 static const config_setting_t *setting(struct actord_ctx *ctx, const char *name)
 {
         const config_setting_t *s = comp_of(ctx)->cc->settings;
@@ -221,6 +229,7 @@ const struct actord_host worker_host = {
     .next = host_next,
     .port_count = host_port_count,
     .port_size = host_port_size,
+    .port_type = host_port_type,
     .setting_int = host_setting_int,
     .setting_float = host_setting_float,
     .setting_bool = host_setting_bool,

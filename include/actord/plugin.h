@@ -146,6 +146,7 @@ struct actord_host {
         const void *(*next)(struct actord_ctx *ctx, uint32_t in, struct actord_msg_info *ret_info);
         uint32_t (*port_count)(struct actord_ctx *ctx, bool output);
         uint32_t (*port_size)(struct actord_ctx *ctx, bool output, uint32_t port);
+        const char *(*port_type)(struct actord_ctx *ctx, bool output, uint32_t port);
         int (*setting_int)(struct actord_ctx *ctx, const char *name, int64_t *ret);
         int (*setting_float)(struct actord_ctx *ctx, const char *name, double *ret);
         int (*setting_bool)(struct actord_ctx *ctx, const char *name, bool *ret);
@@ -250,6 +251,13 @@ static inline uint32_t actord_port_count(struct actord_ctx *ctx, bool output)
 static inline uint32_t actord_port_size(struct actord_ctx *ctx, bool output, uint32_t port)
 {
         return ctx->host->port_size(ctx, output, port);
+}
+
+/* Message type name of a port, resolved for generic ports; NULL for a port that does not
+ * exist. Valid until fini. */
+static inline const char *actord_port_type(struct actord_ctx *ctx, bool output, uint32_t port)
+{
+        return ctx->host->port_type(ctx, output, port);
 }
 
 /* Settings: return 0 and fill *ret, -ENOENT when the setting is absent (use the default) or

@@ -4,10 +4,9 @@
 #include <string.h>
 
 static const struct actord_class *const classes[] = {
-    &core_tick_class,
-    &core_scale_class,
-    &core_log_class,
-    &core_counter_class,
+    &core_tick_class,    &core_scale_class,     &core_log_class,
+    &core_counter_class, &core_broadcast_class, &core_roundrobin_class,
+    &core_merge_class,   &core_threshold_class, &core_gain_class,
 };
 
 ACTORD_PLUGIN_DEFINE = {

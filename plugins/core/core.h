@@ -12,10 +12,30 @@ struct core_sample {
         double value;
 };
 
+/* core.alert: a sample that crossed a limit (core.threshold's second output). */
+#define CORE_ALERT_TYPE "core.alert"
+struct core_alert {
+        uint64_t seq;
+        uint64_t t_ns;
+        double value;
+        double limit;
+};
+
+/* core.gain: a new factor for core.gain's second input. */
+#define CORE_GAIN_TYPE "core.gain"
+struct core_gain {
+        double factor;
+};
+
 extern const struct actord_class core_tick_class;
 extern const struct actord_class core_scale_class;
 extern const struct actord_class core_log_class;
 extern const struct actord_class core_counter_class;
+extern const struct actord_class core_broadcast_class;
+extern const struct actord_class core_roundrobin_class;
+extern const struct actord_class core_merge_class;
+extern const struct actord_class core_threshold_class;
+extern const struct actord_class core_gain_class;
 
 /* Log-linear latency histogram: 8 sub-buckets per power of two (about 12 % resolution). */
 #define CORE_HIST_BUCKETS (64 * 8)

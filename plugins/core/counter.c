@@ -9,6 +9,7 @@
 #include "core.h"
 
 struct counter {
+        bool timed; /* the payload carries the source's timestamp (core.sample, core.alert) */
         uint64_t interval_ns;
         uint64_t window_start;
         uint64_t window_msgs;
@@ -31,6 +32,8 @@ static int counter_init(struct actord_ctx *ctx, void **ret_state)
                 return -EINVAL;
         }
         c->interval_ns = (uint64_t)ms * 1000000u;
+        const char *type = actord_port_type(ctx, false, 0);
+        c->timed = !strcmp(type, CORE_SAMPLE_TYPE) || !strcmp(type, CORE_ALERT_TYPE);
         const char *path;
         if (actord_setting_string(ctx, "path", &path) == 0) {
                 c->f = fopen(path, "we");
@@ -75,16 +78,19 @@ static int counter_process(struct actord_ctx *ctx, void *state)
 {
         struct counter *c = state;
         struct actord_msg_info info;
-        const struct core_sample *s;
+        const void *msg;
         uint64_t now = actord_now_ns(ctx);
         int did = 0;
-        while ((s = actord_next(ctx, 0, &info))) {
+        while ((msg = actord_next(ctx, 0, &info))) {
                 did = 1;
                 c->window_msgs++;
                 c->total_msgs++;
                 c->window_lost += info.lost_before;
                 c->total_lost += info.lost_before;
-                core_hist_add(&c->hist, now > s->t_ns ? now - s->t_ns : 0);
+                /* core.sample and core.alert both start with seq, t_ns. Other types: the time
+                 * since the last hop published it. */
+                uint64_t t0 = c->timed ? ((const struct core_sample *)msg)->t_ns : info.publish_ns;
+                core_hist_add(&c->hist, now > t0 ? now - t0 : 0);
         }
         if (now - c->window_start >= c->interval_ns)
                 report(ctx, c, now);
@@ -107,7 +113,9 @@ static void counter_fini(struct actord_ctx *ctx, void *state)
 }
 
 static const struct actord_port counter_in[] = {
-    {.name = "in", .type = CORE_SAMPLE_TYPE, .size = sizeof(struct core_sample)},
+    {.name = "in",
+     .type = ACTORD_TYPE_GENERIC,
+     .help = "any type; latency from the source for core.sample/core.alert, else last hop"},
 };
 static const struct actord_setting counter_settings[] = {
     {.name = "report_ms",

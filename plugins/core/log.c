@@ -7,7 +7,23 @@
 
 #include "core.h"
 
+enum kind { KIND_SAMPLE, KIND_ALERT, KIND_RAW };
+
+/* Which kind of message the (generic) input carries. */
+static enum kind input_kind(struct actord_ctx *ctx)
+{
+        const char *type = actord_port_type(ctx, false, 0);
+        uint32_t size = actord_port_size(ctx, false, 0);
+        if (!strcmp(type, CORE_SAMPLE_TYPE) && size == sizeof(struct core_sample))
+                return KIND_SAMPLE;
+        if (!strcmp(type, CORE_ALERT_TYPE) && size == sizeof(struct core_alert))
+                return KIND_ALERT;
+        return KIND_RAW;
+}
+
 struct logsink {
+        enum kind kind;
+        uint32_t size;
         FILE *f; /* NULL: through actord_log */
         uint64_t every;
         uint64_t seen;
@@ -20,6 +36,8 @@ static int log_init(struct actord_ctx *ctx, void **ret_state)
         if (!l)
                 return -ENOMEM;
         l->every = 1;
+        l->kind = input_kind(ctx);
+        l->size = actord_port_size(ctx, false, 0);
         int64_t every;
         if (actord_setting_int(ctx, "every", &every) == 0) {
                 if (every < 1) {
@@ -44,28 +62,53 @@ static int log_init(struct actord_ctx *ctx, void **ret_state)
         return 0;
 }
 
+/* One line describing msg, without a newline. */
+static void format_line(const struct logsink *l, const void *msg,
+                        const struct actord_msg_info *info, uint64_t now, char *buf, size_t len)
+{
+        int n;
+        if (l->kind == KIND_SAMPLE) {
+                const struct core_sample *s = msg;
+                double lat_us = now >= s->t_ns ? (double)(now - s->t_ns) / 1e3 : 0.0;
+                n = snprintf(buf, len,
+                             "seq=%" PRIu64 " chan_seq=%" PRIu64 " lost_before=%" PRIu64
+                             " value=%.17g latency_us=%.1f",
+                             s->seq, info->seq, info->lost_before, s->value, lat_us);
+        } else if (l->kind == KIND_ALERT) {
+                const struct core_alert *a = msg;
+                double lat_us = now >= a->t_ns ? (double)(now - a->t_ns) / 1e3 : 0.0;
+                n = snprintf(buf, len,
+                             "alert seq=%" PRIu64 " chan_seq=%" PRIu64 " lost_before=%" PRIu64
+                             " value=%.17g limit=%.17g latency_us=%.1f",
+                             a->seq, info->seq, info->lost_before, a->value, a->limit, lat_us);
+        } else {
+                n = snprintf(buf, len,
+                             "chan_seq=%" PRIu64 " lost_before=%" PRIu64 " bytes=%u data=",
+                             info->seq, info->lost_before, l->size);
+                const unsigned char *p = msg;
+                for (uint32_t i = 0; i < l->size && i < 32 && n > 0 && (size_t)n + 3 < len; i++)
+                        n += snprintf(buf + n, len - (size_t)n, "%02x", p[i]);
+        }
+        (void)n;
+}
+
 static int log_process(struct actord_ctx *ctx, void *state)
 {
         struct logsink *l = state;
         struct actord_msg_info info;
-        const struct core_sample *s;
+        const void *msg;
         int did = 0;
-        while ((s = actord_next(ctx, 0, &info))) {
+        while ((msg = actord_next(ctx, 0, &info))) {
                 did = 1;
                 l->lost += info.lost_before;
                 if (l->seen++ % l->every)
                         continue;
-                uint64_t now = actord_now_ns(ctx);
-                double lat_us = now >= s->t_ns ? (double)(now - s->t_ns) / 1e3 : 0.0;
+                char line[256];
+                format_line(l, msg, &info, actord_now_ns(ctx), line, sizeof(line));
                 if (l->f)
-                        fprintf(l->f,
-                                "seq=%" PRIu64 " chan_seq=%" PRIu64 " lost_before=%" PRIu64
-                                " value=%.17g latency_us=%.1f\n",
-                                s->seq, info.seq, info.lost_before, s->value, lat_us);
+                        fprintf(l->f, "%s\n", line);
                 else
-                        actord_log(ctx, ACTORD_LOG_INFO,
-                                   "seq=%" PRIu64 " value=%g latency=%.1f us%s", s->seq, s->value,
-                                   lat_us, info.lost_before ? " (after a loss)" : "");
+                        actord_log(ctx, ACTORD_LOG_INFO, "%s", line);
         }
         if (l->f && did)
                 fflush(l->f);
@@ -88,7 +131,9 @@ static void log_fini(struct actord_ctx *ctx, void *state)
 }
 
 static const struct actord_port log_in[] = {
-    {.name = "in", .type = CORE_SAMPLE_TYPE, .size = sizeof(struct core_sample)},
+    {.name = "in",
+     .type = ACTORD_TYPE_GENERIC,
+     .help = "any type; core.sample and core.alert are printed field by field"},
 };
 static const struct actord_setting log_settings[] = {
     {.name = "path",
@@ -103,7 +148,7 @@ static const struct actord_setting log_settings[] = {
 const struct actord_class core_log_class = {
     .struct_size = sizeof(struct actord_class),
     .name = "core.log",
-    .description = "prints one line per message (sequence, value, latency)",
+    .description = "prints one line per message: fields of core.sample/core.alert, else hex",
     .shape = ACTORD_SHAPE_SINK,
     .rules = ACTORD_RULE_ON_MESSAGE | ACTORD_RULE_PERIODIC,
     .default_rule = ACTORD_RULE_ON_MESSAGE,

@@ -122,7 +122,64 @@ static const struct actord_class failinit_class = {
     .process = failinit_process,
 };
 
-static const struct actord_class *const classes[] = {&bytes_class, &pass_class, &failinit_class};
+/* Emits `count` core.gain messages carrying `factor`. */
+struct gainsrc {
+        double factor;
+        int64_t left;
+};
+
+static int gainsrc_init(struct actord_ctx *ctx, void **ret_state)
+{
+        struct gainsrc *g = calloc(1, sizeof(*g));
+        if (!g)
+                return -ENOMEM;
+        g->factor = 1.0;
+        g->left = 1;
+        actord_setting_float(ctx, "factor", &g->factor);
+        actord_setting_int(ctx, "count", &g->left);
+        *ret_state = g;
+        return 0;
+}
+
+static int gainsrc_process(struct actord_ctx *ctx, void *state)
+{
+        struct gainsrc *g = state;
+        if (g->left <= 0)
+                return ACTORD_DONE;
+        double *out = actord_claim(ctx, 0);
+        if (!out)
+                return ACTORD_OK;
+        *out = g->factor;
+        actord_publish(ctx, 0);
+        g->left--;
+        return ACTORD_OK;
+}
+
+static const struct actord_port gainsrc_out[] = {
+    {.name = "out", .type = "core.gain", .size = sizeof(double)}};
+static const struct actord_setting gainsrc_settings[] = {
+    {.name = "factor", .type = ACTORD_SETTING_FLOAT},
+    {.name = "count", .type = ACTORD_SETTING_INT},
+};
+
+static const struct actord_class gainsrc_class = {
+    .struct_size = sizeof(struct actord_class),
+    .name = "test.gainsrc",
+    .description = "emits core.gain factors",
+    .shape = ACTORD_SHAPE_SOURCE,
+    .rules = ACTORD_RULE_PERIODIC | ACTORD_RULE_LOOP,
+    .default_rule = ACTORD_RULE_PERIODIC,
+    .outputs = gainsrc_out,
+    .n_outputs = 1,
+    .settings = gainsrc_settings,
+    .n_settings = 2,
+    .init = gainsrc_init,
+    .process = gainsrc_process,
+    .fini = free_state,
+};
+
+static const struct actord_class *const classes[] = {&bytes_class, &pass_class, &failinit_class,
+                                                     &gainsrc_class};
 
 ACTORD_PLUGIN_DEFINE = {
     .abi_major = ACTORD_ABI_MAJOR,
@@ -131,5 +188,5 @@ ACTORD_PLUGIN_DEFINE = {
     .name = "testkit",
     .version = "1.0",
     .classes = classes,
-    .n_classes = 3,
+    .n_classes = 4,
 };

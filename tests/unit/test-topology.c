@@ -121,13 +121,16 @@ Test(topology, type_mismatch_names_both_ends_and_types)
         struct built b;
         build(&b, WORKERS "components: {\n"
                           "  b = { class = \"test.bytes\"; schedule = \"loop\"; };\n"
+                          "  f = { class = \"core.scale\"; };\n"
                           "  l = { class = \"core.log\"; };\n"
                           "};\n"
-                          "links = ( \"b.out -> l.in\" );\n");
+                          "links = ( \"f.out -> l.in\",\n"
+                          "          \"b.out -> f.in\" );\n");
         cr_assert_eq(b.r, -EINVAL);
-        cr_assert(has(&b, "t.conf:6: link b.out -> l.in: type mismatch: b.out (test.bytes) sends "
-                          "'test.bytes' (8 bytes) but l.in (core.log) takes 'core.sample' (24 "
+        cr_assert(has(&b, "t.conf:8: link b.out -> f.in: type mismatch: b.out (test.bytes) sends "
+                          "'test.bytes' (8 bytes) but f.in (core.scale) takes 'core.sample' (24 "
                           "bytes)"));
+        cr_assert_eq(b.d.n, 1, "the other link is fine");
         done(&b);
 }
 

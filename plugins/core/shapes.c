@@ -1,0 +1,333 @@
+/* Classes of every fan shape: broadcast and round-robin scatter, a merging gather, a ysplit
+ * that routes by threshold to two types, and a ymerge that applies a gain stream to samples. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+/* ---- core.broadcast / core.roundrobin: scatter, any type ---- */
+
+struct rr {
+        uint32_t next;
+};
+
+static int rr_init(struct actord_ctx *ctx, void **ret_state)
+{
+        (void)ctx;
+        struct rr *r = calloc(1, sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        *ret_state = r;
+        return 0;
+}
+
+static void free_state(struct actord_ctx *ctx, void *state)
+{
+        (void)ctx;
+        free(state);
+}
+
+static int broadcast_process(struct actord_ctx *ctx, void *state)
+{
+        (void)state;
+        uint32_t n = actord_port_count(ctx, true);
+        uint32_t size = actord_port_size(ctx, false, 0);
+        const void *in;
+        int did = 0;
+        while ((in = actord_next(ctx, 0, NULL))) {
+                did = 1;
+                for (uint32_t k = 0; k < n; k++) {
+                        void *out = actord_claim(ctx, k);
+                        if (!out)
+                                continue; /* that output rejects: it misses this message */
+                        memcpy(out, in, size);
+                        actord_publish(ctx, k);
+                }
+        }
+        return did ? ACTORD_OK : ACTORD_IDLE;
+}
+
+static int roundrobin_process(struct actord_ctx *ctx, void *state)
+{
+        struct rr *r = state;
+        uint32_t n = actord_port_count(ctx, true);
+        uint32_t size = actord_port_size(ctx, false, 0);
+        const void *in;
+        int did = 0;
+        while ((in = actord_next(ctx, 0, NULL))) {
+                did = 1;
+                /* The next output that accepts it; under reject, a full one is skipped. */
+                for (uint32_t tries = 0; tries < n; tries++) {
+                        uint32_t k = r->next;
+                        r->next = (r->next + 1) % n;
+                        void *out = actord_claim(ctx, k);
+                        if (out) {
+                                memcpy(out, in, size);
+                                actord_publish(ctx, k);
+                                break;
+                        }
+                }
+        }
+        return did ? ACTORD_OK : ACTORD_IDLE;
+}
+
+static const struct actord_port any_in[] = {{.name = "in", .type = ACTORD_TYPE_GENERIC}};
+static const struct actord_port any_out[] = {{.name = "out", .type = ACTORD_TYPE_GENERIC}};
+
+const struct actord_class core_broadcast_class = {
+    .struct_size = sizeof(struct actord_class),
+    .name = "core.broadcast",
+    .description = "copies each message to every output out[0..N-1]",
+    .shape = ACTORD_SHAPE_SCATTER,
+    .rules = ACTORD_RULE_ON_MESSAGE,
+    .default_rule = ACTORD_RULE_ON_MESSAGE,
+    .inputs = any_in,
+    .n_inputs = 1,
+    .outputs = any_out,
+    .n_outputs = 1,
+    .process = broadcast_process,
+};
+
+const struct actord_class core_roundrobin_class = {
+    .struct_size = sizeof(struct actord_class),
+    .name = "core.roundrobin",
+    .description = "sends each message to the next output in turn",
+    .shape = ACTORD_SHAPE_SCATTER,
+    .rules = ACTORD_RULE_ON_MESSAGE,
+    .default_rule = ACTORD_RULE_ON_MESSAGE,
+    .inputs = any_in,
+    .n_inputs = 1,
+    .outputs = any_out,
+    .n_outputs = 1,
+    .init = rr_init,
+    .process = roundrobin_process,
+    .fini = free_state,
+};
+
+/* ---- core.merge: gather, any type ---- */
+
+struct merge {
+        uint32_t next;
+        bool has_pending; /* a message read but refused by a full `reject` output */
+        unsigned char pending[];
+};
+
+static int merge_init(struct actord_ctx *ctx, void **ret_state)
+{
+        struct merge *m = calloc(1, sizeof(*m) + actord_port_size(ctx, true, 0));
+        if (!m)
+                return -ENOMEM;
+        *ret_state = m;
+        return 0;
+}
+
+static bool merge_emit(struct actord_ctx *ctx, struct merge *m, uint32_t size)
+{
+        void *out = actord_claim(ctx, 0);
+        if (!out)
+                return false;
+        memcpy(out, m->pending, size);
+        actord_publish(ctx, 0);
+        m->has_pending = false;
+        return true;
+}
+
+static int merge_process(struct actord_ctx *ctx, void *state)
+{
+        struct merge *m = state;
+        uint32_t n = actord_port_count(ctx, false);
+        uint32_t size = actord_port_size(ctx, true, 0);
+        if (m->has_pending && !merge_emit(ctx, m, size))
+                return ACTORD_IDLE;
+        int did = 0;
+        /* One message per input per pass, starting after the input served last, so that a
+         * busy input cannot starve the others. */
+        for (bool moved = true; moved;) {
+                moved = false;
+                for (uint32_t i = 0; i < n; i++) {
+                        uint32_t k = m->next;
+                        m->next = (m->next + 1) % n;
+                        const void *in = actord_next(ctx, k, NULL);
+                        if (!in)
+                                continue;
+                        memcpy(m->pending, in, size);
+                        m->has_pending = true;
+                        moved = true;
+                        did = 1;
+                        if (!merge_emit(ctx, m, size))
+                                return ACTORD_OK;
+                }
+        }
+        return did ? ACTORD_OK : ACTORD_IDLE;
+}
+
+const struct actord_class core_merge_class = {
+    .struct_size = sizeof(struct actord_class),
+    .name = "core.merge",
+    .description = "forwards the messages of inputs in[0..N-1] to one output, fairly",
+    .shape = ACTORD_SHAPE_GATHER,
+    .rules = ACTORD_RULE_ON_MESSAGE,
+    .default_rule = ACTORD_RULE_ON_MESSAGE,
+    .inputs = any_in,
+    .n_inputs = 1,
+    .outputs = any_out,
+    .n_outputs = 1,
+    .init = merge_init,
+    .process = merge_process,
+    .fini = free_state,
+};
+
+/* ---- core.threshold: ysplit, core.sample -> core.sample | core.alert ---- */
+
+struct threshold {
+        double limit;
+};
+
+static int threshold_init(struct actord_ctx *ctx, void **ret_state)
+{
+        struct threshold *t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        actord_setting_float(ctx, "limit", &t->limit);
+        *ret_state = t;
+        return 0;
+}
+
+static int threshold_process(struct actord_ctx *ctx, void *state)
+{
+        struct threshold *t = state;
+        const struct core_sample *in;
+        int did = 0;
+        while ((in = actord_next(ctx, 0, NULL))) {
+                did = 1;
+                if (in->value < t->limit) {
+                        struct core_sample *out = actord_claim(ctx, 0);
+                        if (out) {
+                                *out = *in;
+                                actord_publish(ctx, 0);
+                        }
+                } else {
+                        struct core_alert *out = actord_claim(ctx, 1);
+                        if (out) {
+                                *out = (struct core_alert){.seq = in->seq,
+                                                           .t_ns = in->t_ns,
+                                                           .value = in->value,
+                                                           .limit = t->limit};
+                                actord_publish(ctx, 1);
+                        }
+                }
+        }
+        return did ? ACTORD_OK : ACTORD_IDLE;
+}
+
+static const struct actord_port sample_in[] = {
+    {.name = "in", .type = CORE_SAMPLE_TYPE, .size = sizeof(struct core_sample)}};
+static const struct actord_port threshold_out[] = {
+    {.name = "below",
+     .type = CORE_SAMPLE_TYPE,
+     .size = sizeof(struct core_sample),
+     .help = "samples whose value is below the limit"},
+    {.name = "alert",
+     .type = CORE_ALERT_TYPE,
+     .size = sizeof(struct core_alert),
+     .help = "one alert per sample at or above the limit"},
+};
+static const struct actord_setting threshold_settings[] = {
+    {.name = "limit",
+     .type = ACTORD_SETTING_FLOAT,
+     .default_value = "0.0",
+     .help = "values at or above it become alerts"},
+};
+
+const struct actord_class core_threshold_class = {
+    .struct_size = sizeof(struct actord_class),
+    .name = "core.threshold",
+    .description = "routes samples below a limit to `below`, the others as alerts to `alert`",
+    .shape = ACTORD_SHAPE_YSPLIT,
+    .rules = ACTORD_RULE_ON_MESSAGE,
+    .default_rule = ACTORD_RULE_ON_MESSAGE,
+    .inputs = sample_in,
+    .n_inputs = 1,
+    .outputs = threshold_out,
+    .n_outputs = 2,
+    .settings = threshold_settings,
+    .n_settings = 1,
+    .init = threshold_init,
+    .process = threshold_process,
+    .fini = free_state,
+};
+
+/* ---- core.gain: ymerge, core.sample + core.gain -> core.sample ---- */
+
+struct gain {
+        double factor;
+};
+
+static int gain_init(struct actord_ctx *ctx, void **ret_state)
+{
+        struct gain *g = calloc(1, sizeof(*g));
+        if (!g)
+                return -ENOMEM;
+        g->factor = 1.0;
+        actord_setting_float(ctx, "initial", &g->factor);
+        *ret_state = g;
+        return 0;
+}
+
+static int gain_process(struct actord_ctx *ctx, void *state)
+{
+        struct gain *g = state;
+        int did = 0;
+        /* The latest gain applies to every sample read after it. */
+        const struct core_gain *cg;
+        while ((cg = actord_next(ctx, 1, NULL))) {
+                g->factor = cg->factor;
+                did = 1;
+        }
+        const struct core_sample *in;
+        while ((in = actord_next(ctx, 0, NULL))) {
+                did = 1;
+                struct core_sample *out = actord_claim(ctx, 0);
+                if (!out)
+                        continue;
+                *out = *in;
+                out->value = in->value * g->factor;
+                actord_publish(ctx, 0);
+        }
+        return did ? ACTORD_OK : ACTORD_IDLE;
+}
+
+static const struct actord_port gain_in[] = {
+    {.name = "in", .type = CORE_SAMPLE_TYPE, .size = sizeof(struct core_sample)},
+    {.name = "gain",
+     .type = CORE_GAIN_TYPE,
+     .size = sizeof(struct core_gain),
+     .help = "new factors; the latest one applies"},
+};
+static const struct actord_port gain_out[] = {
+    {.name = "out", .type = CORE_SAMPLE_TYPE, .size = sizeof(struct core_sample)}};
+static const struct actord_setting gain_settings[] = {
+    {.name = "initial",
+     .type = ACTORD_SETTING_FLOAT,
+     .default_value = "1.0",
+     .help = "factor until the first message on `gain`"},
+};
+
+const struct actord_class core_gain_class = {
+    .struct_size = sizeof(struct actord_class),
+    .name = "core.gain",
+    .description = "multiplies samples by the latest factor received on `gain`",
+    .shape = ACTORD_SHAPE_YMERGE,
+    .rules = ACTORD_RULE_ON_MESSAGE,
+    .default_rule = ACTORD_RULE_ON_MESSAGE,
+    .inputs = gain_in,
+    .n_inputs = 2,
+    .outputs = gain_out,
+    .n_outputs = 1,
+    .settings = gain_settings,
+    .n_settings = 1,
+    .init = gain_init,
+    .process = gain_process,
+    .fini = free_state,
+};

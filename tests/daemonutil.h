@@ -1,0 +1,170 @@
+/* Helpers for tests that run the real actord: start it with a NOTIFY_SOCKET of the test's,
+ * wait for notifications, files and its exit without sleeping. */
+#ifndef ACTORD_DAEMONUTIL_H
+#define ACTORD_DAEMONUTIL_H
+
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+
+struct daemon {
+        pid_t pid;
+        int pidfd;
+        int notify_fd;
+        char *err_path;
+        char notes[4096]; /* every notification received, concatenated */
+};
+
+static inline int64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The first two CPUs this process may use (the second is the first if there is only one). */
+static inline void two_cpus(int *a, int *b)
+{
+        cpu_set_t set;
+        cr_assert_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+        *a = *b = -1;
+        for (int c = 0; c < CPU_SETSIZE; c++)
+                if (CPU_ISSET(c, &set)) {
+                        if (*a < 0)
+                                *a = c;
+                        else if (*b < 0)
+                                *b = c;
+                }
+        if (*b < 0)
+                *b = *a;
+}
+
+/* Starts actord with args (NULL-terminated), stderr to a file, NOTIFY_SOCKET to a datagram
+ * socket of ours. */
+static inline void daemon_start(struct daemon *d, const char *dir, const char *const *args)
+{
+        *d = (struct daemon){0};
+        cr_assert(asprintf(&d->err_path, "%s/stderr.txt", dir) > 0);
+        d->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        cr_assert(d->notify_fd >= 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify.sock", dir);
+        unlink(sa.sun_path);
+        cr_assert_eq(bind(d->notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+
+        const char *argv[32] = {ACTORD_TEST_DAEMON};
+        int n = 1;
+        for (; args[n - 1] && n < 31; n++)
+                argv[n] = args[n - 1];
+        argv[n] = NULL;
+
+        d->pid = fork();
+        cr_assert(d->pid >= 0);
+        if (d->pid == 0) {
+                int fd = open(d->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
+                        _exit(126);
+                setenv("NOTIFY_SOCKET", sa.sun_path, 1);
+                execv(argv[0], (char *const *)(void *)argv);
+                _exit(127);
+        }
+        d->pidfd = (int)syscall(SYS_pidfd_open, d->pid, 0);
+        cr_assert(d->pidfd >= 0);
+}
+
+/* Waits until a notification containing `what` arrives; false after timeout_ms. */
+static inline bool daemon_wait_notify(struct daemon *d, const char *what, int timeout_ms)
+{
+        int64_t end = now_ms() + timeout_ms;
+        while (!strstr(d->notes, what)) {
+                int left = (int)(end - now_ms());
+                if (left <= 0)
+                        return false;
+                struct pollfd p = {.fd = d->notify_fd, .events = POLLIN};
+                if (poll(&p, 1, left) <= 0)
+                        continue;
+                char buf[1024];
+                ssize_t r = recv(d->notify_fd, buf, sizeof(buf) - 1, 0);
+                if (r <= 0)
+                        continue;
+                buf[r] = 0;
+                size_t len = strlen(d->notes);
+                snprintf(d->notes + len, sizeof(d->notes) - len, "%s\n", buf);
+        }
+        return true;
+}
+
+/* Waits for the daemon to exit and returns its wait status, or -1 after timeout_ms. */
+static inline int daemon_wait_exit(struct daemon *d, int timeout_ms)
+{
+        struct pollfd p = {.fd = d->pidfd, .events = POLLIN};
+        if (poll(&p, 1, timeout_ms) != 1)
+                return -1;
+        int status;
+        cr_assert_eq(waitpid(d->pid, &status, 0), d->pid);
+        d->pid = 0;
+        return status;
+}
+
+static inline char *daemon_stderr(struct daemon *d)
+{
+        return tu_read(d->err_path);
+}
+
+static inline void daemon_cleanup(struct daemon *d)
+{
+        if (d->pid > 0) {
+                kill(d->pid, SIGKILL);
+                waitpid(d->pid, NULL, 0);
+        }
+        if (d->pidfd > 0)
+                close(d->pidfd);
+        if (d->notify_fd > 0)
+                close(d->notify_fd);
+        free(d->err_path);
+}
+
+static inline int count_lines(const char *path)
+{
+        char *s = tu_read(path);
+        int n = 0;
+        for (char *p = s; p && *p; p++)
+                n += *p == '\n';
+        free(s);
+        return n;
+}
+
+/* Waits (inotify, no polling sleeps) until path has at least `lines` lines. */
+static inline bool wait_lines(const char *dir, const char *path, int lines, int timeout_ms)
+{
+        int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+        cr_assert(in >= 0);
+        cr_assert(inotify_add_watch(in, dir, IN_MODIFY | IN_CREATE | IN_CLOSE_WRITE) >= 0);
+        int64_t end = now_ms() + timeout_ms;
+        bool ok;
+        while (!(ok = count_lines(path) >= lines)) {
+                int left = (int)(end - now_ms());
+                if (left <= 0)
+                        break;
+                struct pollfd p = {.fd = in, .events = POLLIN};
+                if (poll(&p, 1, left) == 1) {
+                        char buf[4096];
+                        while (read(in, buf, sizeof(buf)) > 0)
+                                ;
+                }
+        }
+        close(in);
+        return ok;
+}
+
+#endif

@@ -1,0 +1,173 @@
+/* Every connection shape end to end through the real daemon and the bundled classes:
+ * source, filter, scatter (broadcast, round-robin), gather (merge), ysplit (threshold),
+ * ymerge (gain) and sink. */
+#include "daemonutil.h"
+
+#include <inttypes.h>
+
+static char *dir;
+
+static void setup(void)
+{
+        dir = tu_tmpdir();
+}
+
+static void teardown(void)
+{
+        tu_rmrf(dir);
+        free(dir);
+}
+
+TestSuite(shapes, .init = setup, .fini = teardown, .timeout = 60);
+
+static int cmp_double(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+        return (x > y) - (x < y);
+}
+
+/* The `value=` field of every line of path that starts with prefix, sorted; returns count. */
+static int values(const char *path, const char *prefix, double *out, int max)
+{
+        char *text = tu_read(path);
+        cr_assert_not_null(text, "%s missing", path);
+        int n = 0;
+        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+                if (strncmp(line, prefix, strlen(prefix)))
+                        continue;
+                char *v = strstr(line, " value=");
+                cr_assert_not_null(v, "line without value: %s", line);
+                cr_assert(n < max);
+                out[n++] = strtod(v + 7, NULL);
+        }
+        free(text);
+        qsort(out, (size_t)n, sizeof(*out), cmp_double);
+        return n;
+}
+
+static void run_until(const char *conf_text, const char *const *files, const int *lines,
+                      int n_files)
+{
+        char *conf = tu_write(dir, "shapes.conf", conf_text);
+        struct daemon d;
+        const char *args[] = {"--config", conf, NULL};
+        daemon_start(&d, dir, args);
+        cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "no READY; stderr:\n%s",
+                  daemon_stderr(&d));
+        for (int i = 0; i < n_files; i++)
+                cr_assert(wait_lines(dir, files[i], lines[i], 20000),
+                          "%s: %d of %d lines; stderr:\n%s", files[i], count_lines(files[i]),
+                          lines[i], daemon_stderr(&d));
+        kill(d.pid, SIGTERM);
+        int status = daemon_wait_exit(&d, 10000);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x; stderr:\n%s", status,
+                  daemon_stderr(&d));
+        daemon_cleanup(&d);
+        free(conf);
+}
+
+Test(shapes, scatter_gather_ysplit_ymerge_through_the_daemon)
+{
+        int a, b;
+        two_cpus(&a, &b);
+        char *low, *high, *text;
+        cr_assert(asprintf(&low, "%s/low.txt", dir) > 0);
+        cr_assert(asprintf(&high, "%s/high.txt", dir) > 0);
+        /*  src -> fan -+-> x1  -+-> m -> th -+-(below)-> g(in) -> lowlog
+         *              +-> x10 -+            +-(alert)-> highlog
+         *                                 gsrc -> g(gain)                              */
+        char workers[128];
+        if (b != a)
+                snprintf(workers, sizeof(workers),
+                         "{ cpu = %d; }, { cpu = %d; idle = \"adaptive\"; }", a, b);
+        else
+                snprintf(workers, sizeof(workers), "{ cpu = %d; }", a);
+        cr_assert(asprintf(&text,
+                           "actord: { plugin_dirs = [ \"%s\", \"%s\" ]; workers = ( %s ); };\n"
+                           "components: {\n"
+                           "  src = { class = \"core.tick\"; schedule = { every_us = 200; };\n"
+                           "          settings = { count = 100; }; };\n"
+                           "  fan = { class = \"core.broadcast\"; };\n"
+                           "  x1 = { class = \"core.scale\"; settings = { factor = 1; }; };\n"
+                           "  x10 = { class = \"core.scale\"; settings = { factor = 10; }; };\n"
+                           "  m = { class = \"core.merge\"; };\n"
+                           "  th = { class = \"core.threshold\"; settings = { limit = 500.0; "
+                           "}; };\n"
+                           "  gsrc = { class = \"test.gainsrc\"; schedule = \"loop\"; settings "
+                           "= { factor = 2.0; count = 1; }; };\n"
+                           "  g = { class = \"core.gain\"; settings = { initial = 2.0; }; };\n"
+                           "  lowlog = { class = \"core.log\"; settings = { path = \"%s\"; }; };\n"
+                           "  highlog = { class = \"core.log\"; settings = { path = \"%s\"; }; "
+                           "};\n"
+                           "};\n"
+                           "links = ( \"src.out -> fan.in\",\n"
+                           "  \"fan.out[1] -> x10.in\", \"fan.out[0] -> x1.in\",\n"
+                           "  \"x1.out -> m.in\", \"x10.out -> m.in\",\n"
+                           "  \"m.out -> th.in\", \"th.below -> g.in\", \"gsrc.out -> g.gain\",\n"
+                           "  \"g.out -> lowlog.in\", \"th.alert -> highlog.in\" );\n",
+                           ACTORD_TEST_PLUGIN_DIR, ACTORD_TEST_TESTPLUGIN_DIR "/testkit", workers,
+                           low, high) > 0);
+        const char *files[] = {low, high};
+        const int lines[] = {150, 50};
+        run_until(text, files, lines, 2);
+
+        /* Below 500: all of x1's 0..99 and x10's 0..490, each doubled by the gain. */
+        double got[256], want[256];
+        int n = values(low, "seq=", got, 256);
+        cr_assert_eq(n, 150);
+        int k = 0;
+        for (int i = 0; i < 100; i++)
+                want[k++] = 2.0 * i;
+        for (int i = 0; i < 50; i++)
+                want[k++] = 20.0 * i;
+        qsort(want, (size_t)k, sizeof(*want), cmp_double);
+        for (int i = 0; i < n; i++)
+                cr_assert_float_eq(got[i], want[i], 1e-9, "low[%d]: got %g want %g", i, got[i],
+                                   want[i]);
+        /* At or above 500: x10's 500..990 as alerts, untouched by the gain. */
+        n = values(high, "alert seq=", got, 256);
+        cr_assert_eq(n, 50);
+        for (int i = 0; i < n; i++)
+                cr_assert_float_eq(got[i], 500.0 + 10.0 * i, 1e-9);
+        char *t = tu_read(high);
+        cr_assert(strstr(t, "limit=500 "), "%s", t);
+        free(t);
+        free(text);
+        free(low);
+        free(high);
+}
+
+Test(shapes, roundrobin_scatter_splits_in_turn)
+{
+        int a, b;
+        two_cpus(&a, &b);
+        char *path[3], *text;
+        for (int i = 0; i < 3; i++)
+                cr_assert(asprintf(&path[i], "%s/rr%d.txt", dir, i) > 0);
+        cr_assert(asprintf(&text,
+                           "actord: { plugin_dirs = [ \"%s\" ]; workers = ( { cpu = %d; } ); };\n"
+                           "components: {\n"
+                           "  src = { class = \"core.tick\"; schedule = { every_us = 100; };\n"
+                           "          settings = { count = 99; }; };\n"
+                           "  rr = { class = \"core.roundrobin\"; };\n"
+                           "  l0 = { class = \"core.log\"; settings = { path = \"%s\"; }; };\n"
+                           "  l1 = { class = \"core.log\"; settings = { path = \"%s\"; }; };\n"
+                           "  l2 = { class = \"core.log\"; settings = { path = \"%s\"; }; };\n"
+                           "};\n"
+                           "links = ( \"src.out -> rr.in\", \"rr.out -> l0.in\", \"rr.out -> "
+                           "l1.in\", \"rr.out -> l2.in\" );\n",
+                           ACTORD_TEST_PLUGIN_DIR, a, path[0], path[1], path[2]) > 0);
+        const char *files[] = {path[0], path[1], path[2]};
+        const int lines[] = {33, 33, 33};
+        run_until(text, files, lines, 3);
+        for (int i = 0; i < 3; i++) {
+                double got[64];
+                int n = values(path[i], "seq=", got, 64);
+                cr_assert_eq(n, 33);
+                for (int j = 0; j < n; j++)
+                        cr_assert_float_eq(got[j], 3.0 * j + i, 1e-9, "rr%d[%d] = %g", i, j,
+                                           got[j]);
+                free(path[i]);
+        }
+        free(text);
+}
