@@ -15,7 +15,7 @@
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char *const top_keys[] = {"actord", "components", "links"};
-static const char *const actord_keys[] = {"plugin_dirs", "workers"};
+static const char *const actord_keys[] = {"plugin_dirs", "plugin_strict_modes", "workers"};
 static const char *const worker_keys[] = {"cpu", "idle", "spin_us"};
 static const char *const component_keys[] = {"class", "schedule", "worker", "settings"};
 static const char *const schedule_keys[] = {"every_us"};
@@ -491,6 +491,7 @@ int config_load(const char *path, struct config *ret, struct diag *d)
                 return -EINVAL;
         }
 
+        c->plugin_strict_modes = true;
         struct loader l = {.c = c, .d = d};
         const config_setting_t *root = config_root_setting(&c->cfg);
         check_keys(&l, root, "the top level", top_keys, N_ELEMS(top_keys));
@@ -505,6 +506,9 @@ int config_load(const char *path, struct config *ret, struct diag *d)
                                 load_plugin_dirs(&l, m, base);
                         if ((m = config_setting_get_member(s, "workers")))
                                 load_workers(&l, m);
+                        if ((m = config_setting_get_member(s, "plugin_strict_modes")) &&
+                            expect_type(&l, m, "plugin_strict_modes", CONFIG_TYPE_BOOL))
+                                c->plugin_strict_modes = config_setting_get_bool(m);
                 }
         }
         if (!c->workers)

@@ -59,6 +59,7 @@ struct config {
         char *path;
         char **plugin_dirs; /* absolute, or relative to the working directory */
         int n_plugin_dirs;
+        bool plugin_strict_modes;      /* refuse plugins writable by others (default true) */
         struct config_worker *workers; /* none given: one per CPU, filled by config_load */
         int n_workers;
         bool workers_default;

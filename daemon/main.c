@@ -26,6 +26,7 @@ struct options {
         const char *config;
         char **plugin_dirs;
         int n_plugin_dirs;
+        bool config_given;
         bool check_config;
         bool list_plugins;
 };
@@ -40,7 +41,8 @@ static void usage(FILE *f)
                 "  -p, --plugin-dir DIR    also load plugins from DIR (repeatable)\n"
                 "      --check-config      validate the configuration and plugins, then exit\n"
                 "                          (0 if valid, 78 if not)\n"
-                "      --list-plugins      list the loaded plugins and their classes, then exit\n"
+                "      --list-plugins      list the plugins of the plugin folders (those of\n"
+                "                          --config FILE when given) and their classes, then exit\n"
                 "  -v, --verbose           log debug messages too\n"
                 "  -h, --help              show this help and exit\n"
                 "  -V, --version           show the version and exit\n"
@@ -73,6 +75,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                 switch (c) {
                 case 'c':
                         o->config = optarg;
+                        o->config_given = true;
                         break;
                 case 'p':
                         o->plugin_dirs[o->n_plugin_dirs++] = optarg;
@@ -128,9 +131,20 @@ static int load_plugins(const struct options *o, const struct config *cfg,
                 dirs[n++] = o->plugin_dirs[i];
         if (n == 0)
                 dirs[n++] = ACTORD_DEFAULT_PLUGIN_DIR;
+        reg->lax_modes = !cfg->plugin_strict_modes;
         int r = plugin_registry_load(reg, dirs, n, d);
         free(dirs);
         return r;
+}
+
+static void print_port(const char *dir, const struct actord_port *p, bool multi)
+{
+        char name[64];
+        snprintf(name, sizeof(name), "%s%s", p->name, multi ? "[N]" : "");
+        if (!strcmp(p->type, ACTORD_TYPE_GENERIC))
+                printf("    %s %-10s any type (all generic ports share it)\n", dir, name);
+        else
+                printf("    %s %-10s %s (%u bytes)\n", dir, name, p->type, p->size);
 }
 
 static void list_plugins(const struct plugin_registry *reg)
@@ -144,11 +158,9 @@ static void list_plugins(const struct plugin_registry *reg)
                         printf("  class %s: %s, %s\n", c->name, plugin_shape_to_string(c->shape),
                                c->description ? c->description : "");
                         for (uint32_t j = 0; j < c->n_inputs; j++)
-                                printf("    in  %-10s %s (%u bytes)\n", c->inputs[j].name,
-                                       c->inputs[j].type, c->inputs[j].size);
+                                print_port("in ", &c->inputs[j], c->shape == ACTORD_SHAPE_GATHER);
                         for (uint32_t j = 0; j < c->n_outputs; j++)
-                                printf("    out %-10s %s (%u bytes)\n", c->outputs[j].name,
-                                       c->outputs[j].type, c->outputs[j].size);
+                                print_port("out", &c->outputs[j], c->shape == ACTORD_SHAPE_SCATTER);
                         printf("    schedules:");
                         for (uint32_t bit = 1; bit <= ACTORD_RULE_ON_EVENT; bit <<= 1)
                                 if (c->rules & bit)
@@ -212,7 +224,10 @@ int main(int argc, char **argv)
         struct runtime rt = {0};
         int sfd = -1;
 
-        if (config_load(opt.config, &cfg, &d) < 0) {
+        /* --list-plugins needs a configuration only for its plugin_dirs, when one is named. */
+        if (opt.list_plugins && !opt.config_given) {
+                cfg.plugin_strict_modes = true;
+        } else if (config_load(opt.config, &cfg, &d) < 0) {
                 log_diag(LOG_ERR, &d);
                 log_error("%s: configuration not valid (%zu error%s)", opt.config, d.n,
                           d.n == 1 ? "" : "s");

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 const char *plugin_shape_to_string(enum actord_shape s)
 {
@@ -183,6 +184,51 @@ static bool check_class(const char *path, const struct actord_class *c, struct d
         return true;
 }
 
+/* Loading code is a privilege: whoever can write a plugin, or replace it in its folder, runs
+ * code as the daemon. */
+static bool safe_owner_mode(const char *what, const char *path, const char *shown, struct diag *d)
+{
+        struct stat st;
+        if (stat(path, &st) < 0) {
+                diag_add(d, shown, 0, "cannot check the %s %s: %s", what, path, strerror(errno));
+                return false;
+        }
+        if (st.st_uid != 0 && st.st_uid != geteuid()) {
+                diag_add(d, shown, 0,
+                         "refusing to load: the %s %s is owned by uid %u, neither root nor "
+                         "actord's user (uid %u); set actord.plugin_strict_modes = false to "
+                         "allow it",
+                         what, path, (unsigned)st.st_uid, (unsigned)geteuid());
+                return false;
+        }
+        if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+                diag_add(d, shown, 0,
+                         "refusing to load: the %s %s is writable by %s (mode %04o); run chmod "
+                         "go-w on it, or set actord.plugin_strict_modes = false",
+                         what, path, (st.st_mode & S_IWOTH) ? "others" : "its group",
+                         (unsigned)(st.st_mode & 07777));
+                return false;
+        }
+        return true;
+}
+
+static bool safe_location(const char *path, struct diag *d)
+{
+        char *real = realpath(path, NULL);
+        if (!real) {
+                diag_add(d, path, 0, "cannot resolve the plugin's path: %s", strerror(errno));
+                return false;
+        }
+        bool ok = safe_owner_mode("file", real, path, d);
+        char *slash = strrchr(real, '/');
+        if (ok && slash) {
+                *slash = 0;
+                ok = safe_owner_mode("folder", real[0] ? real : "/", path, d);
+        }
+        free(real);
+        return ok;
+}
+
 static int add_plugin(struct plugin_registry *reg, struct plugin *p)
 {
         struct plugin *np = realloc(reg->plugins, (size_t)(reg->n_plugins + 1) * sizeof(*np));
@@ -198,6 +244,8 @@ int plugin_registry_load_file(struct plugin_registry *reg, const char *path, str
         /* RTLD_LOCAL: plugins cannot see each other's symbols. RTLD_NOW: an unresolved symbol
          * is an error now, not a crash later. A plugin has no constructors by convention;
          * dlopen would run them before we can check anything. */
+        if (!reg->lax_modes && !safe_location(path, d))
+                return -EPERM;
         void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
         if (!h) {
                 diag_add(d, path, 0, "cannot load plugin: %s", dlerror());

@@ -6,6 +6,8 @@
 
 #include <actord/plugin.h>
 
+#include <stdbool.h>
+
 #include "diag.h"
 
 struct plugin {
@@ -24,6 +26,10 @@ struct plugin_registry {
         int n_plugins;
         struct plugin_class *classes;
         int n_classes;
+        /* Load files and folders whatever their owner and mode (sshd's StrictModes off).
+         * Default (false): refuse a plugin file, or its folder, that is writable by group or
+         * others or owned by someone else than root or this process's user. */
+        bool lax_modes;
 };
 
 /* Loads every *.so in each of `dirs` (sorted by name, each file once). A file that cannot be
@@ -33,7 +39,8 @@ int plugin_registry_load(struct plugin_registry *reg, const char *const *dirs, i
                          struct diag *d);
 /* Loads one file; 0, or a negative errno with the reason in *d: -ENOEXEC (not loadable or no
  * descriptor), -EPROTONOSUPPORT (other ABI major), -EINVAL (malformed descriptor or class),
- * -EEXIST (class name already registered by another file). */
+ * -EEXIST (class name already registered by another file), -EPERM (unsafe owner or mode,
+ * see lax_modes). */
 int plugin_registry_load_file(struct plugin_registry *reg, const char *path, struct diag *d);
 void plugin_registry_free(struct plugin_registry *reg);
 

@@ -2,6 +2,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 
 #include "plugin.h"
 
@@ -132,4 +133,57 @@ Test(plugin, a_missing_directory_is_reported)
         cr_assert_eq(plugin_registry_load(&reg, dirs, 1, &d), 0);
         cr_assert(diag_has(&d, "/nonexistent/plugins: cannot open plugin directory"));
         diag_free(&d);
+}
+
+/* Copies the core plugin into a fresh folder with the given modes; returns the file's path. */
+static char *copy_core(const char *dir, mode_t dir_mode, mode_t file_mode)
+{
+        char *path, *cmd;
+        cr_assert(asprintf(&path, "%s/core.so", dir) > 0);
+        cr_assert(asprintf(&cmd, "cp '%s/core.so' '%s'", ACTORD_TEST_PLUGIN_DIR, path) > 0);
+        cr_assert_eq(system(cmd), 0);
+        free(cmd);
+        cr_assert_eq(chmod(path, file_mode), 0);
+        cr_assert_eq(chmod(dir, dir_mode), 0);
+        return path;
+}
+
+Test(plugin, files_writable_by_others_are_refused)
+{
+        char *dir = tu_tmpdir();
+        char *path = copy_core(dir, 0755, 0666);
+        struct plugin_registry reg = {0};
+        struct diag d = {0};
+        cr_assert_eq(plugin_registry_load_file(&reg, path, &d), -EPERM);
+        dump(&d);
+        cr_assert(diag_has(&d, "core.so: refusing to load: the file "));
+        cr_assert(diag_has(&d, "is writable by others (mode 0666); run chmod go-w on it, or set "
+                               "actord.plugin_strict_modes = false"));
+        cr_assert_eq(reg.n_plugins, 0);
+        diag_free(&d);
+
+        /* The configuration may allow it. */
+        reg.lax_modes = true;
+        cr_assert_eq(plugin_registry_load_file(&reg, path, &d), 0);
+        cr_assert_eq(reg.n_plugins, 1);
+        plugin_registry_free(&reg);
+        tu_rmrf(dir);
+        free(path);
+        free(dir);
+}
+
+Test(plugin, folders_writable_by_the_group_are_refused)
+{
+        char *dir = tu_tmpdir();
+        char *path = copy_core(dir, 0775, 0755);
+        struct plugin_registry reg = {0};
+        struct diag d = {0};
+        cr_assert_eq(plugin_registry_load_file(&reg, path, &d), -EPERM);
+        dump(&d);
+        cr_assert(diag_has(&d, "refusing to load: the folder "));
+        cr_assert(diag_has(&d, "is writable by its group (mode 0775)"));
+        diag_free(&d);
+        tu_rmrf(dir);
+        free(path);
+        free(dir);
 }
