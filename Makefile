@@ -3,7 +3,9 @@
 
 CONFIG ?= conf/actord.conf
 
-.PHONY: all deps build run test test-dev test-asan test-tsan bench format format-check install clean
+SHELL := /bin/bash
+
+.PHONY: all deps build run test test-dev test-asan test-tsan test-fuzz bench format format-check install clean
 
 all: build
 
@@ -19,7 +21,7 @@ run: build
 	./build/daemon/actord --config $(CONFIG) --plugin-dir build/plugins
 
 # The whole suite: normal build, ASan+UBSan build, TSan build of the concurrency tests.
-test: deps format-check test-dev test-asan test-tsan
+test: deps format-check test-dev test-asan test-tsan test-fuzz
 	@echo "make test: all suites passed"
 
 test-dev:
@@ -37,6 +39,18 @@ test-tsan:
 	cmake --build --preset tsan
 	ctest --preset tsan
 
+# A short fuzz run of the configuration path (FUZZ_SECONDS=600 for a longer one).
+FUZZ_SECONDS ?= 30
+test-fuzz:
+	cmake --preset fuzz >/dev/null
+	cmake --build --preset fuzz
+	rm -rf build-fuzz/corpus && mkdir -p build-fuzz/corpus
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/fuzz/lsan.supp \
+	  build-fuzz/tests/fuzz/fuzz-config -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	  -rss_limit_mb=4096 -artifact_prefix=build-fuzz/ -print_final_stats=1 \
+	  build-fuzz/corpus tests/fuzz/corpus/config 2>&1 | tail -n 12; \
+	  test $${PIPESTATUS[0]} -eq 0
+
 bench: build
 	./build/bench/actord-bench channel
 
@@ -50,4 +64,4 @@ install: build
 	cmake --install build
 
 clean:
-	rm -rf build build-asan build-tsan build-release
+	rm -rf build build-asan build-tsan build-fuzz build-release

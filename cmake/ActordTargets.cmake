@@ -17,6 +17,11 @@ if(ACTORD_SANITIZE)
   target_link_options(actord_sanitize INTERFACE -fsanitize=${ACTORD_SANITIZE})
 endif()
 
+if(ACTORD_FUZZ)
+  # Coverage feedback for the fuzzer from every target, not only the harness.
+  target_compile_options(actord_sanitize INTERFACE -fsanitize=fuzzer-no-link)
+endif()
+
 # Everything the project builds gets these.
 function(actord_defaults target)
   target_link_libraries(${target} PRIVATE actord_warnings actord_hardening actord_sanitize)
