@@ -324,6 +324,15 @@ int main(int argc, char **argv)
         }
         sd_notify(0, "STOPPING=1\nSTATUS=stopping");
         runtime_stop(&rt);
+        for (int i = 0; i < topo.n_comps; i++) {
+                const struct component *c = &topo.comps[i];
+                if (c->rule == ACTORD_RULE_PERIODIC)
+                        log_info("component '%s': %llu runs, %llu missed periods", c->name,
+                                 (unsigned long long)c->runs,
+                                 (unsigned long long)c->missed_periods);
+                else
+                        log_info("component '%s': %llu runs", c->name, (unsigned long long)c->runs);
+        }
         log_info("stopped");
         exit_code = EXIT_SUCCESS;
 out:

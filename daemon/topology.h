@@ -48,15 +48,23 @@ struct component {
         void *state;
         bool initialized;
         bool stopped;
-        bool fd_ready;
         uint64_t next_deadline_ns;
         uint64_t missed_periods;
         uint64_t runs;
         char error[256];
         struct worker *w;
 
-        /* Written by any thread (actord_notify), cleared by the worker. */
-        _Atomic bool notified;
+        /* Scheduling links, owned by the worker: its ready FIFO and its timer heap. */
+        struct component *ready_next;
+        int heap_index;
+
+        /* Set by whoever makes the component ready (a publisher on any worker, epoll,
+         * actord_notify from any thread), cleared by its worker just before it runs: while it
+         * is set, the component is in exactly one of its worker's ready lists. */
+        _Atomic bool queued;
+        /* Link in the worker's inbox (a lock-free stack): written by the pusher before its
+         * release CAS, read by the worker after its acquire exchange. */
+        struct component *inbox_next;
 };
 
 struct topology {

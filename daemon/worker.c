@@ -1,9 +1,16 @@
-/* Pinned worker threads and the host function table. The wake-up protocol is described in
- * worker.h.
+/* Pinned worker threads, their scheduler, and the host function table.
  *
- * This first scheduler checks each of its components on every iteration, so an idle
- * component costs a few loads per iteration; ready lists fed by publishers replace the scan
- * later, without changing the rules' semantics. */
+ * A worker never scans its components. Each rule has its own structure:
+ *   loop        an array, run on every iteration;
+ *   periodic    a binary heap by deadline; the worker reads the clock once per iteration and
+ *               runs what is due;
+ *   on_message  the ready FIFO: a run that published on an output marks the consumer ready,
+ *   on_event    as do epoll (a watched fd) and actord_notify().
+ * Marking ready: exchange the component's `queued` flag to true; whoever turned it from false
+ * appends it, to the FIFO directly when on the component's own worker, else to that worker's
+ * inbox (a lock-free stack drained once per iteration), then wakes that worker only if it
+ * sleeps (worker.h). So an idle component costs nothing, and a worker's cost per iteration
+ * follows what is ready, not what it hosts. */
 #define _GNU_SOURCE
 #include "worker.h"
 
@@ -199,15 +206,14 @@ static struct actord_notifier *host_notifier(struct actord_ctx *ctx)
         return &comp_of(ctx)->notifier;
 }
 
+static void mark_ready(struct worker *self, struct component *c);
+
 static void host_notify(struct actord_notifier *n)
 {
         struct component *c =
             (struct component *)(void *)((char *)n - offsetof(struct component, notifier));
-        /* Relaxed store, then the seq_cst fence of the wake-up protocol (worker.h) orders it
-         * before the read of the sleeping flag; the worker reads it after its own fence. */
-        atomic_store_explicit(&c->notified, true, memory_order_relaxed);
-        atomic_thread_fence(memory_order_seq_cst);
-        worker_wake(c->w);
+        /* Through the inbox even from c's own worker: the caller may be any thread. */
+        mark_ready(NULL, c);
 }
 
 __attribute__((format(printf, 2, 3))) static void host_set_error(struct actord_ctx *ctx,
@@ -243,38 +249,110 @@ const struct actord_host worker_host = {
     .set_error = host_set_error,
 };
 
-/* ---- the worker loop ---- */
+/* ---- the scheduler ---- */
+
+static void ready_append(struct worker *w, struct component *c)
+{
+        c->ready_next = NULL;
+        if (w->ready_tail)
+                w->ready_tail->ready_next = c;
+        else
+                w->ready_head = c;
+        w->ready_tail = c;
+}
+
+/* Makes c run soon. self: the worker of the calling thread, or NULL for any thread. */
+static void mark_ready(struct worker *self, struct component *c)
+{
+        /* acq_rel: the release half orders the caller's publications (or notify) before the
+         * flag; the worker's exchange that clears it acquires them, so a run that starts after
+         * the clear sees them. If the flag was already set, the component is queued and has
+         * not cleared it yet: its coming run will see them. */
+        if (atomic_exchange_explicit(&c->queued, true, memory_order_acq_rel))
+                return;
+        struct worker *w = c->w;
+        if (w == self) {
+                ready_append(w, c);
+                return;
+        }
+        struct component *head = atomic_load_explicit(&w->inbox, memory_order_relaxed);
+        do
+                c->inbox_next = head;
+        /* seq_cst: this push and the sleeper's store of its flag are the two halves of the
+         * wake-up protocol (worker.h); release also publishes inbox_next to the drainer. */
+        while (!atomic_compare_exchange_weak_explicit(&w->inbox, &head, c, memory_order_seq_cst,
+                                                      memory_order_relaxed));
+        if (atomic_load_explicit(&w->sleeping, memory_order_seq_cst))
+                worker_wake(w);
+}
+
+/* Moves the inbox into the ready FIFO, oldest first. */
+static void inbox_drain(struct worker *w)
+{
+        if (!atomic_load_explicit(&w->inbox, memory_order_relaxed))
+                return;
+        /* Acquire: pairs with the pushers' CAS; their inbox_next writes are visible. */
+        struct component *c = atomic_exchange_explicit(&w->inbox, NULL, memory_order_acquire);
+        struct component *rev = NULL;
+        while (c) {
+                struct component *next = c->inbox_next;
+                c->inbox_next = rev;
+                rev = c;
+                c = next;
+        }
+        for (; rev; rev = rev->inbox_next)
+                ready_append(w, rev);
+}
+
+static bool heap_less(const struct component *a, const struct component *b)
+{
+        return a->next_deadline_ns < b->next_deadline_ns;
+}
+
+static void heap_set(struct worker *w, int i, struct component *c)
+{
+        w->heap[i] = c;
+        c->heap_index = i;
+}
+
+static void heap_push(struct worker *w, struct component *c)
+{
+        int i = w->n_heap++;
+        while (i > 0 && heap_less(c, w->heap[(i - 1) / 2])) {
+                heap_set(w, i, w->heap[(i - 1) / 2]);
+                i = (i - 1) / 2;
+        }
+        heap_set(w, i, c);
+}
+
+static struct component *heap_pop(struct worker *w)
+{
+        struct component *top = w->heap[0];
+        struct component *last = w->heap[--w->n_heap];
+        int i = 0, n = w->n_heap;
+        for (;;) {
+                int l = 2 * i + 1, r = l + 1, m = i;
+                const struct component *best = last;
+                if (l < n && heap_less(w->heap[l], best))
+                        m = l, best = w->heap[l];
+                if (r < n && heap_less(w->heap[r], best))
+                        m = r;
+                if (m == i)
+                        break;
+                heap_set(w, i, w->heap[m]);
+                i = m;
+        }
+        if (n > 0)
+                heap_set(w, i, last);
+        top->heap_index = -1;
+        return top;
+}
 
 static bool inputs_readable(const struct component *c)
 {
         for (uint32_t k = 0; k < c->n_in; k++)
                 if (channel_readable(&c->in[k]))
                         return true;
-        return false;
-}
-
-/* Whether c should run now. With consume, an on_event component's flags are taken. */
-static bool ready(struct component *c, uint64_t now, bool consume)
-{
-        switch (c->rule) {
-        case ACTORD_RULE_LOOP:
-                return true;
-        case ACTORD_RULE_ON_MESSAGE:
-                return inputs_readable(c);
-        case ACTORD_RULE_PERIODIC:
-                return now >= c->next_deadline_ns;
-        case ACTORD_RULE_ON_EVENT:
-                if (c->fd_ready) {
-                        if (consume) {
-                                c->fd_ready = false;
-                                atomic_store_explicit(&c->notified, false, memory_order_relaxed);
-                        }
-                        return true;
-                }
-                if (!consume)
-                        return atomic_load_explicit(&c->notified, memory_order_relaxed);
-                return atomic_exchange_explicit(&c->notified, false, memory_order_acquire);
-        }
         return false;
 }
 
@@ -297,26 +375,12 @@ static void run_component(struct worker *w, struct component *c, uint64_t now)
         for (uint32_t k = 0; k < c->n_in; k++)
                 channel_rx_end(&c->in[k]);
 
-        /* Wake the consumers on other workers that this run gave messages to. */
-        bool fenced = false;
-        for (uint32_t k = 0; k < c->n_out; k++) {
-                struct worker *pw = c->out_peer[k]->w;
-                if (pw == w || c->out[k].seq == c->out_mark[k])
-                        continue;
-                if (!fenced) {
-                        atomic_thread_fence(memory_order_seq_cst);
-                        fenced = true;
-                }
-                if (atomic_load_explicit(&pw->sleeping, memory_order_relaxed))
-                        worker_wake(pw);
-        }
+        /* The consumers this run gave messages to become ready. */
+        for (uint32_t k = 0; k < c->n_out; k++)
+                if (c->out[k].seq != c->out_mark[k] &&
+                    c->out_peer[k]->rule == ACTORD_RULE_ON_MESSAGE)
+                        mark_ready(w, c->out_peer[k]);
 
-        if (c->rule == ACTORD_RULE_PERIODIC) {
-                uint64_t late = now - c->next_deadline_ns;
-                uint64_t missed = late / c->period_ns;
-                c->missed_periods += missed;
-                c->next_deadline_ns += (missed + 1) * c->period_ns;
-        }
         c->runs++;
         atomic_store_explicit(&w->runs, atomic_load_explicit(&w->runs, memory_order_relaxed) + 1,
                               memory_order_relaxed);
@@ -329,29 +393,84 @@ static void run_component(struct worker *w, struct component *c, uint64_t now)
                 log_error("component '%s' (%s) failed: %s; stopping it", c->name, c->cls->name,
                           c->error[0] ? c->error : "process returned an error");
                 component_stop(c);
+        } else if (r == ACTORD_OK && c->rule == ACTORD_RULE_ON_MESSAGE && inputs_readable(c)) {
+                /* It stopped reading with messages left (a batch limit, a full output): it
+                 * runs again. After IDLE it waits for the next message instead. */
+                mark_ready(w, c);
+        }
+}
+
+/* Runs the periodic components that are due; returns how many ran. */
+static int run_timers(struct worker *w, uint64_t now)
+{
+        int ran = 0;
+        while (w->n_heap && w->heap[0]->next_deadline_ns <= now) {
+                struct component *c = heap_pop(w);
+                run_component(w, c, now);
+                ran++;
+                /* Absolute deadlines: no drift. Every deadline already past when the run ends
+                 * (it started late, or overran) is counted as missed, not run in a burst. */
+                uint64_t end = mono_ns();
+                uint64_t missed = (end - c->next_deadline_ns) / c->period_ns;
+                c->missed_periods += missed;
+                c->next_deadline_ns += (missed + 1) * c->period_ns;
+                if (!c->stopped)
+                        heap_push(w, c);
+        }
+        return ran;
+}
+
+/* Runs what was ready when called; components made ready meanwhile wait for the next call,
+ * so that timers and the inbox are looked at between rounds. */
+static int run_ready(struct worker *w, uint64_t now)
+{
+        struct component *c = w->ready_head;
+        w->ready_head = w->ready_tail = NULL;
+        int ran = 0;
+        while (c) {
+                struct component *next = c->ready_next;
+                /* acq_rel: acquires what the markers released (see mark_ready); from here on a
+                 * new message marks it again. */
+                atomic_exchange_explicit(&c->queued, false, memory_order_acq_rel);
+                /* An on_message component runs only with a message to read: a mark can be
+                 * stale when an earlier run already read what it announced. */
+                if (!c->stopped && (c->rule != ACTORD_RULE_ON_MESSAGE || inputs_readable(c))) {
+                        run_component(w, c, now);
+                        ran++;
+                }
+                c = next;
+        }
+        return ran;
+}
+
+static void handle_events(struct worker *w, const struct epoll_event *evs, int n)
+{
+        for (int i = 0; i < n; i++) {
+                uint64_t buf;
+                if (evs[i].data.u64 == TAG_WAKE) {
+                        ssize_t r = read(w->wakefd, &buf, sizeof(buf));
+                        (void)r;
+                } else if (evs[i].data.u64 == TAG_TIMER) {
+                        ssize_t r = read(w->timerfd, &buf, sizeof(buf));
+                        (void)r;
+                } else {
+                        mark_ready(w, evs[i].data.ptr);
+                }
         }
 }
 
 static void worker_sleep(struct worker *w)
 {
-        atomic_store_explicit(&w->sleeping, 1, memory_order_relaxed);
-        /* Pairs with the fence of the waker (worker.h): after it, either we see its message or
-         * it sees our flag. */
-        atomic_thread_fence(memory_order_seq_cst);
-        uint64_t now = mono_ns();
-        uint64_t deadline = UINT64_MAX;
-        for (int i = 0; i < w->n_comps; i++) {
-                struct component *c = w->comps[i];
-                if (c->stopped)
-                        continue;
-                if (ready(c, now, false) || atomic_load_explicit(&w->stop, memory_order_relaxed)) {
-                        atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
-                        return;
-                }
-                if (c->rule == ACTORD_RULE_PERIODIC && c->next_deadline_ns < deadline)
-                        deadline = c->next_deadline_ns;
+        /* seq_cst: pairs with the pushers' CAS (mark_ready): either they see the flag and
+         * wake us, or we see their push below. */
+        atomic_store_explicit(&w->sleeping, 1, memory_order_seq_cst);
+        if (atomic_load_explicit(&w->inbox, memory_order_seq_cst) ||
+            atomic_load_explicit(&w->stop, memory_order_seq_cst)) {
+                atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+                return;
         }
-        if (deadline != UINT64_MAX) {
+        if (w->n_heap) {
+                uint64_t deadline = w->heap[0]->next_deadline_ns;
                 struct itimerspec its = {.it_value = {.tv_sec = (time_t)(deadline / 1000000000u),
                                                       .tv_nsec = (long)(deadline % 1000000000u)}};
                 timerfd_settime(w->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
@@ -362,54 +481,41 @@ static void worker_sleep(struct worker *w)
         struct epoll_event evs[32];
         int n = epoll_wait(w->epfd, evs, 32, -1);
         atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
-        for (int i = 0; i < n; i++) {
-                uint64_t buf;
-                if (evs[i].data.u64 == TAG_WAKE) {
-                        ssize_t r = read(w->wakefd, &buf, sizeof(buf));
-                        (void)r;
-                } else if (evs[i].data.u64 == TAG_TIMER) {
-                        ssize_t r = read(w->timerfd, &buf, sizeof(buf));
-                        (void)r;
-                } else {
-                        ((struct component *)evs[i].data.ptr)->fd_ready = true;
-                }
-        }
-}
-
-/* Spinning workers look at registered fds without blocking. */
-static void worker_poll_fds(struct worker *w)
-{
-        struct epoll_event evs[32];
-        int n = epoll_wait(w->epfd, evs, 32, 0);
-        for (int i = 0; i < n; i++) {
-                uint64_t buf;
-                if (evs[i].data.u64 == TAG_WAKE) {
-                        ssize_t r = read(w->wakefd, &buf, sizeof(buf));
-                        (void)r;
-                } else if (evs[i].data.u64 != TAG_TIMER) {
-                        ((struct component *)evs[i].data.ptr)->fd_ready = true;
-                }
-        }
+        handle_events(w, evs, n);
 }
 
 static void worker_loop(struct worker *w)
 {
         uint64_t now = mono_ns();
-        for (int i = 0; i < w->n_comps; i++)
-                w->comps[i]->next_deadline_ns = now + w->comps[i]->period_ns;
-        uint64_t idle_since = 0;
-        unsigned idle_polls = 0;
-        while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
-                bool ran = false;
-                now = mono_ns();
-                for (int i = 0; i < w->n_comps; i++) {
-                        struct component *c = w->comps[i];
-                        if (!c->stopped && ready(c, now, true)) {
-                                run_component(w, c, now);
-                                ran = true;
-                        }
+        for (int i = 0; i < w->n_comps; i++) {
+                struct component *c = w->comps[i];
+                c->heap_index = -1;
+                if (c->rule == ACTORD_RULE_PERIODIC) {
+                        c->next_deadline_ns = now + c->period_ns;
+                        heap_push(w, c);
+                } else if (c->rule == ACTORD_RULE_LOOP) {
+                        w->loops[w->n_loops++] = c;
                 }
-                if (ran) {
+        }
+        uint64_t idle_since = 0;
+        unsigned iter = 0;
+        while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
+                /* Watched fds: looked at every 64 iterations while busy, by epoll_wait when
+                 * asleep. */
+                if (w->n_fds && (++iter & 63) == 0) {
+                        struct epoll_event evs[32];
+                        handle_events(w, evs, epoll_wait(w->epfd, evs, 32, 0));
+                }
+                inbox_drain(w);
+                now = w->n_heap || w->ready_head || w->n_loops ? mono_ns() : now;
+                int ran = run_timers(w, now);
+                for (int i = 0; i < w->n_loops; i++)
+                        if (!w->loops[i]->stopped) {
+                                run_component(w, w->loops[i], now);
+                                ran++;
+                        }
+                ran += run_ready(w, now);
+                if (ran || w->ready_head) {
                         idle_since = 0;
                         continue;
                 }
@@ -417,12 +523,11 @@ static void worker_loop(struct worker *w)
                         worker_sleep(w);
                         continue;
                 }
-                if (w->n_fds && (++idle_polls & 63) == 0)
-                        worker_poll_fds(w);
                 if (w->idle == IDLE_ADAPTIVE) {
-                        if (!idle_since)
-                                idle_since = now;
-                        else if (now - idle_since >= w->spin_ns) {
+                        uint64_t t = mono_ns();
+                        if (!idle_since) {
+                                idle_since = t;
+                        } else if (t - idle_since >= w->spin_ns) {
                                 worker_sleep(w);
                                 idle_since = 0;
                                 continue;
@@ -505,6 +610,8 @@ static void worker_teardown(struct worker *w)
         if (w->timerfd >= 0)
                 close(w->timerfd);
         free(w->comps);
+        free(w->heap);
+        free(w->loops);
         w->comps = NULL;
 }
 
@@ -544,7 +651,9 @@ int runtime_start(struct runtime *rt, struct topology *t, const struct config *c
                 r = worker_setup(w, i, &cfg->workers[i], rt);
                 if (r == 0) {
                         w->comps = calloc((size_t)t->n_comps + 1, sizeof(*w->comps));
-                        if (!w->comps)
+                        w->heap = calloc((size_t)t->n_comps + 1, sizeof(*w->heap));
+                        w->loops = calloc((size_t)t->n_comps + 1, sizeof(*w->loops));
+                        if (!w->comps || !w->heap || !w->loops)
                                 r = -ENOMEM;
                 }
         }
@@ -602,8 +711,8 @@ void runtime_stop(struct runtime *rt)
                 return;
         for (int i = 0; i < rt->n_workers; i++) {
                 struct worker *w = &rt->workers[i];
-                atomic_store_explicit(&w->stop, true, memory_order_relaxed);
-                atomic_thread_fence(memory_order_seq_cst);
+                /* seq_cst: the sleeper loads it after storing its flag (worker_sleep). */
+                atomic_store_explicit(&w->stop, true, memory_order_seq_cst);
                 worker_wake(w);
         }
         runtime_join(rt);

@@ -2,12 +2,12 @@
  * on them according to their scheduling rules; and the host function table plugins call.
  *
  * Wake-up protocol (no lost wake-ups, no system call while the consumer's worker is busy):
- * a worker about to sleep stores sleeping = 1, then a seq_cst fence, then checks every
- * component once more, and only then blocks in epoll_wait. A producer's worker, after a run
- * that published to a component of another worker, issues one seq_cst fence and exchanges
- * that worker's sleeping flag with 0; only if it was 1 does it write the eventfd. Either the
- * sleeper's re-check sees the new message, or the producer sees the flag: the two fences
- * forbid both missing each other. actord_notify() follows the same protocol. */
+ * a worker about to sleep stores sleeping = 1 (seq_cst), then loads its inbox (seq_cst) and
+ * blocks in epoll_wait only if the inbox is empty. Whoever makes one of its components ready
+ * from elsewhere pushes it on the inbox with a seq_cst CAS, then loads the sleeping flag
+ * (seq_cst); only if it is 1 does it exchange it with 0 and write the eventfd. In the single
+ * total order of seq_cst operations one of the two loads comes last and sees the other side's
+ * store, so a push is never left behind by a sleeper. Periodic deadlines arm a timerfd. */
 #ifndef ACTORD_WORKER_H
 #define ACTORD_WORKER_H
 
@@ -29,11 +29,20 @@ struct worker {
         pthread_t thread;
         bool thread_started;
         int epfd;
-        int wakefd;  /* eventfd: wake-ups from other threads */
-        int timerfd; /* next periodic deadline while asleep */
-        int n_fds;   /* fds registered by on_event components */
-        struct component **comps;
+        int wakefd;               /* eventfd: wake-ups from other threads */
+        int timerfd;              /* next periodic deadline while asleep */
+        int n_fds;                /* fds registered by on_event components */
+        struct component **comps; /* all placed here, for init and fini */
         int n_comps;
+
+        /* Scheduler state, owned by the worker thread (see worker.c). */
+        struct component **loops;
+        int n_loops;
+        struct component **heap; /* periodic components, by next deadline */
+        int n_heap;
+        struct component *ready_head, *ready_tail;
+        /* Components made ready by other threads: a lock-free stack, drained each iteration. */
+        struct component *_Atomic inbox;
         struct runtime *rt;
         int init_failed;
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/inotify.h>
@@ -22,8 +23,52 @@ struct daemon {
         int pidfd;
         int notify_fd;
         char *err_path;
-        char notes[4096]; /* every notification received, concatenated */
+        /* A thread reads the notify socket all the time, as systemd does: sd_notify blocks
+         * once ten datagrams wait unread. */
+        pthread_t reader;
+        int stop_pipe[2];
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        char *notes; /* every notification received, concatenated */
+        size_t notes_len;
 };
+
+static inline void *daemon_reader_(void *arg)
+{
+        struct daemon *d = arg;
+        for (;;) {
+                struct pollfd p[2] = {{.fd = d->notify_fd, .events = POLLIN},
+                                      {.fd = d->stop_pipe[0], .events = POLLIN}};
+                if (poll(p, 2, -1) < 0)
+                        continue;
+                if (p[1].revents)
+                        return NULL;
+                char buf[1024];
+                ssize_t r = recv(d->notify_fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+                if (r <= 0)
+                        continue;
+                buf[r] = '\n';
+                pthread_mutex_lock(&d->lock);
+                char *n = realloc(d->notes, d->notes_len + (size_t)r + 2);
+                if (n) {
+                        memcpy(n + d->notes_len, buf, (size_t)r + 1);
+                        d->notes_len += (size_t)r + 1;
+                        n[d->notes_len] = 0;
+                        d->notes = n;
+                }
+                pthread_cond_broadcast(&d->cond);
+                pthread_mutex_unlock(&d->lock);
+        }
+}
+
+/* A copy of every notification so far (caller frees). */
+static inline char *daemon_notes(struct daemon *d)
+{
+        pthread_mutex_lock(&d->lock);
+        char *copy = strdup(d->notes ? d->notes : "");
+        pthread_mutex_unlock(&d->lock);
+        return copy;
+}
 
 static inline int64_t now_ms(void)
 {
@@ -61,6 +106,14 @@ static inline void daemon_start(struct daemon *d, const char *dir, const char *c
         snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify.sock", dir);
         unlink(sa.sun_path);
         cr_assert_eq(bind(d->notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        cr_assert_eq(pipe2(d->stop_pipe, O_CLOEXEC), 0);
+        pthread_mutex_init(&d->lock, NULL);
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&d->cond, &ca);
+        pthread_condattr_destroy(&ca);
+        cr_assert_eq(pthread_create(&d->reader, NULL, daemon_reader_, d), 0);
 
         const char *argv[32] = {ACTORD_TEST_DAEMON};
         int n = 1;
@@ -85,30 +138,35 @@ static inline void daemon_start(struct daemon *d, const char *dir, const char *c
 /* Waits until a notification containing `what` arrives; false after timeout_ms. */
 static inline bool daemon_wait_notify(struct daemon *d, const char *what, int timeout_ms)
 {
-        int64_t end = now_ms() + timeout_ms;
-        while (!strstr(d->notes, what)) {
-                int left = (int)(end - now_ms());
-                if (left <= 0)
-                        return false;
-                struct pollfd p = {.fd = d->notify_fd, .events = POLLIN};
-                if (poll(&p, 1, left) <= 0)
-                        continue;
-                char buf[1024];
-                ssize_t r = recv(d->notify_fd, buf, sizeof(buf) - 1, 0);
-                if (r <= 0)
-                        continue;
-                buf[r] = 0;
-                size_t len = strlen(d->notes);
-                snprintf(d->notes + len, sizeof(d->notes) - len, "%s\n", buf);
+        struct timespec end;
+        clock_gettime(CLOCK_MONOTONIC, &end);
+        end.tv_sec += timeout_ms / 1000;
+        end.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+        if (end.tv_nsec >= 1000000000) {
+                end.tv_sec++;
+                end.tv_nsec -= 1000000000;
         }
-        return true;
+        pthread_mutex_lock(&d->lock);
+        bool found;
+        while (!(found = d->notes && strstr(d->notes, what)))
+                if (pthread_cond_timedwait(&d->cond, &d->lock, &end) == ETIMEDOUT)
+                        break;
+        found = d->notes && strstr(d->notes, what);
+        pthread_mutex_unlock(&d->lock);
+        return found;
 }
 
 /* Waits for the daemon to exit and returns its wait status, or -1 after timeout_ms. */
 static inline int daemon_wait_exit(struct daemon *d, int timeout_ms)
 {
         struct pollfd p = {.fd = d->pidfd, .events = POLLIN};
-        if (poll(&p, 1, timeout_ms) != 1)
+        int64_t end = now_ms() + timeout_ms;
+        int r;
+        /* EINTR: the test runner catches SIGCHLD, which this very exit sends. */
+        while ((r = poll(&p, 1, (int)(end - now_ms() > 0 ? end - now_ms() : 0))) < 0 &&
+               errno == EINTR)
+                ;
+        if (r != 1)
                 return -1;
         int status;
         cr_assert_eq(waitpid(d->pid, &status, 0), d->pid);
@@ -129,8 +187,18 @@ static inline void daemon_cleanup(struct daemon *d)
         }
         if (d->pidfd > 0)
                 close(d->pidfd);
+        if (d->stop_pipe[1] > 0) {
+                ssize_t w = write(d->stop_pipe[1], "x", 1);
+                (void)w;
+                pthread_join(d->reader, NULL);
+                close(d->stop_pipe[0]);
+                close(d->stop_pipe[1]);
+                pthread_mutex_destroy(&d->lock);
+                pthread_cond_destroy(&d->cond);
+        }
         if (d->notify_fd > 0)
                 close(d->notify_fd);
+        free(d->notes);
         free(d->err_path);
 }
 
@@ -149,12 +217,41 @@ static inline bool wait_lines(const char *dir, const char *path, int lines, int 
 {
         int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
         cr_assert(in >= 0);
-        cr_assert(inotify_add_watch(in, dir, IN_MODIFY | IN_CREATE | IN_CLOSE_WRITE) >= 0);
+        cr_assert(
+            inotify_add_watch(in, dir, IN_MODIFY | IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO) >= 0);
         int64_t end = now_ms() + timeout_ms;
         bool ok;
         while (!(ok = count_lines(path) >= lines)) {
                 int left = (int)(end - now_ms());
                 if (left <= 0)
+                        break;
+                struct pollfd p = {.fd = in, .events = POLLIN};
+                if (poll(&p, 1, left) == 1) {
+                        char buf[4096];
+                        while (read(in, buf, sizeof(buf)) > 0)
+                                ;
+                }
+        }
+        close(in);
+        return ok;
+}
+
+/* Waits (inotify) until path exists and contains needle. */
+static inline bool wait_contains(const char *dir, const char *path, const char *needle,
+                                 int timeout_ms)
+{
+        int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+        cr_assert(in >= 0);
+        cr_assert(
+            inotify_add_watch(in, dir, IN_MODIFY | IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO) >= 0);
+        int64_t end = now_ms() + timeout_ms;
+        bool ok;
+        for (;;) {
+                char *text = tu_read(path);
+                ok = text && strstr(text, needle);
+                free(text);
+                int left = (int)(end - now_ms());
+                if (ok || left <= 0)
                         break;
                 struct pollfd p = {.fd = in, .events = POLLIN};
                 if (poll(&p, 1, left) == 1) {

@@ -77,7 +77,9 @@ static void run_pipeline(const char *idle, int sig)
 
         cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "no READY=1; stderr:\n%s",
                   daemon_stderr(&d));
-        cr_assert(strstr(d.notes, "STATUS=3 components on 2 workers"), "notes: %s", d.notes);
+        char *notes = daemon_notes(&d);
+        cr_assert(strstr(notes, "STATUS=3 components on 2 workers"), "notes: %s", notes);
+        free(notes);
         cr_assert(wait_lines(dir, out, count, 20000), "only %d of %d lines arrived",
                   count_lines(out), count);
 
@@ -86,7 +88,7 @@ static void run_pipeline(const char *idle, int sig)
         cr_assert_neq(status, -1, "actord did not exit after signal %d", sig);
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x; stderr:\n%s", status,
                   daemon_stderr(&d));
-        cr_assert(daemon_wait_notify(&d, "STOPPING=1", 1000), "notes: %s", d.notes);
+        cr_assert(daemon_wait_notify(&d, "STOPPING=1", 1000), "notes: %s", daemon_notes(&d));
 
         /* Every message, in order, transformed, with no loss (the last link is `reject`). */
         char *text = tu_read(out);
@@ -251,7 +253,8 @@ Test(daemon, failing_init_stops_startup_and_finalises_the_others)
         cr_assert(strstr(err, "component 'bad' (test.failinit) failed to start: refusing to "
                               "start, as asked"),
                   "%s", err);
-        cr_assert(!daemon_wait_notify(&d, "READY=1", 200), "READY must not be sent: %s", d.notes);
+        cr_assert(!daemon_wait_notify(&d, "READY=1", 200), "READY must not be sent: %s",
+                  daemon_notes(&d));
         char *o = tu_read(out);
         cr_assert_str_eq(o, "end messages=0 lost=0\n", "the started sink was finalised");
         free(o);

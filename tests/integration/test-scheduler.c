@@ -1,0 +1,342 @@
+/* The scheduling rules, observed from inside components (the schedkit test plugin) of the real
+ * daemon: on_message never runs without a message, periodic counts missed periods instead of
+ * bursting, on_event runs on fd data and on notifies from a foreign thread, no wake-up is lost
+ * between sleeping workers, and worker threads are pinned where the config says. */
+#include "daemonutil.h"
+
+#include <dirent.h>
+#include <inttypes.h>
+#include <sys/stat.h>
+
+#define SCHEDKIT ACTORD_TEST_TESTPLUGIN_DIR "/schedkit"
+
+static char *dir;
+static int cpu_a, cpu_b;
+
+static void setup(void)
+{
+        dir = tu_tmpdir();
+        two_cpus(&cpu_a, &cpu_b);
+}
+
+static void teardown(void)
+{
+        tu_rmrf(dir);
+        free(dir);
+}
+
+TestSuite(scheduler, .init = setup, .fini = teardown, .timeout = 120);
+
+/* Sanitizer builds run the daemon several times slower: scale the work down. */
+#ifdef ACTORD_TEST_SLOW
+#define SCALE 10
+#else
+#define SCALE 1
+#endif
+
+static char *path_in_dir(const char *name)
+{
+        char *p;
+        cr_assert(asprintf(&p, "%s/%s", dir, name) > 0);
+        return p;
+}
+
+/* Writes a config with two workers (one when there is one CPU) of the given idle policy and
+ * starts the daemon. */
+static char *start(struct daemon *d, const char *idle, const char *body)
+{
+        char workers[256];
+        int n = snprintf(workers, sizeof(workers), "{ cpu = %d; idle = \"%s\"; spin_us = 1; }",
+                         cpu_a, idle);
+        if (cpu_b != cpu_a)
+                snprintf(workers + n, sizeof(workers) - (size_t)n,
+                         ", { cpu = %d; idle = \"%s\"; spin_us = 1; }", cpu_b, idle);
+        char *text;
+        cr_assert(
+            asprintf(&text,
+                     "actord: { plugin_dirs = [ \"%s\", \"%s\" ];\n  workers = ( %s ); };\n%s",
+                     ACTORD_TEST_PLUGIN_DIR, SCHEDKIT, workers, body) > 0);
+        char *conf = tu_write(dir, "sched.conf", text);
+        free(text);
+        const char *args[] = {"--config", conf, NULL};
+        daemon_start(d, dir, args);
+        cr_assert(daemon_wait_notify(d, "READY=1", 10000), "no READY; stderr:\n%s",
+                  daemon_stderr(d));
+        return conf;
+}
+
+static char *stop(struct daemon *d)
+{
+        kill(d->pid, SIGTERM);
+        int status = daemon_wait_exit(d, 20000);
+        char *err = daemon_stderr(d);
+        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "status 0x%x; stderr:\n%s", status, err);
+        return err;
+}
+
+static uint64_t field(const char *text, const char *name)
+{
+        const char *p = strstr(text, name);
+        cr_assert_not_null(p, "no %s in '%s'", name, text);
+        return strtoull(p + strlen(name), NULL, 10);
+}
+
+Test(scheduler, on_message_runs_only_with_messages)
+{
+        char *probe = path_in_dir("probe.txt"), *body;
+        cr_assert(asprintf(&body,
+                           "components: {\n"
+                           "  src = { class = \"core.tick\"; schedule = { every_us = 250; };\n"
+                           "          settings = { count = 400; burst = 3; }; worker = 0; };\n"
+                           "  p = { class = \"test.probe\"; settings = { path = \"%s\"; }; "
+                           "worker = %d; };\n"
+                           "  idle1 = { class = \"test.probe\"; settings = { path = \"%s.idle\"; "
+                           "}; worker = 0; };\n"
+                           "  never = { class = \"core.tick\"; schedule = { every_us = 2000000000; "
+                           "}; worker = 0; };\n"
+                           "};\n"
+                           "links = ( \"src.out -> p.in\", \"never.out -> idle1.in\" );\n",
+                           probe, cpu_b != cpu_a, probe) > 0);
+        struct daemon d;
+        char *conf = start(&d, "sleep", body);
+        char *err = NULL;
+        /* 400 runs of 3 messages; wait for the source to finish, then stop. */
+        cr_assert(wait_contains(dir, d.err_path, "component 'src' finished (DONE)", 30000), "%s",
+                  daemon_stderr(&d));
+        err = stop(&d);
+        char *text = tu_read(probe);
+        cr_assert_not_null(text);
+        cr_assert_eq(field(text, "msgs="), 400, "%s", text);
+        cr_assert_eq(field(text, "lost="), 0, "%s", text);
+        cr_assert_eq(field(text, "empty="), 0, "ran without a message: %s", text);
+        cr_assert(field(text, "runs=") >= 1 && field(text, "runs=") <= 134, "%s", text);
+        char *idle_path;
+        cr_assert(asprintf(&idle_path, "%s.idle", probe) > 0);
+        char *idle = tu_read(idle_path);
+        cr_assert_str_eq(idle, "runs=0 empty=0 msgs=0 lost=0\n",
+                         "an on_message component without input must never run");
+        cr_assert(strstr(err, "component 'idle1': 0 runs"), "%s", err);
+        free(idle);
+        free(idle_path);
+        free(text);
+        free(err);
+        daemon_cleanup(&d);
+        free(conf);
+        free(body);
+        free(probe);
+}
+
+Test(scheduler, periodic_counts_missed_periods_without_bursts)
+{
+        char *out = path_in_dir("slow.txt"), *sink = path_in_dir("sink.txt"), *body;
+        /* 1 ms period; every 10th run overruns by 3.5 ms: 3 periods are missed each time. */
+        cr_assert(asprintf(&body,
+                           "components: {\n"
+                           "  slow = { class = \"test.slowtick\"; schedule = { every_us = 1000; "
+                           "};\n"
+                           "           settings = { path = \"%s\"; busy_us = 3500; every = 10; "
+                           "}; worker = 0; };\n"
+                           "  p = { class = \"test.probe\"; settings = { path = \"%s\"; }; "
+                           "worker = 0; };\n"
+                           "};\n"
+                           "links = ( \"slow.out -> p.in\" );\n",
+                           out, sink) > 0);
+        struct daemon d;
+        char *conf = start(&d, "sleep", body);
+        /* It reports after 400 runs. */
+        cr_assert(wait_contains(dir, out, "runs=400 ", 20000), "%s", daemon_stderr(&d));
+        char *err = stop(&d);
+        char *text = tu_read(out);
+        cr_assert_not_null(text);
+        uint64_t runs = field(text, "runs=");
+        const char *line = strstr(err, "component 'slow': ");
+        cr_assert_not_null(line, "%s", err);
+        uint64_t logged_runs = strtoull(line + strlen("component 'slow': "), NULL, 10);
+        uint64_t missed = field(line, "runs, ");
+        cr_assert_eq(logged_runs, runs);
+        cr_assert(runs >= 400, "only %" PRIu64 " runs", runs);
+        /* Each overrun of 3.5 ms against a 1 ms period misses at least 3 periods (the deadline
+         * after it is 4 periods later); a loaded machine may add more. Running the missed
+         * deadlines in a catch-up burst would count fewer. */
+        uint64_t overruns = runs / 10;
+        cr_assert(missed >= 3 * overruns, "runs %" PRIu64 ", missed %" PRIu64 " < 3 x %" PRIu64,
+                  runs, missed, overruns);
+        /* Every deadline from the first run to the end of the last was either run or counted
+         * missed (one either way for where in its period the span ends). */
+        uint64_t deadlines = field(text, "span_us=") / 1000 + 1;
+        cr_assert(runs + missed + 1 >= deadlines && runs + missed <= deadlines + 1,
+                  "runs %" PRIu64 " + missed %" PRIu64 " != %" PRIu64 " deadlines", runs, missed,
+                  deadlines);
+        /* The run after an overrun waits for the next deadline, 0.5 ms after the overrun
+         * ends (less when the overrun itself started late): a catch-up run would follow at
+         * once. */
+        uint64_t gap = field(text, "median_gap_after_overrun_us=");
+        cr_assert(gap >= 250, "runs follow overruns after %" PRIu64 " us: a catch-up burst", gap);
+        free(text);
+        free(err);
+        daemon_cleanup(&d);
+        free(conf);
+        free(body);
+        free(out);
+        free(sink);
+}
+
+Test(scheduler, on_event_runs_on_fd_data_and_foreign_notifies)
+{
+        char *out = path_in_dir("event.txt"), *fifo = path_in_dir("fifo"),
+             *trigger = path_in_dir("trigger"), *sink = path_in_dir("sink.txt"), *body;
+        cr_assert_eq(mkfifo(fifo, 0600), 0);
+        cr_assert_eq(mkfifo(trigger, 0600), 0);
+        const int notifies = 200000 / SCALE;
+        cr_assert(asprintf(&body,
+                           "components: {\n"
+                           "  ev = { class = \"test.event\"; settings = { path = \"%s\"; fifo = "
+                           "\"%s\"; trigger = \"%s\"; notifies = %d; }; worker = 0; };\n"
+                           "  p = { class = \"test.probe\"; settings = { path = \"%s\"; }; };\n"
+                           "};\n"
+                           "links = ( \"ev.out -> p.in\" );\n",
+                           out, fifo, trigger, notifies, sink) > 0);
+        struct daemon d;
+        char *conf = start(&d, "sleep", body);
+
+        int fd = open(fifo, O_WRONLY | O_CLOEXEC);
+        cr_assert(fd >= 0);
+        cr_assert_eq(write(fd, "hello\n", 6), 6);
+        close(fd);
+        cr_assert(wait_contains(dir, out, "fifo=hello", 10000), "no run on fd data");
+
+        fd = open(trigger, O_WRONLY | O_CLOEXEC);
+        cr_assert(fd >= 0);
+        cr_assert_eq(write(fd, "g", 1), 1);
+        close(fd);
+        char want[64];
+        snprintf(want, sizeof(want), "notified=%d ", notifies);
+        cr_assert(wait_contains(dir, out, want, 60000),
+                  "the last of %d notifies from a foreign thread did not run it: %s", notifies,
+                  tu_read(out));
+        char *err = stop(&d);
+        free(err);
+        daemon_cleanup(&d);
+        free(conf);
+        free(body);
+        free(out);
+        free(fifo);
+        free(trigger);
+        free(sink);
+}
+
+/* A message circles between two components on two workers; every hop needs the other worker
+ * awake. A lost wake-up stalls the circle and the test times out. */
+static void ping_pong(const char *idle, int hops)
+{
+        if (cpu_a == cpu_b)
+                cr_skip_test("needs two CPUs");
+        char *out = path_in_dir("echo.txt"), *body;
+        cr_assert(asprintf(&body,
+                           "components: {\n"
+                           "  kick = { class = \"core.tick\"; schedule = { every_us = 1000; };\n"
+                           "           settings = { count = 1; }; worker = 0; };\n"
+                           "  m = { class = \"core.merge\"; worker = 0; };\n"
+                           "  e = { class = \"test.echo\"; settings = { path = \"%s\"; limit = "
+                           "%d; }; worker = 1; };\n"
+                           "};\n"
+                           "links = ( \"kick.out -> m.in[0]\", \"e.out -> m.in[1]\", \"m.out -> "
+                           "e.in\" );\n",
+                           out, hops) > 0);
+        struct daemon d;
+        char *conf = start(&d, idle, body);
+        char want[64];
+        snprintf(want, sizeof(want), "passed=%d\n", hops);
+        cr_assert(wait_contains(dir, out, want, 100000), "stalled: a lost wake-up? stderr:\n%s",
+                  daemon_stderr(&d));
+        char *err = stop(&d);
+        free(err);
+        daemon_cleanup(&d);
+        free(conf);
+        free(body);
+        free(out);
+}
+
+Test(scheduler, no_lost_wakeups_between_sleeping_workers)
+{
+        ping_pong("sleep", 20000 / SCALE);
+}
+
+Test(scheduler, no_lost_wakeups_between_adaptive_workers)
+{
+        ping_pong("adaptive", 200000 / SCALE);
+}
+
+Test(scheduler, no_lost_messages_between_spinning_workers)
+{
+        ping_pong("spin", 1000000 / SCALE);
+}
+
+/* The CPUs a thread may run on, as a list "0" or "0,1". */
+static void task_cpus(pid_t pid, const char *tid, char *buf, size_t len)
+{
+        char path[512];
+        snprintf(path, sizeof(path), "/proc/%d/task/%s/status", pid, tid);
+        char *st = tu_read(path);
+        cr_assert_not_null(st);
+        const char *p = strstr(st, "Cpus_allowed_list:");
+        cr_assert_not_null(p);
+        p += strlen("Cpus_allowed_list:");
+        while (*p == ' ' || *p == '\t')
+                p++;
+        snprintf(buf, len, "%.*s", (int)strcspn(p, "\n"), p);
+        free(st);
+}
+
+Test(scheduler, workers_are_pinned_and_placement_is_logged)
+{
+        if (cpu_a == cpu_b)
+                cr_skip_test("needs two CPUs");
+        char *body;
+        cr_assert(asprintf(&body,
+                           "components: {\n"
+                           "  t = { class = \"core.tick\"; schedule = { every_us = 100000; }; };\n"
+                           "  l = { class = \"core.log\"; settings = { every = 1000; }; };\n"
+                           "};\n"
+                           "links = ( \"t.out -> l.in\" );\n") > 0);
+        struct daemon d;
+        char *conf = start(&d, "sleep", body);
+        char taskdir[64];
+        snprintf(taskdir, sizeof(taskdir), "/proc/%d/task", d.pid);
+        DIR *td = opendir(taskdir);
+        cr_assert_not_null(td);
+        int found = 0;
+        struct dirent *e;
+        while ((e = readdir(td))) {
+                if (e->d_name[0] == '.')
+                        continue;
+                char path[512];
+                snprintf(path, sizeof(path), "%s/%s/comm", taskdir, e->d_name);
+                char *comm = tu_read(path);
+                if (comm && !strncmp(comm, "actord-w", 8)) {
+                        int w = atoi(comm + 8);
+                        char cpus[64], want[16];
+                        task_cpus(d.pid, e->d_name, cpus, sizeof(cpus));
+                        snprintf(want, sizeof(want), "%d", w == 0 ? cpu_a : cpu_b);
+                        cr_assert_str_eq(cpus, want, "worker %d runs on CPUs %s", w, cpus);
+                        found++;
+                }
+                free(comm);
+        }
+        closedir(td);
+        cr_assert_eq(found, 2, "two worker threads");
+        char *err = stop(&d);
+        /* Automatic placement spreads components over the workers, round-robin. */
+        char want[128];
+        snprintf(want, sizeof(want), "component 't' (core.tick, periodic) on worker 0 (CPU %d)",
+                 cpu_a);
+        cr_assert(strstr(err, want), "%s", err);
+        snprintf(want, sizeof(want), "component 'l' (core.log, on_message) on worker 1 (CPU %d)",
+                 cpu_b);
+        cr_assert(strstr(err, want), "%s", err);
+        free(err);
+        daemon_cleanup(&d);
+        free(conf);
+        free(body);
+}
