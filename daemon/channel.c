@@ -86,8 +86,13 @@ int channel_tx_open(struct channel_tx *ret, struct channel *c)
             .mask = sh->nslots - 1,
             .nslots = sh->nslots,
             .policy = sh->policy,
-            .head = atomic_load_explicit(&sh->published, memory_order_relaxed),
+            /* A reopened end carries on where the last one stopped: under drop_new the ring
+             * position lags the sequence by the drops. Relaxed: the previous producer was
+             * stopped by its own thread, which happens before this open. */
+            .head = atomic_load_explicit(&sh->published, memory_order_relaxed) -
+                    atomic_load_explicit(&sh->dropped, memory_order_relaxed),
             .seq = atomic_load_explicit(&sh->published, memory_order_relaxed),
+            .cached_tail = atomic_load_explicit(&sh->tail, memory_order_acquire),
             .scratch = scratch,
         };
         return 0;
@@ -118,13 +123,24 @@ int channel_rx_open(struct channel_rx *ret, struct channel *c)
             .policy = sh->policy,
             .payload_size = sh->payload_size,
             .copy = copy,
+            /* A reopened end carries on where the last one stopped (relaxed: the previous
+             * consumer was closed by a thread that happens before this open). */
+            .tail = atomic_load_explicit(&sh->tail, memory_order_relaxed),
+            .consumed = atomic_load_explicit(&sh->consumed, memory_order_relaxed),
+            .overwritten = atomic_load_explicit(&sh->overwritten, memory_order_relaxed),
         };
+        /* Under drop_new the sequence runs ahead of the position by the drops: the closing
+         * end saved where it was. */
+        ret->next_seq = sh->policy == CHANNEL_OVERWRITE
+                            ? ret->tail
+                            : atomic_load_explicit(&sh->resume_seq, memory_order_relaxed);
         return 0;
 }
 
 void channel_rx_close(struct channel_rx *rx)
 {
         channel_rx_end(rx);
+        atomic_store_explicit(&rx->sh->resume_seq, rx->next_seq, memory_order_relaxed);
         free(rx->copy);
         rx->copy = NULL;
 }

@@ -82,12 +82,14 @@ struct channel_shared {
         alignas(CHANNEL_LINE) _Atomic uint64_t published; /* publish calls, drops included */
         _Atomic uint64_t dropped;                         /* drop_new losses */
         _Atomic uint64_t rejected;                        /* claims refused under reject */
-        _Atomic uint64_t high_water;                      /* deepest backlog sampled */
+        _Atomic uint64_t high_water; /* deepest backlog seen when a claim found the ring
+                                      * looking full (sampled at most once per lap) */
 
         /* Consumer line: single writer. */
         alignas(CHANNEL_LINE) _Atomic uint64_t tail; /* position released to the producer */
         _Atomic uint64_t consumed;                   /* messages delivered */
         _Atomic uint64_t overwritten;                /* overwrite losses, seen as gaps */
+        _Atomic uint64_t resume_seq; /* next sequence number, saved when the end is closed */
 };
 
 struct channel {
@@ -311,7 +313,7 @@ static inline bool channel_readable(const struct channel_rx *rx)
                 /* Odd: message (stamp-1)/2 is being written; it is the one we wait for, or a
                  * later one, which means older messages wait behind our cursor. */
                 if (stamp & 1)
-                        return (stamp - 1) / 2 > pos;
+                        return rx->nslots > 1 && (stamp - 1) / 2 > pos;
                 return (stamp - 2) / 2 >= pos;
         }
         return (stamp - 2) / 2 >= rx->next_seq;

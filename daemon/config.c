@@ -15,7 +15,8 @@
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char *const top_keys[] = {"actord", "components", "links"};
-static const char *const actord_keys[] = {"plugin_dirs", "plugin_strict_modes", "workers"};
+static const char *const actord_keys[] = {"plugin_dirs", "plugin_strict_modes", "stall_ms",
+                                           "workers"};
 static const char *const worker_keys[] = {"cpu", "idle", "spin_us"};
 static const char *const component_keys[] = {"class", "schedule", "worker", "settings"};
 static const char *const schedule_keys[] = {"every_us"};
@@ -492,6 +493,7 @@ int config_load(const char *path, struct config *ret, struct diag *d)
         }
 
         c->plugin_strict_modes = true;
+        c->stall_ms = CONFIG_STALL_MS_DEFAULT;
         struct loader l = {.c = c, .d = d};
         const config_setting_t *root = config_root_setting(&c->cfg);
         check_keys(&l, root, "the top level", top_keys, N_ELEMS(top_keys));
@@ -509,6 +511,10 @@ int config_load(const char *path, struct config *ret, struct diag *d)
                         if ((m = config_setting_get_member(s, "plugin_strict_modes")) &&
                             expect_type(&l, m, "plugin_strict_modes", CONFIG_TYPE_BOOL))
                                 c->plugin_strict_modes = config_setting_get_bool(m);
+                        long long v;
+                        if ((m = config_setting_get_member(s, "stall_ms")) &&
+                            get_int(&l, m, "stall_ms", 1, 3600000, &v))
+                                c->stall_ms = (uint32_t)v;
                 }
         }
         if (!c->workers)

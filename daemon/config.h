@@ -18,6 +18,7 @@ enum idle_policy {
 };
 
 #define CONFIG_SPIN_US_DEFAULT 50u
+#define CONFIG_STALL_MS_DEFAULT 1000u
 
 struct config_worker {
         int cpu;
@@ -60,6 +61,7 @@ struct config {
         char **plugin_dirs; /* absolute, or relative to the working directory */
         int n_plugin_dirs;
         bool plugin_strict_modes;      /* refuse plugins writable by others (default true) */
+        uint32_t stall_ms;             /* a run longer than this stalls its worker (ms) */
         struct config_worker *workers; /* none given: one per CPU, filled by config_load */
         int n_workers;
         bool workers_default;

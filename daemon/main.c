@@ -17,6 +17,7 @@
 #include "config.h"
 #include "log.h"
 #include "plugin.h"
+#include "supervisor.h"
 #include "topology.h"
 #include "worker.h"
 
@@ -222,6 +223,7 @@ int main(int argc, char **argv)
         struct plugin_registry reg = {0};
         struct topology topo = {0};
         struct runtime rt = {0};
+        struct supervisor sup = {0};
         int sfd = -1;
 
         /* --list-plugins needs a configuration only for its plugin_dirs, when one is named. */
@@ -290,25 +292,51 @@ int main(int argc, char **argv)
         log_info("running: %s", status);
         sd_notifyf(0, "READY=1\nSTATUS=%s", status);
 
+        /* The main thread wakes every tick: for STATUS each second, for the watchdog (fed at
+         * a third of its period, and only while no worker is stuck) and to look for stalls. */
+        uint64_t wd_usec = 0;
+        bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0;
+        int tick_ms = 1000;
+        if (watchdog && wd_usec / 3000 < (uint64_t)tick_ms)
+                tick_ms = (int)(wd_usec / 3000);
+        if ((int)cfg.stall_ms / 4 < tick_ms)
+                tick_ms = (int)cfg.stall_ms / 4;
+        if (tick_ms < 1)
+                tick_ms = 1;
+        if (supervisor_init(&sup, cfg.n_workers, (uint64_t)cfg.stall_ms * 1000000u) < 0) {
+                log_error("out of memory");
+                runtime_stop(&rt);
+                goto out;
+        }
+        if (watchdog)
+                log_info("systemd watchdog: %llu ms", (unsigned long long)(wd_usec / 1000));
+
         uint64_t last_ns = mono_ns(), last_consumed = 0, lost = 0;
+        int was_stuck = 0;
         for (;;) {
                 struct pollfd pfd = {.fd = sfd, .events = POLLIN};
-                int n = poll(&pfd, 1, 1000);
+                int n = poll(&pfd, 1, tick_ms);
                 if (n < 0 && errno != EINTR) {
                         log_error("poll: %s", strerror(errno));
                         break;
                 }
                 uint64_t now = mono_ns();
-                if (now - last_ns >= 1000000000u) {
+                char stall[256];
+                int stuck = supervisor_check(&sup, &rt, now, stall, sizeof(stall));
+                /* STATUS each second, and at once when a stall starts or ends. */
+                if (now - last_ns >= 1000000000u || (stuck > 0) != (was_stuck > 0)) {
                         uint64_t consumed;
                         totals(&topo, &consumed, &lost);
                         double rate =
                             (double)(consumed - last_consumed) * 1e9 / (double)(now - last_ns);
                         status_line(&topo, &cfg, rate, lost, status, sizeof(status));
-                        sd_notifyf(0, "STATUS=%s", status);
+                        sd_notifyf(0, "STATUS=%s", stuck ? stall : status);
                         last_ns = now;
                         last_consumed = consumed;
                 }
+                was_stuck = stuck;
+                if (watchdog && !stuck)
+                        sd_notify(0, "WATCHDOG=1");
                 if (n <= 0)
                         continue;
                 struct signalfd_siginfo si;
@@ -336,6 +364,7 @@ int main(int argc, char **argv)
         log_info("stopped");
         exit_code = EXIT_SUCCESS;
 out:
+        supervisor_free(&sup);
         if (sfd >= 0)
                 close(sfd);
         topology_free(&topo);

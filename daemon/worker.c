@@ -371,7 +371,12 @@ static void run_component(struct worker *w, struct component *c, uint64_t now)
                 c->out[k].now_ns = now;
                 c->out_mark[k] = c->out[k].seq;
         }
+        /* Relaxed: read by the supervisor as diagnostics only. `now` is this iteration's
+         * clock, early by at most the iteration's other runs: no extra clock read here. */
+        atomic_store_explicit(&w->running, c, memory_order_relaxed);
+        atomic_store_explicit(&w->busy_since_ns, now, memory_order_relaxed);
         int r = c->cls->process(&c->ctx, c->state);
+        atomic_store_explicit(&w->busy_since_ns, 0, memory_order_relaxed);
         for (uint32_t k = 0; k < c->n_in; k++)
                 channel_rx_end(&c->in[k]);
 

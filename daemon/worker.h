@@ -49,6 +49,11 @@ struct worker {
         _Atomic int sleeping;
         _Atomic bool stop;
 
+        /* What the worker runs now, for stall detection by the main thread: set before each
+         * run (relaxed; read as diagnostics only), busy_since_ns 0 between runs. */
+        _Atomic(struct component *) running;
+        _Atomic uint64_t busy_since_ns;
+
         /* Statistics, written by the worker, read by anyone. */
         _Atomic uint64_t runs;
         _Atomic uint64_t sleeps;

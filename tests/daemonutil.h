@@ -12,6 +12,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -94,9 +95,10 @@ static inline void two_cpus(int *a, int *b)
                 *b = *a;
 }
 
-/* Starts actord with args (NULL-terminated), stderr to a file, NOTIFY_SOCKET to a datagram
- * socket of ours. */
-static inline void daemon_start(struct daemon *d, const char *dir, const char *const *args)
+/* Starts actord with args (NULL-terminated) and extra environment entries env ("K=V", NULL-
+ * terminated, or NULL), stderr to a file, NOTIFY_SOCKET to a datagram socket of ours. */
+static inline void daemon_start_env(struct daemon *d, const char *dir, const char *const *args,
+                                    const char *const *env)
 {
         *d = (struct daemon){0};
         cr_assert(asprintf(&d->err_path, "%s/stderr.txt", dir) > 0);
@@ -124,15 +126,24 @@ static inline void daemon_start(struct daemon *d, const char *dir, const char *c
         d->pid = fork();
         cr_assert(d->pid >= 0);
         if (d->pid == 0) {
+                /* A failed assertion ends the test without cleanup: take the daemon along. */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
                 int fd = open(d->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
                 if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
                         _exit(126);
                 setenv("NOTIFY_SOCKET", sa.sun_path, 1);
+                for (const char *const *e = env; e && *e; e++)
+                        putenv((char *)(uintptr_t)*e);
                 execv(argv[0], (char *const *)(void *)argv);
                 _exit(127);
         }
         d->pidfd = (int)syscall(SYS_pidfd_open, d->pid, 0);
         cr_assert(d->pidfd >= 0);
+}
+
+static inline void daemon_start(struct daemon *d, const char *dir, const char *const *args)
+{
+        daemon_start_env(d, dir, args, NULL);
 }
 
 /* Waits until a notification containing `what` arrives; false after timeout_ms. */
@@ -154,6 +165,26 @@ static inline bool daemon_wait_notify(struct daemon *d, const char *what, int ti
         found = d->notes && strstr(d->notes, what);
         pthread_mutex_unlock(&d->lock);
         return found;
+}
+
+/* Waits until more than `len` bytes of notifications arrived; false after timeout_ms. */
+static inline bool daemon_wait_more(struct daemon *d, size_t len, int timeout_ms)
+{
+        struct timespec end;
+        clock_gettime(CLOCK_MONOTONIC, &end);
+        end.tv_sec += timeout_ms / 1000;
+        end.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+        if (end.tv_nsec >= 1000000000) {
+                end.tv_sec++;
+                end.tv_nsec -= 1000000000;
+        }
+        pthread_mutex_lock(&d->lock);
+        while (d->notes_len <= len)
+                if (pthread_cond_timedwait(&d->cond, &d->lock, &end) == ETIMEDOUT)
+                        break;
+        bool more = d->notes_len > len;
+        pthread_mutex_unlock(&d->lock);
+        return more;
 }
 
 /* Waits for the daemon to exit and returns its wait status, or -1 after timeout_ms. */

@@ -264,3 +264,67 @@ Test(daemon, failing_init_stops_startup_and_finalises_the_others)
         free(text);
         free(out);
 }
+
+Test(daemon, watchdog_is_fed_except_while_a_worker_is_stuck)
+{
+        int a, b;
+        two_cpus(&a, &b);
+        char *out, *sink, *text;
+        cr_assert(asprintf(&out, "%s/slow.txt", dir) > 0);
+        cr_assert(asprintf(&sink, "%s/sink.txt", dir) > 0);
+        /* Every third run of `slow` blocks its worker for 1.5 s; 200 ms is a stall. */
+        cr_assert(asprintf(&text,
+                           "actord: { plugin_dirs = [ \"%s\", \"%s\" ]; stall_ms = 200;\n"
+                           "          workers = ( { cpu = %d; } ); };\n"
+                           "components: {\n"
+                           "  slow = { class = \"test.slowtick\"; schedule = { every_us = 100000; "
+                           "};\n"
+                           "           settings = { path = \"%s\"; busy_us = 1500000; every = 3; "
+                           "}; };\n"
+                           "  p = { class = \"test.probe\"; settings = { path = \"%s\"; }; };\n"
+                           "};\n"
+                           "links = ( \"slow.out -> p.in\" );\n",
+                           ACTORD_TEST_PLUGIN_DIR, ACTORD_TEST_TESTPLUGIN_DIR "/schedkit", a, out,
+                           sink) > 0);
+        char *conf = tu_write(dir, "watchdog.conf", text);
+        struct daemon d;
+        const char *args[] = {"--config", conf, NULL};
+        const char *env[] = {"WATCHDOG_USEC=300000", NULL};
+        daemon_start_env(&d, dir, args, env);
+        cr_assert(daemon_wait_notify(&d, "WATCHDOG=1", 2000), "no watchdog ping; stderr:\n%s",
+                  daemon_stderr(&d));
+        char want[128];
+        snprintf(want, sizeof(want),
+                 "<3>worker 0 (CPU %d) is stuck: component 'slow' (test.slowtick) has been "
+                 "running for",
+                 a);
+        cr_assert(wait_contains(dir, d.err_path, want, 5000), "%s", daemon_stderr(&d));
+        cr_assert(
+            daemon_wait_notify(&d, "STATUS=STALLED: worker 0 stuck in component 'slow'", 3000));
+        cr_assert(wait_contains(dir, d.err_path, "worker 0 (CPU", 5000));
+        cr_assert(wait_contains(dir, d.err_path, ") runs again", 5000), "%s", daemon_stderr(&d));
+        /* After the stall the normal STATUS and the pings come back; between the stalled
+         * STATUS and the normal one, no ping. */
+        for (;;) {
+                char *notes = daemon_notes(&d);
+                const char *stalled = strstr(notes, "STATUS=STALLED");
+                cr_assert_not_null(stalled);
+                const char *back = strstr(stalled, "components on 1 workers");
+                if (back && strstr(back, "WATCHDOG=1")) {
+                        const char *ping = strstr(stalled, "WATCHDOG=1");
+                        cr_assert(ping > back, "a watchdog ping while stalled:\n%s", notes);
+                        free(notes);
+                        break;
+                }
+                size_t len = strlen(notes);
+                free(notes);
+                cr_assert(daemon_wait_more(&d, len, 3000), "no notification after the stall");
+        }
+        kill(d.pid, SIGTERM);
+        cr_assert_neq(daemon_wait_exit(&d, 10000), -1);
+        daemon_cleanup(&d);
+        free(conf);
+        free(text);
+        free(out);
+        free(sink);
+}

@@ -1,0 +1,834 @@
+/* Single-threaded tests of the lossy channel: every policy's order, sequence numbers, gaps and
+ * counters, driven one call at a time so that each interleaving of producer and consumer is
+ * exact. The concurrent behaviour is in test-channel-stress.c. */
+#include "testrunner.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "channel.h"
+
+struct msg {
+        uint64_t seq;
+        uint64_t lost;
+        uint64_t ns;
+        uint64_t value;
+};
+
+struct ends {
+        struct channel ch;
+        struct channel_tx tx;
+        struct channel_rx rx;
+};
+
+static const enum channel_policy all_policies[] = {CHANNEL_OVERWRITE, CHANNEL_DROP_NEW,
+                                                   CHANNEL_REJECT};
+
+static void open_ends(struct ends *e, uint32_t capacity, uint32_t payload_size,
+                      enum channel_policy policy)
+{
+        memset(e, 0, sizeof(*e));
+        cr_assert_eq(channel_create(&e->ch, capacity, payload_size, policy), 0);
+        cr_assert_eq(channel_tx_open(&e->tx, &e->ch), 0);
+        cr_assert_eq(channel_rx_open(&e->rx, &e->ch), 0);
+}
+
+static void close_ends(struct ends *e)
+{
+        channel_rx_close(&e->rx);
+        channel_tx_close(&e->tx);
+        channel_destroy(&e->ch);
+}
+
+/* Claims, writes v and publishes; false when the claim is refused (reject, full). */
+static bool send(struct ends *e, uint64_t v)
+{
+        void *p = channel_claim(&e->tx);
+        if (!p)
+                return false;
+        memcpy(p, &v, sizeof(v));
+        channel_publish(&e->tx);
+        return true;
+}
+
+static bool recv(struct ends *e, struct msg *m)
+{
+        const void *p = channel_next(&e->rx, &m->seq, &m->lost, &m->ns);
+        if (!p)
+                return false;
+        memcpy(&m->value, p, sizeof(m->value));
+        return true;
+}
+
+static void expect_msg(struct ends *e, uint64_t seq, uint64_t lost, uint64_t value)
+{
+        struct msg m;
+        cr_assert(recv(e, &m), "expected message seq %lu, got none", (unsigned long)seq);
+        cr_assert_eq(m.seq, seq, "seq %lu, expected %lu", (unsigned long)m.seq, (unsigned long)seq);
+        cr_assert_eq(m.lost, lost, "seq %lu: lost_before %lu, expected %lu", (unsigned long)seq,
+                     (unsigned long)m.lost, (unsigned long)lost);
+        cr_assert_eq(m.value, value, "seq %lu: value %lu, expected %lu", (unsigned long)seq,
+                     (unsigned long)m.value, (unsigned long)value);
+}
+
+static void expect_empty(struct ends *e)
+{
+        struct msg m = {0};
+        cr_assert_not(channel_readable(&e->rx));
+        cr_assert_not(recv(e, &m), "unexpected message seq %lu", (unsigned long)m.seq);
+}
+
+static struct channel_stats stats_of(struct ends *e)
+{
+        struct channel_stats st;
+        channel_stats(&e->ch, &st);
+        return st;
+}
+
+/* The accounting identity every policy keeps once the reader has drained the ring. */
+static void expect_balanced(struct ends *e)
+{
+        struct channel_stats st = stats_of(e);
+        cr_assert_eq(st.lost, st.dropped + st.overwritten);
+        cr_assert_eq(st.published, st.consumed + st.lost,
+                     "published %lu != consumed %lu + lost %lu", (unsigned long)st.published,
+                     (unsigned long)st.consumed, (unsigned long)st.lost);
+}
+
+Test(channel, create_rejects_invalid_arguments)
+{
+        struct channel ch = {0};
+        cr_assert_eq(channel_create(&ch, 0, 8, CHANNEL_OVERWRITE), -EINVAL);
+        cr_assert_eq(channel_create(&ch, CHANNEL_CAPACITY_MAX + 1, 8, CHANNEL_OVERWRITE), -EINVAL);
+        cr_assert_eq(channel_create(&ch, UINT32_MAX, 8, CHANNEL_OVERWRITE), -EINVAL);
+        cr_assert_eq(channel_create(&ch, 4, 0, CHANNEL_OVERWRITE), -EINVAL);
+        cr_assert_eq(channel_create(&ch, 4, CHANNEL_PAYLOAD_MAX + 1, CHANNEL_OVERWRITE), -EINVAL);
+        cr_assert_eq(channel_create(&ch, 4, 8, (enum channel_policy)3), -EINVAL);
+        cr_assert_eq(channel_create(&ch, 4, 8, (enum channel_policy) - 1), -EINVAL);
+        cr_assert_null(ch.sh, "a failed create must leave the struct alone");
+        /* Both limits are inclusive. */
+        cr_assert_eq(channel_create(&ch, 1, CHANNEL_PAYLOAD_MAX, CHANNEL_REJECT), 0);
+        channel_destroy(&ch);
+        cr_assert_null(ch.sh);
+        channel_destroy(&ch); /* a zeroed struct is accepted, so destroy is idempotent */
+}
+
+Test(channel, capacity_rounds_up_to_a_power_of_two)
+{
+        static const struct {
+                uint32_t asked, got;
+        } cases[] = {{1, 1},       {2, 2},       {3, 4},       {5, 8},        {8, 8},
+                     {1000, 1024}, {1024, 1024}, {1025, 2048}, {65535, 65536}};
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct channel ch;
+                struct channel_stats st;
+                cr_assert_eq(channel_create(&ch, cases[i].asked, 8, CHANNEL_OVERWRITE), 0);
+                channel_stats(&ch, &st);
+                cr_assert_eq(st.capacity, cases[i].got, "capacity %u: got %u, expected %u",
+                             cases[i].asked, st.capacity, cases[i].got);
+                cr_assert_eq(st.published + st.consumed + st.lost + st.rejected + st.high_water, 0);
+                channel_destroy(&ch);
+        }
+}
+
+Test(channel, policy_strings_round_trip)
+{
+        for (size_t i = 0; i < 3; i++) {
+                const char *s = channel_policy_to_string(all_policies[i]);
+                cr_assert_eq(channel_policy_from_string(s), (int)all_policies[i], "%s", s);
+        }
+        cr_assert_str_eq(channel_policy_to_string(CHANNEL_OVERWRITE), "overwrite");
+        cr_assert_str_eq(channel_policy_to_string(CHANNEL_DROP_NEW), "drop_new");
+        cr_assert_str_eq(channel_policy_to_string(CHANNEL_REJECT), "reject");
+        cr_assert_str_eq(channel_policy_to_string((enum channel_policy)7), "?");
+        cr_assert_eq(channel_policy_from_string(""), -EINVAL);
+        cr_assert_eq(channel_policy_from_string("Overwrite"), -EINVAL);
+        cr_assert_eq(channel_policy_from_string("drop-new"), -EINVAL);
+        cr_assert_eq(channel_policy_from_string("reject "), -EINVAL);
+}
+
+/* Below capacity no policy loses anything, and all of them deliver in order. */
+Test(channel, every_policy_delivers_in_order_below_capacity)
+{
+        for (size_t i = 0; i < 3; i++) {
+                struct ends e;
+                open_ends(&e, 8, 8, all_policies[i]);
+                expect_empty(&e);
+                for (uint64_t v = 0; v < 7; v++)
+                        cr_assert(send(&e, 100 + v));
+                cr_assert(channel_readable(&e.rx));
+                for (uint64_t v = 0; v < 7; v++)
+                        expect_msg(&e, v, 0, 100 + v);
+                expect_empty(&e);
+                channel_rx_end(&e.rx);
+                struct channel_stats st = stats_of(&e);
+                cr_assert_eq(st.published, 7);
+                cr_assert_eq(st.consumed, 7);
+                cr_assert_eq(st.lost, 0);
+                cr_assert_eq(st.rejected, 0);
+                expect_balanced(&e);
+                close_ends(&e);
+        }
+}
+
+/* Many laps of the ring with every backlog depth from empty to full. */
+Test(channel, wrap_around_over_many_laps)
+{
+        for (size_t i = 0; i < 3; i++) {
+                struct ends e;
+                open_ends(&e, 4, 24, all_policies[i]);
+                uint64_t next = 0;
+                for (int lap = 0; lap < 2000; lap++) {
+                        uint64_t burst = 1 + (uint64_t)lap % 4;
+                        for (uint64_t k = 0; k < burst; k++)
+                                cr_assert(send(&e, next + k), "lap %d", lap);
+                        for (uint64_t k = 0; k < burst; k++)
+                                expect_msg(&e, next + k, 0, next + k);
+                        next += burst;
+                        expect_empty(&e);
+                        if (lap % 3 == 0)
+                                channel_rx_end(&e.rx);
+                }
+                channel_rx_end(&e.rx);
+                struct channel_stats st = stats_of(&e);
+                cr_assert_eq(st.published, next);
+                cr_assert_eq(st.consumed, next);
+                cr_assert_eq(st.lost, 0);
+                cr_assert_leq(st.high_water, 4);
+                close_ends(&e);
+        }
+}
+
+/* Wrap-around with losses on every lap: each lap publishes twice the capacity. */
+Test(channel, wrap_around_with_losses)
+{
+        for (size_t i = 0; i < 3; i++) {
+                enum channel_policy pol = all_policies[i];
+                struct ends e;
+                open_ends(&e, 4, 8, pol);
+                uint64_t seq = 0, rejected = 0;
+                for (int lap = 0; lap < 500; lap++) {
+                        uint64_t first = seq;
+                        for (int k = 0; k < 8; k++) {
+                                if (send(&e, seq))
+                                        seq++;
+                                else
+                                        rejected++;
+                        }
+                        if (pol == CHANNEL_OVERWRITE) {
+                                /* The newest four survive. */
+                                expect_msg(&e, first + 4, 4, first + 4);
+                        } else if (pol == CHANNEL_DROP_NEW) {
+                                /* The oldest four survive; the gap shows on the next lap. */
+                                expect_msg(&e, first, lap ? 4 : 0, first);
+                        } else {
+                                expect_msg(&e, first, 0, first);
+                        }
+                        for (uint64_t k = 1; k < 4; k++) {
+                                uint64_t s = pol == CHANNEL_OVERWRITE ? first + 4 + k : first + k;
+                                expect_msg(&e, s, 0, s);
+                        }
+                        expect_empty(&e);
+                        channel_rx_end(&e.rx);
+                }
+                struct channel_stats st = stats_of(&e);
+                if (pol == CHANNEL_DROP_NEW) {
+                        /* The last lap's drops are counted by the producer already. */
+                        cr_assert_eq(st.dropped, 500 * 4);
+                        cr_assert_eq(st.published, 500 * 8);
+                } else if (pol == CHANNEL_OVERWRITE) {
+                        cr_assert_eq(st.overwritten, 500 * 4);
+                        cr_assert_eq(st.published, 500 * 8);
+                } else {
+                        cr_assert_eq(st.lost, 0);
+                        cr_assert_eq(st.published, 500 * 4);
+                        cr_assert_eq(st.rejected, rejected);
+                        cr_assert_eq(rejected, 500 * 4);
+                }
+                cr_assert_eq(st.consumed, 500 * 4);
+                expect_balanced(&e);
+                close_ends(&e);
+        }
+}
+
+/* The lossyq README example: the two newest survive, the gap is reported on the first. */
+Test(channel, overwrite_readme_example)
+{
+        struct ends e;
+        open_ends(&e, 2, sizeof(uint64_t), CHANNEL_OVERWRITE);
+        cr_assert(send(&e, 1));
+        cr_assert(send(&e, 2));
+        cr_assert(send(&e, 3));
+        expect_msg(&e, 1, 1, 2);
+        expect_msg(&e, 2, 0, 3);
+        expect_empty(&e);
+        struct channel_stats st = stats_of(&e);
+        cr_assert_eq(st.published, 3);
+        cr_assert_eq(st.consumed, 2);
+        cr_assert_eq(st.overwritten, 1);
+        cr_assert_eq(st.dropped, 0);
+        cr_assert_eq(st.lost, 1);
+        close_ends(&e);
+}
+
+Test(channel, overwrite_keeps_the_newest_and_counts_the_gap)
+{
+        struct ends e;
+        open_ends(&e, 4, 8, CHANNEL_OVERWRITE);
+        for (uint64_t v = 0; v < 10; v++)
+                cr_assert(send(&e, v * 10));
+        cr_assert(channel_readable(&e.rx));
+        expect_msg(&e, 6, 6, 60);
+        expect_msg(&e, 7, 0, 70);
+        /* A second gap, after a partial read. */
+        for (uint64_t v = 10; v < 16; v++)
+                cr_assert(send(&e, v * 10));
+        expect_msg(&e, 12, 4, 120);
+        for (uint64_t s = 13; s < 16; s++)
+                expect_msg(&e, s, 0, s * 10);
+        expect_empty(&e);
+        struct channel_stats st = stats_of(&e);
+        cr_assert_eq(st.published, 16);
+        cr_assert_eq(st.consumed, 6);
+        cr_assert_eq(st.overwritten, 10);
+        cr_assert_eq(st.rejected, 0);
+        expect_balanced(&e);
+        close_ends(&e);
+}
+
+/* The producer is part-way through writing the oldest slot: the reader skips past it to the
+ * messages that are complete and stops at the one being written. */
+Test(channel, overwrite_skips_a_slot_being_written)
+{
+        struct ends e;
+        open_ends(&e, 4, 8, CHANNEL_OVERWRITE);
+        for (uint64_t v = 0; v < 5; v++)
+                cr_assert(send(&e, v));
+        uint64_t *p = channel_claim(&e.tx); /* message 5 goes into the slot of message 1 */
+        cr_assert_not_null(p);
+        *p = 5;
+        expect_msg(&e, 2, 2, 2);
+        expect_msg(&e, 3, 0, 3);
+        expect_msg(&e, 4, 0, 4);
+        expect_empty(&e);
+        channel_publish(&e.tx);
+        expect_msg(&e, 5, 0, 5);
+        expect_empty(&e);
+        expect_balanced(&e);
+        close_ends(&e);
+}
+
+/* A message that is claimed but not published is not readable yet. */
+Test(channel, claimed_message_is_invisible_until_published)
+{
+        for (size_t i = 0; i < 3; i++) {
+                struct ends e;
+                open_ends(&e, 4, 8, all_policies[i]);
+                cr_assert(send(&e, 1));
+                uint64_t *p = channel_claim(&e.tx);
+                cr_assert_not_null(p);
+                *p = 2;
+                expect_msg(&e, 0, 0, 1);
+                expect_empty(&e);
+                channel_publish(&e.tx);
+                cr_assert(channel_readable(&e.rx));
+                expect_msg(&e, 1, 0, 2);
+                expect_empty(&e);
+                close_ends(&e);
+        }
+}
+
+Test(channel, drop_new_drops_when_full_and_reader_sees_the_gap)
+{
+        struct ends e;
+        open_ends(&e, 4, 8, CHANNEL_DROP_NEW);
+        for (uint64_t v = 0; v < 6; v++)
+                cr_assert(send(&e, v), "drop_new never refuses a claim");
+        struct channel_stats st = stats_of(&e);
+        cr_assert_eq(st.published, 6);
+        cr_assert_eq(st.dropped, 2);
+        cr_assert_eq(st.rejected, 0);
+        for (uint64_t s = 0; s < 4; s++)
+                expect_msg(&e, s, 0, s);
+        expect_empty(&e);
+        channel_rx_end(&e.rx);
+        cr_assert(send(&e, 6));
+        expect_msg(&e, 6, 2, 6);
+        expect_empty(&e);
+        st = stats_of(&e);
+        cr_assert_eq(st.published, 7);
+        cr_assert_eq(st.consumed, 5);
+        cr_assert_eq(st.dropped, 2);
+        cr_assert_eq(st.overwritten, 0);
+        cr_assert_eq(st.lost, 2);
+        expect_balanced(&e);
+        close_ends(&e);
+}
+
+Test(channel, reject_refuses_when_full_and_loses_nothing)
+{
+        struct ends e;
+        open_ends(&e, 4, 8, CHANNEL_REJECT);
+        for (uint64_t v = 0; v < 4; v++)
+                cr_assert(send(&e, v));
+        for (int k = 0; k < 3; k++)
+                cr_assert_null(channel_claim(&e.tx));
+        channel_publish(&e.tx); /* nothing was claimed: no effect */
+        struct channel_stats st = stats_of(&e);
+        cr_assert_eq(st.published, 4);
+        cr_assert_eq(st.rejected, 3);
+        cr_assert_eq(st.lost, 0);
+
+        /* Reading one in place does not free its slot yet; ending the pass does. */
+        expect_msg(&e, 0, 0, 0);
+        cr_assert_null(channel_claim(&e.tx));
+        channel_rx_end(&e.rx);
+        cr_assert(send(&e, 4));
+        cr_assert_null(channel_claim(&e.tx));
+        /* Moving on to the next message frees the previous slot too. */
+        expect_msg(&e, 1, 0, 1);
+        expect_msg(&e, 2, 0, 2);
+        cr_assert(send(&e, 5));
+        for (uint64_t s = 3; s < 6; s++)
+                expect_msg(&e, s, 0, s);
+        expect_empty(&e);
+        channel_rx_end(&e.rx);
+        st = stats_of(&e);
+        cr_assert_eq(st.published, 6);
+        cr_assert_eq(st.consumed, 6);
+        cr_assert_eq(st.rejected, 5);
+        cr_assert_eq(st.lost, 0);
+        cr_assert_eq(st.dropped, 0);
+        cr_assert_eq(st.overwritten, 0);
+        expect_balanced(&e);
+        close_ends(&e);
+}
+
+Test(channel, capacity_one)
+{
+        struct ends e;
+
+        open_ends(&e, 1, 8, CHANNEL_OVERWRITE);
+        cr_assert(send(&e, 1));
+        cr_assert(send(&e, 2));
+        cr_assert(send(&e, 3));
+        expect_msg(&e, 2, 2, 3);
+        expect_empty(&e);
+        cr_assert(send(&e, 4));
+        expect_msg(&e, 3, 0, 4);
+        expect_empty(&e);
+        expect_balanced(&e);
+        close_ends(&e);
+
+        open_ends(&e, 1, 8, CHANNEL_DROP_NEW);
+        cr_assert(send(&e, 1));
+        cr_assert(send(&e, 2));
+        expect_msg(&e, 0, 0, 1);
+        cr_assert(send(&e, 3)); /* the only slot is still held in place: dropped */
+        expect_empty(&e);       /* moving on released it */
+        cr_assert(send(&e, 4));
+        expect_msg(&e, 3, 2, 4);
+        channel_rx_end(&e.rx);
+        expect_empty(&e);
+        cr_assert_eq(stats_of(&e).dropped, 2);
+        expect_balanced(&e);
+        close_ends(&e);
+
+        open_ends(&e, 1, 8, CHANNEL_REJECT);
+        cr_assert(send(&e, 1));
+        cr_assert_not(send(&e, 2));
+        expect_msg(&e, 0, 0, 1);
+        cr_assert_not(send(&e, 2));
+        channel_rx_end(&e.rx);
+        cr_assert(send(&e, 2));
+        expect_msg(&e, 1, 0, 2);
+        expect_empty(&e);
+        cr_assert_eq(stats_of(&e).rejected, 2);
+        cr_assert_eq(stats_of(&e).lost, 0);
+        expect_balanced(&e);
+        close_ends(&e);
+}
+
+Test(channel, capacity_two)
+{
+        struct ends e;
+
+        open_ends(&e, 2, 8, CHANNEL_OVERWRITE);
+        for (uint64_t v = 0; v < 5; v++)
+                cr_assert(send(&e, v));
+        expect_msg(&e, 3, 3, 3);
+        cr_assert(send(&e, 5));
+        cr_assert(send(&e, 6)); /* overwrites 4, which was never read */
+        expect_msg(&e, 5, 1, 5);
+        expect_msg(&e, 6, 0, 6);
+        expect_empty(&e);
+        expect_balanced(&e);
+        close_ends(&e);
+
+        open_ends(&e, 2, 8, CHANNEL_DROP_NEW);
+        for (uint64_t v = 0; v < 5; v++)
+                cr_assert(send(&e, v));
+        expect_msg(&e, 0, 0, 0);
+        cr_assert(send(&e, 5)); /* slot 0 is held: dropped */
+        expect_msg(&e, 1, 0, 1);
+        cr_assert(send(&e, 6)); /* slot 0 was released by the move: kept */
+        expect_msg(&e, 6, 4, 6);
+        expect_empty(&e);
+        channel_rx_end(&e.rx);
+        cr_assert_eq(stats_of(&e).dropped, 4);
+        expect_balanced(&e);
+        close_ends(&e);
+
+        open_ends(&e, 2, 8, CHANNEL_REJECT);
+        cr_assert(send(&e, 0));
+        cr_assert(send(&e, 1));
+        cr_assert_not(send(&e, 2));
+        expect_msg(&e, 0, 0, 0);
+        expect_msg(&e, 1, 0, 1);
+        cr_assert(send(&e, 2));
+        cr_assert_not(send(&e, 3));
+        expect_msg(&e, 2, 0, 2);
+        expect_empty(&e);
+        channel_rx_end(&e.rx);
+        cr_assert(send(&e, 3));
+        cr_assert(send(&e, 4));
+        expect_msg(&e, 3, 0, 3);
+        expect_msg(&e, 4, 0, 4);
+        expect_empty(&e);
+        expect_balanced(&e);
+        cr_assert_eq(stats_of(&e).lost, 0);
+        close_ends(&e);
+}
+
+Test(channel, claim_twice_without_publish_returns_the_same_slot)
+{
+        for (size_t i = 0; i < 3; i++) {
+                struct ends e;
+                open_ends(&e, 2, 8, all_policies[i]);
+                void *a = channel_claim(&e.tx);
+                void *b = channel_claim(&e.tx);
+                cr_assert_not_null(a);
+                cr_assert_eq(a, b);
+                memcpy(a, &(uint64_t){42}, 8);
+                channel_publish(&e.tx);
+                void *c = channel_claim(&e.tx);
+                cr_assert_not_null(c);
+                cr_assert_neq(c, a, "the next claim must move to the next slot");
+                cr_assert_eq(channel_claim(&e.tx), c);
+                memcpy(c, &(uint64_t){43}, 8);
+                channel_publish(&e.tx);
+                cr_assert_eq(stats_of(&e).published, 2);
+                expect_msg(&e, 0, 0, 42);
+                expect_msg(&e, 1, 0, 43);
+                expect_empty(&e);
+                close_ends(&e);
+        }
+
+        /* Under drop_new, a full ring hands out its scratch area, the same one twice too. */
+        struct ends e;
+        open_ends(&e, 1, 8, CHANNEL_DROP_NEW);
+        cr_assert(send(&e, 1));
+        void *a = channel_claim(&e.tx);
+        cr_assert_not_null(a);
+        cr_assert_eq(channel_claim(&e.tx), a);
+        channel_publish(&e.tx);
+        struct channel_stats st = stats_of(&e);
+        cr_assert_eq(st.published, 2);
+        cr_assert_eq(st.dropped, 1);
+        close_ends(&e);
+}
+
+Test(channel, publish_without_claim_does_nothing)
+{
+        for (size_t i = 0; i < 3; i++) {
+                struct ends e;
+                open_ends(&e, 4, 8, all_policies[i]);
+                channel_publish(&e.tx);
+                expect_empty(&e);
+                cr_assert_eq(stats_of(&e).published, 0);
+                cr_assert(send(&e, 7));
+                channel_publish(&e.tx); /* a second publish of the same claim */
+                expect_msg(&e, 0, 0, 7);
+                expect_empty(&e);
+                struct channel_stats st = stats_of(&e);
+                cr_assert_eq(st.published, 1);
+                cr_assert_eq(st.consumed, 1);
+                cr_assert_eq(st.lost, 0);
+                close_ends(&e);
+        }
+}
+
+Test(channel, readable_before_and_after)
+{
+        for (size_t i = 0; i < 3; i++) {
+                struct ends e;
+                open_ends(&e, 4, 8, all_policies[i]);
+                cr_assert_not(channel_readable(&e.rx));
+                cr_assert(send(&e, 1));
+                cr_assert(channel_readable(&e.rx));
+                cr_assert(channel_readable(&e.rx), "asking twice consumes nothing");
+                cr_assert(send(&e, 2));
+                expect_msg(&e, 0, 0, 1);
+                cr_assert(channel_readable(&e.rx), "a second message is waiting");
+                expect_msg(&e, 1, 0, 2);
+                cr_assert_not(channel_readable(&e.rx));
+                channel_rx_end(&e.rx);
+                cr_assert_not(channel_readable(&e.rx));
+                /* A pass ended while holding nothing, after a wrap of the ring. */
+                for (uint64_t v = 0; v < 4; v++)
+                        cr_assert(send(&e, v));
+                cr_assert(channel_readable(&e.rx));
+                for (uint64_t s = 2; s < 6; s++)
+                        expect_msg(&e, s, 0, s - 2);
+                cr_assert_not(channel_readable(&e.rx));
+                close_ends(&e);
+        }
+
+        /* Lapped: the reader's slot holds a newer message, which is readable. */
+        struct ends e;
+        open_ends(&e, 2, 8, CHANNEL_OVERWRITE);
+        for (uint64_t v = 0; v < 3; v++)
+                cr_assert(send(&e, v));
+        cr_assert(channel_readable(&e.rx));
+        expect_msg(&e, 1, 1, 1);
+        /* Lapped by a message still being written: the older one beside it is readable. */
+        cr_assert(send(&e, 3));
+        cr_assert(send(&e, 4));
+        cr_assert_not_null(channel_claim(&e.tx));
+        cr_assert(channel_readable(&e.rx));
+        expect_msg(&e, 4, 2, 4);
+        cr_assert_not(channel_readable(&e.rx));
+        channel_publish(&e.tx);
+        cr_assert(channel_readable(&e.rx));
+        close_ends(&e);
+}
+
+/* Under overwrite the message is the reader's own copy: the producer may reuse the slot at
+ * once, and the copy stays intact until the next call. */
+Test(channel, overwrite_read_is_stable_while_producer_laps)
+{
+        struct ends e;
+        open_ends(&e, 2, 64, CHANNEL_OVERWRITE);
+        unsigned char *p = channel_claim(&e.tx);
+        memset(p, 0xab, 64);
+        channel_publish(&e.tx);
+        uint64_t seq, lost, ns;
+        const unsigned char *r = channel_next(&e.rx, &seq, &lost, &ns);
+        cr_assert_not_null(r);
+        for (int k = 0; k < 5; k++) {
+                p = channel_claim(&e.tx);
+                memset(p, k, 64);
+                channel_publish(&e.tx);
+        }
+        for (int j = 0; j < 64; j++)
+                cr_assert_eq(r[j], 0xab, "byte %d changed under the reader", j);
+        close_ends(&e);
+}
+
+/* Under drop_new and reject the message is read in place, and the producer may not reuse its
+ * slot until the reader moves on. */
+Test(channel, in_place_read_is_stable_until_the_next_call)
+{
+        for (size_t i = 1; i < 3; i++) {
+                enum channel_policy pol = all_policies[i];
+                struct ends e;
+                open_ends(&e, 2, 64, pol);
+                unsigned char *p = channel_claim(&e.tx);
+                memset(p, 0xab, 64);
+                channel_publish(&e.tx);
+                uint64_t seq, lost, ns;
+                const unsigned char *r = channel_next(&e.rx, &seq, &lost, &ns);
+                cr_assert_not_null(r);
+                cr_assert_eq((const void *)r, (const void *)p, "read in place");
+                /* The other slot takes one; after that the ring is full. */
+                for (int k = 0; k < 4; k++) {
+                        p = channel_claim(&e.tx);
+                        if (pol == CHANNEL_REJECT && k > 0) {
+                                cr_assert_null(p);
+                                continue;
+                        }
+                        cr_assert_not_null(p);
+                        memset(p, k, 64);
+                        channel_publish(&e.tx);
+                }
+                for (int j = 0; j < 64; j++)
+                        cr_assert_eq(r[j], 0xab, "%s: byte %d changed under the reader",
+                                     channel_policy_to_string(pol), j);
+                const unsigned char *r2 = channel_next(&e.rx, &seq, &lost, &ns);
+                cr_assert_not_null(r2);
+                cr_assert_eq(seq, 1);
+                cr_assert_eq(r2[0], 0);
+                /* The first slot is free again. */
+                p = channel_claim(&e.tx);
+                cr_assert_eq((const void *)p, (const void *)r);
+                memset(p, 0xcd, 64);
+                channel_publish(&e.tx);
+                cr_assert_eq(r2[0], 0, "the held slot was not touched");
+                channel_rx_end(&e.rx);
+                close_ends(&e);
+        }
+}
+
+Test(channel, publish_time_is_carried_through)
+{
+        for (size_t i = 0; i < 3; i++) {
+                struct ends e;
+                open_ends(&e, 4, 8, all_policies[i]);
+                for (uint64_t v = 0; v < 3; v++) {
+                        e.tx.now_ns = 1000000007u * (v + 1);
+                        cr_assert(send(&e, v));
+                }
+                for (uint64_t v = 0; v < 3; v++) {
+                        struct msg m;
+                        cr_assert(recv(&e, &m));
+                        cr_assert_eq(m.ns, 1000000007u * (v + 1));
+                }
+                /* The time is taken at publish, not at claim. */
+                void *p = channel_claim(&e.tx);
+                memset(p, 0, 8);
+                e.tx.now_ns = 77;
+                channel_publish(&e.tx);
+                struct msg m;
+                cr_assert(recv(&e, &m));
+                cr_assert_eq(m.ns, 77);
+                close_ends(&e);
+        }
+}
+
+/* The high-water mark is sampled by the producer when the ring looks full (at most once per
+ * lap), so it shows after the producer has met a full ring. */
+Test(channel, high_water_after_filling)
+{
+        for (size_t i = 0; i < 3; i++) {
+                enum channel_policy pol = all_policies[i];
+                struct ends e;
+                open_ends(&e, 8, 8, pol);
+                for (uint64_t v = 0; v < 8; v++)
+                        cr_assert(send(&e, v));
+                send(&e, 8); /* meets the full ring */
+                struct channel_stats st = stats_of(&e);
+                cr_assert_gt(st.high_water, 0, "%s", channel_policy_to_string(pol));
+                cr_assert_leq(st.high_water, st.capacity, "%s", channel_policy_to_string(pol));
+                /* Far past full, the mark stays bounded by the capacity. */
+                for (uint64_t v = 9; v < 100; v++)
+                        send(&e, v);
+                st = stats_of(&e);
+                cr_assert_leq(st.high_water, st.capacity);
+                close_ends(&e);
+        }
+}
+
+/* Payload sizes that are not a multiple of the slot alignment are carried whole. */
+Test(channel, odd_payload_sizes_are_carried_whole)
+{
+        static const uint32_t sizes[] = {1, 3, 15, 16, 17, 100, 4095};
+        unsigned char buf[4095];
+        for (size_t i = 0; i < 3; i++) {
+                for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
+                        uint32_t n = sizes[z];
+                        struct ends e;
+                        open_ends(&e, 2, n, all_policies[i]);
+                        for (int round = 0; round < 5; round++) {
+                                unsigned char *p = channel_claim(&e.tx);
+                                cr_assert_not_null(p);
+                                for (uint32_t j = 0; j < n; j++)
+                                        buf[j] = (unsigned char)(j * 7 + (uint32_t)round);
+                                memcpy(p, buf, n);
+                                channel_publish(&e.tx);
+                                uint64_t seq, lost, ns;
+                                const void *r = channel_next(&e.rx, &seq, &lost, &ns);
+                                cr_assert_not_null(r);
+                                cr_assert_eq(seq, (uint64_t)round);
+                                cr_assert_arr_eq(r, buf, n, "size %u round %d", n, round);
+                        }
+                        close_ends(&e);
+                }
+        }
+}
+
+/* Each end keeps its own cursor: two channels never see each other's messages. */
+Test(channel, channels_are_independent)
+{
+        struct ends a, b;
+        open_ends(&a, 4, 8, CHANNEL_OVERWRITE);
+        open_ends(&b, 4, 8, CHANNEL_REJECT);
+        cr_assert(send(&a, 1));
+        expect_empty(&b);
+        cr_assert(send(&b, 2));
+        expect_msg(&a, 0, 0, 1);
+        expect_msg(&b, 0, 0, 2);
+        expect_empty(&a);
+        expect_empty(&b);
+        close_ends(&a);
+        close_ends(&b);
+}
+
+/* A producer end closed and opened again carries on: under drop_new the ring position lags the
+ * sequence by the drops, and a wrong restart would strand the reader on a skipped slot. */
+Test(channel, reopened_producer_carries_on)
+{
+        for (size_t p = 0; p < sizeof(all_policies) / sizeof(all_policies[0]); p++) {
+                struct ends e;
+                open_ends(&e, 4, 8, all_policies[p]);
+                for (uint64_t v = 0; v < 5; v++)
+                        send(&e, v); /* the fifth overflows */
+                struct msg m;
+                while (recv(&e, &m))
+                        ;
+                channel_rx_end(&e.rx);
+                channel_tx_close(&e.tx);
+                cr_assert_eq(channel_tx_open(&e.tx, &e.ch), 0);
+                uint64_t first = stats_of(&e).published;
+                for (uint64_t v = 100; v < 103; v++)
+                        cr_assert(send(&e, v));
+                /* Under drop_new the fifth message was dropped: the next one shows the gap. */
+                uint64_t gap = all_policies[p] == CHANNEL_DROP_NEW;
+                for (uint64_t i = 0; i < 3; i++)
+                        expect_msg(&e, first + i, i == 0 ? gap : 0, 100 + i);
+                expect_empty(&e);
+                expect_balanced(&e);
+                close_ends(&e);
+        }
+}
+
+/* A consumer end closed and opened again neither re-delivers nor forgets its counts. */
+Test(channel, reopened_consumer_carries_on)
+{
+        for (size_t p = 0; p < sizeof(all_policies) / sizeof(all_policies[0]); p++) {
+                struct ends e;
+                open_ends(&e, 4, 8, all_policies[p]);
+                for (uint64_t v = 0; v < 6; v++) {
+                        send(&e, v);
+                        struct msg m;
+                        cr_assert(recv(&e, &m));
+                        cr_assert_eq(m.value, v);
+                }
+                channel_rx_close(&e.rx);
+                cr_assert_eq(channel_rx_open(&e.rx, &e.ch), 0);
+                expect_empty(&e);
+                cr_assert(send(&e, 6));
+                expect_msg(&e, 6, 0, 6);
+                expect_empty(&e);
+                cr_assert_eq(stats_of(&e).consumed, 7);
+                expect_balanced(&e);
+                close_ends(&e);
+        }
+}
+
+/* Capacity 1, overwrite: a claim in progress over the only slot leaves nothing readable. */
+Test(channel, capacity_one_claim_in_progress_is_not_readable)
+{
+        struct ends e;
+        open_ends(&e, 1, 8, CHANNEL_OVERWRITE);
+        send(&e, 0);
+        expect_msg(&e, 0, 0, 0);
+        send(&e, 1);
+        cr_assert_not_null(channel_claim(&e.tx)); /* message 2, not yet published */
+        cr_assert_not(channel_readable(&e.rx), "readable, but next() would find nothing");
+        struct msg m;
+        cr_assert_not(recv(&e, &m));
+        channel_publish(&e.tx);
+        cr_assert(channel_readable(&e.rx));
+        close_ends(&e);
+}
