@@ -16,7 +16,7 @@
 
 static const char *const top_keys[] = {"actord", "components", "links"};
 static const char *const actord_keys[] = {"plugin_dirs", "plugin_strict_modes", "stall_ms",
-                                           "workers"};
+                                          "workers"};
 static const char *const worker_keys[] = {"cpu", "idle", "spin_us"};
 static const char *const component_keys[] = {"class", "schedule", "worker", "settings"};
 static const char *const schedule_keys[] = {"every_us"};

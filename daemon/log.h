@@ -1,6 +1,7 @@
-/* Logging for the daemon's own threads: one line per call on stderr, prefixed with the
- * sd-daemon priority ("<6>") so that journald files it at the right level when actord runs
- * under systemd. Thread safe (one write(2) per line). */
+/* Logging for every thread of the daemon. Under systemd (stderr is the journal stream) each
+ * message goes to the journal with structured fields (PRIORITY, COMPONENT, CLASS, WORKER);
+ * otherwise one line on stderr, prefixed with the sd-daemon priority ("<6>") unless stderr is
+ * a terminal. Thread safe; never blocks longer than a write to stderr or the journal socket. */
 #ifndef ACTORD_LOG_H
 #define ACTORD_LOG_H
 
@@ -12,8 +13,17 @@ void log_set_max_priority(int priority);
 /* Whether lines carry "<N>" prefixes: on by default when stderr is not a terminal. */
 void log_set_prefix(int on);
 
+/* Journal fields of a message about a component; NULL members and worker < 0 are left out. */
+struct log_fields {
+        const char *component;
+        const char *cls;
+        int worker;
+};
+
 void log_msg(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void log_vmsg(int priority, const char *component, const char *fmt, va_list ap)
+void log_fields(int priority, const struct log_fields *f, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void log_vfields(int priority, const struct log_fields *f, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
 #define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)

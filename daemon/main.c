@@ -284,8 +284,9 @@ int main(int argc, char **argv)
         }
         for (int i = 0; i < topo.n_comps; i++) {
                 const struct component *c = &topo.comps[i];
-                log_info("component '%s' (%s, %s) on worker %d (CPU %d)", c->name, c->cls->name,
-                         plugin_rule_to_string(c->rule), c->worker, cfg.workers[c->worker].cpu);
+                log_fields(LOG_INFO, &LOG_FIELDS_OF(c),
+                           "component '%s' (%s, %s) on worker %d (CPU %d)", c->name, c->cls->name,
+                           plugin_rule_to_string(c->rule), c->worker, cfg.workers[c->worker].cpu);
         }
         char status[256];
         status_line(&topo, &cfg, 0, 0, status, sizeof(status));

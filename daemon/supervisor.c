@@ -19,8 +19,8 @@ void supervisor_free(struct supervisor *s)
         s->stuck = NULL;
 }
 
-int supervisor_check(struct supervisor *s, const struct runtime *rt, uint64_t now_ns,
-                     char *status, size_t len)
+int supervisor_check(struct supervisor *s, const struct runtime *rt, uint64_t now_ns, char *status,
+                     size_t len)
 {
         int n = 0;
         for (int i = 0; i < s->n_workers && i < rt->n_workers; i++) {
@@ -28,8 +28,7 @@ int supervisor_check(struct supervisor *s, const struct runtime *rt, uint64_t no
                 /* Relaxed: diagnostics only. The component outlives the runtime, so its name
                  * may be read even if the worker moved on meanwhile. */
                 uint64_t since = atomic_load_explicit(&w->busy_since_ns, memory_order_relaxed);
-                const struct component *c =
-                    atomic_load_explicit(&w->running, memory_order_relaxed);
+                const struct component *c = atomic_load_explicit(&w->running, memory_order_relaxed);
                 bool stuck = since && c && now_ns > since && now_ns - since > s->stall_ns;
                 if (stuck) {
                         double ms = (double)(now_ns - since) / 1e6;

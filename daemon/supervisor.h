@@ -23,7 +23,7 @@ void supervisor_free(struct supervisor *s);
 /* Looks at every worker's current run; logs a stall when it starts and when it ends. Returns
  * the number of stuck workers and, when there is one, a STATUS line naming it in status.
  * Main thread; lock-free reads of what the workers publish. */
-int supervisor_check(struct supervisor *s, const struct runtime *rt, uint64_t now_ns,
-                     char *status, size_t len);
+int supervisor_check(struct supervisor *s, const struct runtime *rt, uint64_t now_ns, char *status,
+                     size_t len);
 
 #endif

@@ -14,6 +14,7 @@
 #include "channel.h"
 #include "config.h"
 #include "diag.h"
+#include "log.h"
 #include "plugin.h"
 
 struct worker;
@@ -66,6 +67,10 @@ struct component {
          * release CAS, read by the worker after its acquire exchange. */
         struct component *inbox_next;
 };
+
+/* Journal fields naming a component (log.h). */
+#define LOG_FIELDS_OF(c)                                                                           \
+        ((struct log_fields){.component = (c)->name, .cls = (c)->cls->name, .worker = (c)->worker})
 
 struct topology {
         struct component *comps;

@@ -172,10 +172,13 @@ static int host_setting_string(struct actord_ctx *ctx, const char *name, const c
 __attribute__((format(printf, 3, 4))) static void host_log(struct actord_ctx *ctx, int priority,
                                                            const char *fmt, ...)
 {
+        struct component *c = comp_of(ctx);
+        char msg[2048];
         va_list ap;
         va_start(ap, fmt);
-        log_vmsg(priority, comp_of(ctx)->name, fmt, ap);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
+        log_fields(priority, &LOG_FIELDS_OF(c), "%s: %s", c->name, msg);
 }
 
 static uint64_t host_now_ns(struct actord_ctx *ctx)
@@ -391,12 +394,14 @@ static void run_component(struct worker *w, struct component *c, uint64_t now)
                               memory_order_relaxed);
 
         if (r == ACTORD_DONE) {
-                log_info("component '%s' finished (DONE) after %llu runs; stopping it", c->name,
-                         (unsigned long long)c->runs);
+                log_fields(LOG_INFO, &LOG_FIELDS_OF(c),
+                           "component '%s' finished (DONE) after %llu runs; stopping it", c->name,
+                           (unsigned long long)c->runs);
                 component_stop(c);
         } else if (r < 0) {
-                log_error("component '%s' (%s) failed: %s; stopping it", c->name, c->cls->name,
-                          c->error[0] ? c->error : "process returned an error");
+                log_fields(LOG_ERR, &LOG_FIELDS_OF(c),
+                           "component '%s' (%s) failed: %s; stopping it", c->name, c->cls->name,
+                           c->error[0] ? c->error : "process returned an error");
                 component_stop(c);
         } else if (r == ACTORD_OK && c->rule == ACTORD_RULE_ON_MESSAGE && inputs_readable(c)) {
                 /* It stopped reading with messages left (a batch limit, a full output): it
@@ -556,8 +561,9 @@ static void *worker_main(void *arg)
                 if (c->cls->init) {
                         int r = c->cls->init(&c->ctx, &c->state);
                         if (r < 0) {
-                                log_error("component '%s' (%s) failed to start: %s", c->name,
-                                          c->cls->name, c->error[0] ? c->error : strerror(-r));
+                                log_fields(LOG_ERR, &LOG_FIELDS_OF(c),
+                                           "component '%s' (%s) failed to start: %s", c->name,
+                                           c->cls->name, c->error[0] ? c->error : strerror(-r));
                                 w->init_failed = 1;
                                 break;
                         }
