@@ -281,7 +281,7 @@ static void default_workers(struct config *c)
         c->workers_default = true;
 }
 
-static void load_schedule(struct loader *l, const config_setting_t *s, struct config_component *cc)
+static void check_schedule(struct loader *l, const config_setting_t *s, struct config_component *cc)
 {
         if (config_setting_type(s) == CONFIG_TYPE_STRING) {
                 const char *r = config_setting_get_string(s);
@@ -319,6 +319,14 @@ static void load_schedule(struct loader *l, const config_setting_t *s, struct co
                 cc->rule = ACTORD_RULE_PERIODIC;
                 cc->every_us = (uint64_t)v;
         }
+}
+
+static void load_schedule(struct loader *l, const config_setting_t *s, struct config_component *cc)
+{
+        int errors = l->errors;
+        check_schedule(l, s, cc);
+        /* Reported here: the topology checks must not complain about the default instead. */
+        cc->schedule_invalid = l->errors > errors;
 }
 
 static void load_components(struct loader *l, const config_setting_t *s)
@@ -446,6 +454,16 @@ static void load_link(struct loader *l, const config_setting_t *s, struct config
         }
 }
 
+/* A link with an end that did not parse is left out whole, so that the topology checks do not
+ * report what follows from it. */
+static void drop_half_link(struct config_link *cl)
+{
+        if (!cl->from.component || !cl->to.component) {
+                config_endpoint_free(&cl->from);
+                config_endpoint_free(&cl->to);
+        }
+}
+
 static void load_links(struct loader *l, const config_setting_t *s)
 {
         if (config_setting_type(s) != CONFIG_TYPE_LIST &&
@@ -459,9 +477,11 @@ static void load_links(struct loader *l, const config_setting_t *s)
                 l->errors++;
                 return;
         }
-        for (int i = 0; i < n; i++)
-                load_link(l, config_setting_get_elem(s, (unsigned)i),
-                          &l->c->links[l->c->n_links++]);
+        for (int i = 0; i < n; i++) {
+                struct config_link *cl = &l->c->links[l->c->n_links++];
+                load_link(l, config_setting_get_elem(s, (unsigned)i), cl);
+                drop_half_link(cl);
+        }
 }
 
 int config_load(const char *path, struct config *ret, struct diag *d)
@@ -536,11 +556,10 @@ int config_load(const char *path, struct config *ret, struct diag *d)
                             l.errors++;
         }
         free(dircopy);
-        if (l.errors) {
-                config_free(c);
-                return -EINVAL;
-        }
-        return 0;
+        /* The model of a file with errors is kept, the faulty parts left out or at their
+         * defaults, so that the caller can also check what needs the plugins and report every
+         * error in one run; it must not run it. */
+        return l.errors ? -EINVAL : 0;
 }
 
 void config_free(struct config *c)

@@ -49,6 +49,7 @@ struct config_component {
         char *class_name;
         uint32_t rule;                    /* an enum actord_rule bit, or 0: the class's default */
         uint64_t every_us;                /* periodic */
+        bool schedule_invalid;            /* reported by config_load; not to be checked again */
         int worker;                       /* index into workers, or -1: automatic placement */
         const config_setting_t *settings; /* the `settings` group, or NULL */
         const char *file;
@@ -73,7 +74,9 @@ struct config {
 
 /* Reads and checks `path`. Relative plugin_dirs are taken relative to the file's folder.
  * Returns 0 and fills *ret, or -EINVAL with every problem found in *d (each naming file:line),
- * or -ENOMEM. On failure *ret is left empty (config_free is still safe on it). */
+ * or -ENOMEM. After -EINVAL, ret->path is set when the file could be parsed: *ret then holds
+ * the model with the faulty parts left out (for more checks, never to run); otherwise *ret is
+ * empty. config_free() is safe on *ret in every case and must be called. */
 int config_load(const char *path, struct config *ret, struct diag *d);
 void config_free(struct config *c);
 

@@ -116,6 +116,13 @@ static void log_diag(int priority, const struct diag *d)
                 log_msg(priority, "%s", d->lines[i]);
 }
 
+static void report_config_errors(const char *path, struct diag *d)
+{
+        log_diag(LOG_ERR, d);
+        log_error("%s: configuration not valid (%zu error%s)", path, d->n, d->n == 1 ? "" : "s");
+        diag_free(d);
+}
+
 /* The plugin directories: the configuration's, then the command line's; the built-in one
  * when neither names any. */
 static int load_plugins(const struct options *o, const struct config *cfg,
@@ -219,6 +226,7 @@ int main(int argc, char **argv)
 
         int exit_code = EXIT_FAILURE;
         struct diag d = {0};
+        struct diag cd = {0};
         struct config cfg = {0};
         struct plugin_registry reg = {0};
         struct topology topo = {0};
@@ -226,13 +234,16 @@ int main(int argc, char **argv)
         struct supervisor sup = {0};
         int sfd = -1;
 
-        /* --list-plugins needs a configuration only for its plugin_dirs, when one is named. */
-        if (opt.list_plugins && !opt.config_given) {
+        /* --list-plugins needs a configuration only for its plugin_dirs, when one is named.
+         * Configuration errors are collected in cd, those of the file and those that need the
+         * plugins, and reported together. */
+        int cr = 0;
+        if (opt.list_plugins && !opt.config_given)
                 cfg.plugin_strict_modes = true;
-        } else if (config_load(opt.config, &cfg, &d) < 0) {
-                log_diag(LOG_ERR, &d);
-                log_error("%s: configuration not valid (%zu error%s)", opt.config, d.n,
-                          d.n == 1 ? "" : "s");
+        else
+                cr = config_load(opt.config, &cfg, &cd);
+        if (cr < 0 && !cfg.path) {
+                report_config_errors(opt.config, &cd);
                 exit_code = EXIT_CONFIG;
                 goto out;
         }
@@ -245,15 +256,13 @@ int main(int argc, char **argv)
         log_diag(LOG_WARNING, &d);
         size_t plugin_errors = d.n;
         diag_free(&d);
-        if (opt.list_plugins) {
+        if (opt.list_plugins && cr == 0) {
                 list_plugins(&reg);
                 exit_code = plugin_errors ? EXIT_CONFIG : EXIT_SUCCESS;
                 goto out;
         }
-        if (topology_build(&topo, &cfg, &reg, &d) < 0) {
-                log_diag(LOG_ERR, &d);
-                log_error("%s: configuration not valid (%zu error%s)", opt.config, d.n,
-                          d.n == 1 ? "" : "s");
+        if (topology_build(&topo, &cfg, &reg, &cd) < 0 || cr < 0) {
+                report_config_errors(opt.config, &cd);
                 exit_code = EXIT_CONFIG;
                 goto out;
         }
@@ -372,6 +381,7 @@ out:
         plugin_registry_free(&reg);
         config_free(&cfg);
         diag_free(&d);
+        diag_free(&cd);
         free(opt.plugin_dirs);
         return exit_code;
 }

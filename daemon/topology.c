@@ -150,7 +150,9 @@ static void make_components(struct builder *b)
                 c->cls = cls;
                 c->plugin_path = b->reg->plugins[pc->plugin_index].path;
                 c->rule = cc->rule ? (enum actord_rule)cc->rule : cls->default_rule;
-                if (!(cls->rules & (uint32_t)c->rule)) {
+                if (cc->schedule_invalid) {
+                        /* config_load reported it */
+                } else if (!(cls->rules & (uint32_t)c->rule)) {
                         char supported[80] = "";
                         for (uint32_t bit = 1; bit <= ACTORD_RULE_ON_EVENT; bit <<= 1)
                                 if (cls->rules & bit) {
@@ -165,7 +167,7 @@ static void make_components(struct builder *b)
                              cc->name, cls->name, plugin_rule_to_string(c->rule), supported);
                 }
                 if (c->rule == ACTORD_RULE_PERIODIC) {
-                        if (!cc->every_us)
+                        if (!cc->every_us && !cc->schedule_invalid)
                                 ERRL(b, cc->file, cc->line,
                                      "component '%s' is periodic and needs a period: schedule "
                                      "= { every_us = N; }",

@@ -328,3 +328,33 @@ Test(daemon, watchdog_is_fed_except_while_a_worker_is_stuck)
         free(out);
         free(sink);
 }
+
+/* Errors of the file itself and errors that need the plugins are reported in one run. */
+Test(daemon, file_and_plugin_level_errors_are_reported_together)
+{
+        char *text;
+        cr_assert(asprintf(&text,
+                           "actord: { plugin_dirs = [ \"%s\" ]; workres = 1; };\n"
+                           "components: {\n"
+                           "  a = { class = \"core.tick\"; schedule = \"never\"; };\n"
+                           "  b = { class = \"core.tik\"; };\n"
+                           "};\n"
+                           "links = ( \"a.out -> b.in\", \"a.out -> nowhere\" );\n",
+                           ACTORD_TEST_PLUGIN_DIR) > 0);
+        char *conf = tu_write(dir, "both.conf", text);
+        char *err;
+        const char *args[] = {"--check-config", "--config", conf, NULL};
+        cr_assert_eq(run_to_exit(args, &err), 78, "%s", err);
+        const char *want[] = {
+            ":1: unknown key 'workres' in actord; did you mean 'workers'?",
+            ":3: component 'a': schedule = \"never\": expected",
+            ":6: link destination \"nowhere\": expected \"component.port\"",
+            ":4: component 'b': unknown class 'core.tik'; did you mean 'core.tick'?",
+            "configuration not valid (4 errors)",
+        };
+        for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+                cr_assert(strstr(err, want[i]), "missing '%s' in:\n%s", want[i], err);
+        free(err);
+        free(conf);
+        free(text);
+}

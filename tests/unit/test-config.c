@@ -98,6 +98,7 @@ Test(config, valid_file_is_read_into_the_model)
         cr_assert_str_eq(c.links[1].file, path);
         config_free(&c);
         free(path);
+        config_free(&c);
         diag_free(&d);
 }
 
@@ -112,6 +113,7 @@ Test(config, default_workers_one_per_allowed_cpu)
         cr_assert(c.workers_default);
         for (int i = 0; i < c.n_workers; i++)
                 cr_assert(CPU_ISSET(c.workers[i].cpu, &set));
+        config_free(&c);
         config_free(&c);
         diag_free(&d);
 }
@@ -130,6 +132,7 @@ Test(config, syntax_error_names_file_and_line)
         cr_assert(strstr(d.lines[0], want), "got: %s", d.lines[0]);
         free(want);
         free(path);
+        config_free(&c);
         diag_free(&d);
 }
 
@@ -140,6 +143,7 @@ Test(config, missing_file_is_reported)
         cr_assert_eq(config_load("/nonexistent/actord.conf", &c, &d), -EINVAL);
         cr_assert_eq(d.n, 1);
         cr_assert(strstr(d.lines[0], "/nonexistent/actord.conf: cannot read"), "%s", d.lines[0]);
+        config_free(&c);
         diag_free(&d);
 }
 
@@ -160,6 +164,7 @@ Test(config, unknown_keys_are_errors_with_suggestions)
                                "'links'?"));
         cr_assert(diag_has(&d, "component 'a' has no class"));
         free(path);
+        config_free(&c);
         diag_free(&d);
 }
 
@@ -188,6 +193,7 @@ Test(config, every_error_is_reported_not_only_the_first)
                                "or \"reject\""));
         cr_assert(diag_has(&d, ":6: capacity is 0, out of range"));
         cr_assert_eq(d.n, 8);
+        config_free(&c);
         diag_free(&d);
 }
 
@@ -202,6 +208,7 @@ Test(config, unavailable_and_duplicate_cpus_are_errors)
         cr_assert_eq(r, -EINVAL);
         cr_assert(diag_has(&d, "workers[1].cpu = 1023: CPU 1023 is not online"));
         cr_assert(diag_has(&d, "workers[2].cpu = 0: CPU already used by workers[0]"));
+        config_free(&c);
         diag_free(&d);
 }
 
@@ -211,6 +218,7 @@ Test(config, no_components_is_an_error)
         struct diag d = {0};
         cr_assert_eq(load("actord: { };\n", &c, &d, NULL), -EINVAL);
         cr_assert(diag_has(&d, "no components"));
+        config_free(&c);
         diag_free(&d);
 }
 
@@ -230,4 +238,18 @@ Test(config, endpoints_parse)
                              "a.in[1]x", "a.in[-1]", "a b.in", "a.i n"};
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
                 cr_assert_eq(config_parse_endpoint(bad[i], &e), -EINVAL, "accepted '%s'", bad[i]);
+}
+
+Test(config, duplicate_component_names_are_errors)
+{
+        struct config c;
+        struct diag d = {0};
+        int r =
+            load("components: {\n  a = { class = \"x.y\"; };\n  a = { class = \"x.z\"; };\n};\n",
+                 &c, &d, NULL);
+        dump(&d);
+        cr_assert_eq(r, -EINVAL);
+        cr_assert(diag_has(&d, ":3: syntax error: duplicate setting name"));
+        config_free(&c);
+        diag_free(&d);
 }

@@ -187,3 +187,14 @@ Test(plugin, folders_writable_by_the_group_are_refused)
         free(path);
         free(dir);
 }
+
+Test(plugin, unknown_shapes_are_refused)
+{
+        struct plugin_registry reg = {0};
+        struct diag d = {0};
+        cr_assert_eq(plugin_registry_load_file(&reg, TP "/unknownshape/unknownshape.so", &d),
+                     -EINVAL);
+        dump(&d);
+        cr_assert(diag_has(&d, "unknownshape.so: class 'bad.shape' has unknown shape 99"));
+        diag_free(&d);
+}
