@@ -12,6 +12,7 @@ struct builder {
         const struct plugin_registry *reg;
         struct diag *d;
         int errors;
+        bool incomplete; /* a class or link end is missing: reported, or left out by config */
         /* Per link: resolved port indexes at each end. */
         int *from_comp, *from_port, *to_comp, *to_port;
         /* Per component: the type its generic ports took, if any. */
@@ -483,7 +484,14 @@ int topology_build(struct topology *ret, const struct config *cfg,
                         goto out;
         }
         resolve_types(&b);
-        if (b.errors) {
+        /* A model with parts left out (config_load reported them) is checked, never wired. */
+        for (int i = 0; i < cfg->n_links; i++)
+                if (b.from_port[i] < 0 || b.to_port[i] < 0)
+                        b.incomplete = true;
+        for (int ci = 0; ci < t->n_comps; ci++)
+                if (!t->comps[ci].cls)
+                        b.incomplete = true;
+        if (b.errors || b.incomplete) {
                 r = -EINVAL;
                 goto out;
         }
