@@ -53,6 +53,7 @@ test-fuzz:
 
 bench: build
 	./build/bench/actord-bench channel
+	./build/bench/actord-bench pipeline
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cpp')

@@ -1,0 +1,427 @@
+/* actord-bench pipeline: latency through the real scheduler, the way acto-rs's own benchmark
+ * frames it. A source run by notification publishes one message; N pass-through filters
+ * forward it; the sink records the end-to-end latency and notifies the source for the next
+ * message. Everything runs through the daemon's own path: configuration text, plugin loading
+ * (bench/plugins/benchkit.c), topology and pinned workers. Per-hop latency is the end-to-end
+ * latency divided by the N + 1 channels crossed.
+ *
+ * Measured in the same run, the floors: a cache-line transfer between the two CPUs (ping-pong
+ * on one atomic) and an eventfd + epoll wake-up of a sleeping thread; and the cost of 10,000
+ * idle components on the same workers. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "benchkit.h"
+#include "config.h"
+#include "log.h"
+#include "plugin.h"
+#include "topology.h"
+#include "worker.h"
+
+struct popts {
+        bool json;
+        bool quick;
+        int cpu_a, cpu_b;
+};
+
+struct pct {
+        double p50, p99, p999;
+};
+
+static uint64_t mono_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+        return (x > y) - (x < y);
+}
+
+static double quantile(const uint64_t *sorted, size_t n, double q)
+{
+        return n ? (double)sorted[(size_t)(q * (double)(n - 1))] : 0;
+}
+
+/* The median cost of one clock_gettime, taken out of the figures that include one. */
+static double clock_cost_ns(void)
+{
+        uint64_t d[2001];
+        for (int i = 0; i < 2001; i++) {
+                uint64_t a = mono_ns();
+                d[i] = mono_ns() - a;
+        }
+        qsort(d, 2001, sizeof(*d), cmp_u64);
+        return (double)d[1000];
+}
+
+static void pin(int cpu)
+{
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+/* ---- floors ---- */
+
+struct pingpong {
+        _Atomic uint64_t flag;
+        int cpu;
+        int n;
+        int efd[2], epfd[2]; /* eventfd variant */
+};
+
+static void *cacheline_pong(void *arg)
+{
+        struct pingpong *p = arg;
+        pin(p->cpu);
+        for (uint64_t i = 1; i <= (uint64_t)p->n; i++) {
+                while (atomic_load_explicit(&p->flag, memory_order_acquire) != 2 * i - 1)
+                        ;
+                atomic_store_explicit(&p->flag, 2 * i, memory_order_release);
+        }
+        return NULL;
+}
+
+/* One-way cache-line transfer, p50: half a round trip on one atomic. */
+static double cacheline_oneway_p50(const struct popts *o, double clock_ns)
+{
+        struct pingpong p = {.cpu = o->cpu_b, .n = o->quick ? 20000 : 200000};
+        pthread_t t;
+        pin(o->cpu_a);
+        pthread_create(&t, NULL, cacheline_pong, &p);
+        uint64_t *rtt = malloc((size_t)p.n * sizeof(*rtt));
+        uint64_t prev = mono_ns();
+        for (uint64_t i = 1; i <= (uint64_t)p.n; i++) {
+                atomic_store_explicit(&p.flag, 2 * i - 1, memory_order_release);
+                while (atomic_load_explicit(&p.flag, memory_order_acquire) != 2 * i)
+                        ;
+                uint64_t now = mono_ns();
+                rtt[i - 1] = now - prev;
+                prev = now;
+        }
+        pthread_join(t, NULL);
+        qsort(rtt, (size_t)p.n, sizeof(*rtt), cmp_u64);
+        double r = (quantile(rtt, (size_t)p.n, 0.5) - clock_ns) / 2;
+        free(rtt);
+        return r;
+}
+
+static void efd_wait(int epfd, int efd)
+{
+        struct epoll_event ev;
+        while (epoll_wait(epfd, &ev, 1, -1) != 1)
+                ;
+        uint64_t v;
+        if (read(efd, &v, sizeof(v)) < 0)
+                abort();
+}
+
+static void efd_kick(int efd)
+{
+        uint64_t one = 1;
+        if (write(efd, &one, sizeof(one)) < 0)
+                abort();
+}
+
+static void *eventfd_pong(void *arg)
+{
+        struct pingpong *p = arg;
+        pin(p->cpu);
+        for (int i = 0; i < p->n; i++) {
+                efd_wait(p->epfd[0], p->efd[0]);
+                efd_kick(p->efd[1]);
+        }
+        return NULL;
+}
+
+/* One-way eventfd + epoll wake-up of a sleeping thread, p50: half a round trip. */
+static double eventfd_wake_p50(const struct popts *o, double clock_ns)
+{
+        struct pingpong p = {.cpu = o->cpu_b, .n = o->quick ? 500 : 5000};
+        for (int k = 0; k < 2; k++) {
+                p.efd[k] = eventfd(0, EFD_CLOEXEC);
+                p.epfd[k] = epoll_create1(EPOLL_CLOEXEC);
+                struct epoll_event ev = {.events = EPOLLIN};
+                epoll_ctl(p.epfd[k], EPOLL_CTL_ADD, p.efd[k], &ev);
+        }
+        pthread_t t;
+        pin(o->cpu_a);
+        pthread_create(&t, NULL, eventfd_pong, &p);
+        uint64_t *rtt = malloc((size_t)p.n * sizeof(*rtt));
+        for (int i = 0; i < p.n; i++) {
+                uint64_t t0 = mono_ns();
+                efd_kick(p.efd[0]);
+                efd_wait(p.epfd[1], p.efd[1]);
+                rtt[i] = mono_ns() - t0;
+        }
+        pthread_join(t, NULL);
+        for (int k = 0; k < 2; k++) {
+                close(p.efd[k]);
+                close(p.epfd[k]);
+        }
+        qsort(rtt, (size_t)p.n, sizeof(*rtt), cmp_u64);
+        double r = (quantile(rtt, (size_t)p.n, 0.5) - clock_ns) / 2;
+        free(rtt);
+        return r;
+}
+
+/* ---- the pipeline ---- */
+
+enum placement { SAME_WORKER, CROSS_WORKER };
+
+static const char *placement_name(enum placement p)
+{
+        return p == SAME_WORKER ? "same_worker" : "cross_worker";
+}
+
+/* Builds the configuration text of a pipeline of `filters` filters, plus `idle` idle
+ * source/sink pairs spread over both workers. */
+static char *pipeline_conf(const struct popts *o, enum placement pl, const char *idle_policy,
+                           int filters, int idle_pairs, struct bench_mailbox *mb)
+{
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        /* Same-worker pipelines get a worker of their own: a second one spinning idle on the
+         * sibling CPU would only slow it down on machines whose CPUs share a core. */
+        char workers[160];
+        int n = snprintf(workers, sizeof(workers), "{ cpu = %d; idle = \"%s\"; }", o->cpu_a,
+                         idle_policy);
+        if (pl == CROSS_WORKER || idle_pairs)
+                snprintf(workers + n, sizeof(workers) - (size_t)n, ", { cpu = %d; idle = \"%s\"; }",
+                         o->cpu_b, idle_policy);
+        fprintf(f,
+                "actord: { plugin_dirs = [ \"%s\" ];\n"
+                "  workers = ( %s ); "
+                "};\n"
+                "components: {\n"
+                "  src = { class = \"bench.src\"; worker = 0; settings = { mailbox = %lldL; "
+                "}; };\n",
+                BENCH_PLUGIN_DIR, workers, (long long)(intptr_t)mb);
+        /* Cross-worker: every hop crosses, the stages alternate between the workers. */
+        for (int i = 1; i <= filters; i++)
+                fprintf(f, "  f%d = { class = \"bench.pass\"; worker = %d; };\n", i,
+                        pl == CROSS_WORKER ? i % 2 : 0);
+        fprintf(f,
+                "  sink = { class = \"bench.sink\"; worker = %d; settings = { mailbox = %lldL; "
+                "}; };\n",
+                pl == CROSS_WORKER ? (filters + 1) % 2 : 0, (long long)(intptr_t)mb);
+        for (int i = 0; i < idle_pairs; i++)
+                fprintf(f,
+                        "  is%d = { class = \"bench.idle_src\"; worker = %d; };\n"
+                        "  ik%d = { class = \"bench.idle_sink\"; worker = %d; };\n",
+                        i, i % 2, i, i % 2);
+        fprintf(f, "};\nlinks = (\n  \"src.out -> %s.in\"", filters ? "f1" : "sink");
+        for (int i = 1; i <= filters; i++) {
+                if (i < filters)
+                        fprintf(f, ",\n  \"f%d.out -> f%d.in\"", i, i + 1);
+                else
+                        fprintf(f, ",\n  \"f%d.out -> sink.in\"", i);
+        }
+        for (int i = 0; i < idle_pairs; i++)
+                fprintf(f, ",\n  { from = \"is%d.out\"; to = \"ik%d.in\"; capacity = 1; }", i, i);
+        fprintf(f, "\n);\n");
+        fclose(f);
+        return buf;
+}
+
+/* Runs one pipeline until `samples` messages went through; fills the per-hop percentiles.
+ * Returns 0, or -1 after printing why. */
+static int run_pipeline(const struct popts *o, enum placement pl, const char *idle_policy,
+                        int filters, int idle_pairs, int samples, double clock_ns, struct pct *ret)
+{
+        int warm = samples / 10;
+        struct bench_mailbox mb = {.cap = (uint64_t)(samples + warm)};
+        mb.samples = calloc(mb.cap, sizeof(*mb.samples));
+        mb.done_fd = eventfd(0, EFD_CLOEXEC);
+        char *text = pipeline_conf(o, pl, idle_policy, filters, idle_pairs, &mb);
+        const char *tmp = getenv("TMPDIR");
+        char path[512];
+        snprintf(path, sizeof(path), "%s/actord-bench-XXXXXX", tmp ? tmp : "/tmp");
+        int fd = mkstemp(path);
+        if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
+                perror("actord-bench: temporary config");
+                return -1;
+        }
+        close(fd);
+        free(text);
+
+        struct config cfg;
+        struct diag d = {0};
+        struct plugin_registry reg = {0};
+        struct topology topo = {0};
+        struct runtime rt = {0};
+        int r = config_load(path, &cfg, &d);
+        unlink(path);
+        const char *dirs[] = {BENCH_PLUGIN_DIR};
+        if (r == 0)
+                r = plugin_registry_load(&reg, dirs, 1, &d);
+        if (r == 0 && d.n == 0)
+                r = topology_build(&topo, &cfg, &reg, &d);
+        if (r < 0 || d.n) {
+                for (size_t i = 0; i < d.n; i++)
+                        fprintf(stderr, "actord-bench: %s\n", d.lines[i]);
+                r = -1;
+        } else if (runtime_start(&rt, &topo, &cfg) < 0) {
+                r = -1;
+        } else {
+                /* The first message is ours to ask for; the sink asks for the others. */
+                actord_notify(atomic_load_explicit(&mb.src, memory_order_acquire));
+                uint64_t v;
+                if (read(mb.done_fd, &v, sizeof(v)) < 0)
+                        r = -1;
+                runtime_stop(&rt);
+        }
+        topology_free(&topo);
+        plugin_registry_free(&reg);
+        config_free(&cfg);
+        diag_free(&d);
+        if (r == 0) {
+                uint64_t *s = mb.samples + warm;
+                size_t n = (size_t)samples;
+                qsort(s, n, sizeof(*s), cmp_u64);
+                double hops = filters + 1;
+                *ret = (struct pct){.p50 = (quantile(s, n, 0.5) - clock_ns) / hops,
+                                    .p99 = (quantile(s, n, 0.99) - clock_ns) / hops,
+                                    .p999 = (quantile(s, n, 0.999) - clock_ns) / hops};
+        }
+        close(mb.done_fd);
+        free(mb.samples);
+        return r;
+}
+
+static void emit(const struct popts *o, const char *placement, const char *idle, int filters,
+                 const char *metric, double value)
+{
+        if (!o->json)
+                return;
+        if (placement)
+                printf("{\"bench\":\"pipeline\",\"placement\":\"%s\",\"idle\":\"%s\","
+                       "\"filters\":%d,\"metric\":\"%s\",\"value\":%.1f}\n",
+                       placement, idle, filters, metric, value);
+        else
+                printf("{\"bench\":\"pipeline\",\"impl\":\"hardware\",\"metric\":\"%s\","
+                       "\"value\":%.1f}\n",
+                       metric, value);
+}
+
+static int parse_cpus(const char *s, struct popts *o)
+{
+        return sscanf(s, "%d,%d", &o->cpu_a, &o->cpu_b) == 2 && o->cpu_a != o->cpu_b &&
+                       o->cpu_a >= 0 && o->cpu_b >= 0
+                   ? 0
+                   : -1;
+}
+
+int bench_pipeline_main(int argc, char **argv)
+{
+        struct popts o = {.cpu_a = 0, .cpu_b = 1};
+        for (int i = 1; i < argc; i++) {
+                if (!strcmp(argv[i], "--json"))
+                        o.json = true;
+                else if (!strcmp(argv[i], "--quick"))
+                        o.quick = true;
+                else if (!strcmp(argv[i], "--cpus") && i + 1 < argc && !parse_cpus(argv[++i], &o))
+                        ;
+                else {
+                        fprintf(stderr, "usage: actord-bench pipeline [--json] [--quick] "
+                                        "[--cpus A,B]\n");
+                        return 2;
+                }
+        }
+        log_set_max_priority(LOG_WARNING);
+        /* The floors pin this thread; the workers' CPUs are checked against its mask. */
+        cpu_set_t all;
+        sched_getaffinity(0, sizeof(all), &all);
+        double clock_ns = clock_cost_ns();
+        double line = cacheline_oneway_p50(&o, clock_ns);
+        double wake = eventfd_wake_p50(&o, clock_ns);
+        sched_setaffinity(0, sizeof(all), &all);
+        emit(&o, NULL, NULL, 0, "cacheline_oneway_p50_ns", line);
+        emit(&o, NULL, NULL, 0, "eventfd_wake_p50_ns", wake);
+        if (!o.json)
+                printf("actord-bench pipeline: workers on CPUs %d and %d; per-hop latency = "
+                       "end-to-end / (filters + 1), clock read (%.0f ns) taken out\n"
+                       "floor: cache-line one-way p50 %.1f ns; eventfd+epoll wake-up p50 %.0f "
+                       "ns\n\n%-13s %-6s %7s %10s %10s %10s\n",
+                       o.cpu_a, o.cpu_b, clock_ns, line, wake, "placement", "idle", "filters",
+                       "hop p50", "hop p99", "hop p99.9");
+
+        static const int filter_counts[] = {1, 20, 100};
+        static const char *const idles[] = {"spin", "sleep"};
+        double cross_spin_p50 = 0, same_p50 = 0, sleep_p50 = 0, base3 = 0, idle3 = 0;
+        int failures = 0;
+        for (int pl = SAME_WORKER; pl <= CROSS_WORKER; pl++)
+                for (int k = 0; k < 2; k++)
+                        for (int f = 0; f < 3; f++) {
+                                int n = filter_counts[f];
+                                bool sleeping = k == 1;
+                                /* Sleeping hops cost tens of microseconds each: fewer. */
+                                int samples = sleeping ? (n == 100 ? 300 : 2000) : 20000;
+                                if (o.quick)
+                                        samples /= 10;
+                                struct pct p;
+                                if (run_pipeline(&o, (enum placement)pl, idles[k], n, 0, samples,
+                                                 clock_ns, &p) < 0) {
+                                        failures++;
+                                        continue;
+                                }
+                                const char *pn = placement_name((enum placement)pl);
+                                emit(&o, pn, idles[k], n, "hop_p50_ns", p.p50);
+                                emit(&o, pn, idles[k], n, "hop_p99_ns", p.p99);
+                                emit(&o, pn, idles[k], n, "hop_p999_ns", p.p999);
+                                if (!o.json)
+                                        printf("%-13s %-6s %7d %10.1f %10.1f %10.1f\n", pn,
+                                               idles[k], n, p.p50, p.p99, p.p999);
+                                if (n == 1 && pl == CROSS_WORKER && !sleeping)
+                                        cross_spin_p50 = p.p50;
+                                if (n == 1 && pl == SAME_WORKER && !sleeping)
+                                        same_p50 = p.p50;
+                                if (n == 1 && pl == CROSS_WORKER && sleeping)
+                                        sleep_p50 = p.p50;
+                        }
+        /* The scale test: the 3-stage pipeline (one filter), alone and beside 10,000 idle
+         * components (5,000 source/sink pairs) on the same two workers. */
+        struct pct p;
+        int samples = o.quick ? 2000 : 20000;
+        if (run_pipeline(&o, CROSS_WORKER, "spin", 1, 0, samples, clock_ns, &p) == 0)
+                base3 = p.p50;
+        if (run_pipeline(&o, CROSS_WORKER, "spin", 1, 5000, samples, clock_ns, &p) == 0)
+                idle3 = p.p50;
+        double ratio = base3 > 0 ? idle3 / base3 : 0;
+        emit(&o, NULL, NULL, 0, "idle10k_ratio", ratio);
+        if (!o.json) {
+                printf("\n3-stage cross_worker spin hop p50: %.1f ns alone, %.1f ns beside "
+                       "10,000 idle components\n\nTargets (ratios within this run):\n",
+                       base3, idle3);
+                printf("  cross_worker spin hop p50 vs cache-line one-way: %.2fx   <= 2x    %s\n",
+                       cross_spin_p50 / line, cross_spin_p50 <= 2 * line ? "PASS" : "MISS");
+                printf("  same_worker hop p50: %.1f ns                          <= 50 ns %s\n",
+                       same_p50, same_p50 <= 50 ? "PASS" : "MISS");
+                printf("  sleep hop p50 vs eventfd wake-up p50: %.2fx           <= 1.3x  %s\n",
+                       sleep_p50 / wake, sleep_p50 <= 1.3 * wake ? "PASS" : "MISS");
+                printf("  idle10k_ratio: %.2f                                   <= 1.1   %s\n",
+                       ratio, ratio <= 1.1 ? "PASS" : "MISS");
+        }
+        if (failures)
+                fprintf(stderr, "actord-bench pipeline: %d runs failed\n", failures);
+        return failures ? 1 : 0;
+}
