@@ -198,3 +198,22 @@ Test(plugin, unknown_shapes_are_refused)
         cr_assert(diag_has(&d, "unknownshape.so: class 'bad.shape' has unknown shape 99"));
         diag_free(&d);
 }
+
+Test(plugin, files_owned_by_another_user_are_refused)
+{
+        char *dir = tu_tmpdir();
+        char *path = copy_core(dir, 0755, 0755);
+        if (chown(path, 65534, 65534) < 0) {
+                tu_rmrf(dir);
+                cr_skip_test("changing a file's owner needs root");
+        }
+        struct plugin_registry reg = {0};
+        struct diag d = {0};
+        cr_assert_eq(plugin_registry_load_file(&reg, path, &d), -EPERM);
+        dump(&d);
+        cr_assert(diag_has(&d, "is owned by uid 65534, neither root nor actord's user"));
+        diag_free(&d);
+        tu_rmrf(dir);
+        free(path);
+        free(dir);
+}
