@@ -3,6 +3,7 @@
 #include "topology.h"
 
 #include <errno.h>
+#include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -455,7 +456,11 @@ int topology_build(struct topology *ret, const struct config *cfg,
         struct builder b = {.t = t, .cfg = cfg, .reg = reg, .d = d};
         int r = -ENOMEM;
         size_t nl = (size_t)cfg->n_links + 1;
-        t->comps = calloc((size_t)cfg->n_components + 1, sizeof(*t->comps));
+        /* Components carry line-aligned members: aligned memory, not calloc's. */
+        size_t comps_size = ((size_t)cfg->n_components + 1) * sizeof(*t->comps);
+        t->comps = aligned_alloc(alignof(struct component), comps_size);
+        if (t->comps)
+                memset(t->comps, 0, comps_size);
         b.from_comp = calloc(nl, sizeof(int));
         b.from_port = calloc(nl, sizeof(int));
         b.to_comp = calloc(nl, sizeof(int));

@@ -5,6 +5,7 @@
 #ifndef ACTORD_TOPOLOGY_H
 #define ACTORD_TOPOLOGY_H
 
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -61,8 +62,9 @@ struct component {
 
         /* Set by whoever makes the component ready (a publisher on any worker, epoll,
          * actord_notify from any thread), cleared by its worker just before it runs: while it
-         * is set, the component is in exactly one of its worker's ready lists. */
-        _Atomic bool queued;
+         * is set, the component is in exactly one of its worker's ready lists. On a line pair
+         * of its own: the markers write it, and nothing else the worker touches per run. */
+        alignas(128) _Atomic bool queued;
         /* Link in the worker's inbox (a lock-free stack): written by the pusher before its
          * release CAS, read by the worker after its acquire exchange. */
         struct component *inbox_next;

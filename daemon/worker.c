@@ -15,6 +15,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <stdalign.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -653,9 +654,12 @@ int runtime_start(struct runtime *rt, struct topology *t, const struct config *c
         *rt = (struct runtime){.topo = t, .n_workers = cfg->n_workers};
         pthread_mutex_init(&rt->lock, NULL);
         pthread_cond_init(&rt->cond, NULL);
-        rt->workers = calloc((size_t)cfg->n_workers, sizeof(*rt->workers));
+        /* Workers carry line-aligned members: aligned memory, not calloc's. */
+        size_t workers_size = (size_t)cfg->n_workers * sizeof(*rt->workers);
+        rt->workers = aligned_alloc(alignof(struct worker), workers_size);
         if (!rt->workers)
                 return -ENOMEM;
+        memset(rt->workers, 0, workers_size);
         int r = 0;
         for (int i = 0; i < cfg->n_workers && r == 0; i++) {
                 struct worker *w = &rt->workers[i];

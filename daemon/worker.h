@@ -12,6 +12,7 @@
 #define ACTORD_WORKER_H
 
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -41,17 +42,20 @@ struct worker {
         struct component **heap; /* periodic components, by next deadline */
         int n_heap;
         struct component *ready_head, *ready_tail;
-        /* Components made ready by other threads: a lock-free stack, drained each iteration. */
-        struct component *_Atomic inbox;
         struct runtime *rt;
         int init_failed;
 
+        /* Written by other threads (wakers, the main thread): a line pair of its own, so that
+         * a waker's CAS does not pull the worker's other state along. */
+        /* Components made ready by other threads: a lock-free stack, drained each iteration. */
+        alignas(128) struct component *_Atomic inbox;
         _Atomic int sleeping;
         _Atomic bool stop;
 
+        /* Written by the worker, read by the main thread now and then: its own lines too. */
         /* What the worker runs now, for stall detection by the main thread: set before each
          * run (relaxed; read as diagnostics only), busy_since_ns 0 between runs. */
-        _Atomic(struct component *) running;
+        alignas(128) _Atomic(struct component *) running;
         _Atomic uint64_t busy_since_ns;
 
         /* Statistics, written by the worker, read by anyone. */
