@@ -50,7 +50,8 @@ static void usage(FILE *f)
                 "\n"
                 "Without plugin_dirs in the configuration and without --plugin-dir, plugins are\n"
                 "loaded from %s.\n"
-                "Signals: SIGTERM or SIGINT stop the pipeline cleanly.\n",
+                "Signals: SIGTERM or SIGINT stop the pipeline cleanly; SIGHUP checks the\n"
+                "configuration file again (applying changes needs a restart for now).\n",
                 ACTORD_DEFAULT_CONFIG, ACTORD_DEFAULT_PLUGIN_DIR);
 }
 
@@ -188,6 +189,48 @@ static void list_plugins(const struct plugin_registry *reg)
                         }
                 }
         }
+}
+
+/* SIGHUP: reads and checks the configuration file again (plugins included) while the workers
+ * run. An invalid file leaves everything as it is, with its errors logged. Applying a valid
+ * new file without a restart is not implemented yet: it is said so, and the running pipeline
+ * is kept. */
+static void check_reload(const struct options *o, const char *running_status)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+                   (unsigned long long)ts.tv_sec * 1000000ull +
+                       (unsigned long long)ts.tv_nsec / 1000,
+                   o->config);
+        log_info("SIGHUP: checking %s", o->config);
+        struct config cfg;
+        struct diag d = {0}, pd = {0};
+        struct plugin_registry reg = {0};
+        struct topology topo = {0};
+        int r = config_load(o->config, &cfg, &d);
+        if (cfg.path && load_plugins(o, &cfg, &reg, &pd) == 0) {
+                log_diag(LOG_WARNING, &pd);
+                if (topology_build(&topo, &cfg, &reg, &d) == 0)
+                        topology_free(&topo);
+        }
+        if (r < 0 || d.n) {
+                log_diag(LOG_ERR, &d);
+                log_error("reload failed: %s has %zu error%s; the running pipeline is kept",
+                          o->config, d.n, d.n == 1 ? "" : "s");
+                sd_notifyf(0, "READY=1\nSTATUS=reload failed (%zu error%s in %s); %s", d.n,
+                           d.n == 1 ? "" : "s", o->config, running_status);
+        } else {
+                log_warning("reload: %s is valid, but applying a changed configuration needs a "
+                            "restart for now; the running pipeline is kept",
+                            o->config);
+                sd_notifyf(0, "READY=1\nSTATUS=reload: valid, not applied (restart to apply); %s",
+                           running_status);
+        }
+        plugin_registry_free(&reg);
+        config_free(&cfg);
+        diag_free(&d);
+        diag_free(&pd);
 }
 
 static uint64_t mono_ns(void)
@@ -353,8 +396,7 @@ int main(int argc, char **argv)
                 if (read(sfd, &si, sizeof(si)) != sizeof(si))
                         continue;
                 if (si.ssi_signo == SIGHUP) {
-                        log_warning("SIGHUP: reloading is not supported yet; the running "
-                                    "pipeline is kept as it is");
+                        check_reload(&opt, status);
                         continue;
                 }
                 log_info("%s: stopping", strsignal((int)si.ssi_signo));

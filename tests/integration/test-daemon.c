@@ -358,3 +358,45 @@ Test(daemon, file_and_plugin_level_errors_are_reported_together)
         free(conf);
         free(text);
 }
+
+/* SIGHUP with a broken file: RELOADING, the errors logged with file:line, READY again with a
+ * STATUS that says the reload failed, and the pipeline keeps running. */
+Test(daemon, reload_with_an_invalid_file_keeps_the_pipeline_running)
+{
+        char *out;
+        cr_assert(asprintf(&out, "%s/out.txt", dir) > 0);
+        char *conf = write_pipeline_conf("sleep", 0, out); /* count 0: runs until stopped */
+        struct daemon d;
+        const char *args[] = {"--config", conf, NULL};
+        daemon_start(&d, dir, args);
+        cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "%s", daemon_stderr(&d));
+        cr_assert(wait_lines(dir, out, 10, 10000));
+
+        char *good = tu_read(conf);
+        char *bad =
+            tu_write(dir, "pipeline.conf", "components: { x = { class = \"core.tik\"; }; };\n");
+        free(bad);
+        kill(d.pid, SIGHUP);
+        cr_assert(daemon_wait_notify(&d, "RELOADING=1\nMONOTONIC_USEC=", 5000));
+        cr_assert(daemon_wait_notify(&d, "STATUS=reload failed (1 error in ", 5000), "%s",
+                  daemon_notes(&d));
+        char want[512];
+        snprintf(want, sizeof(want), "%s:1: component 'x': unknown class 'core.tik'", conf);
+        cr_assert(wait_contains(dir, d.err_path, want, 5000), "%s", daemon_stderr(&d));
+        /* Still running: more lines arrive. */
+        int lines = count_lines(out);
+        cr_assert(wait_lines(dir, out, lines + 10, 10000), "the pipeline stopped");
+
+        /* The valid file again: checked, said not applied, still running. */
+        free(tu_write(dir, "pipeline.conf", good));
+        kill(d.pid, SIGHUP);
+        cr_assert(daemon_wait_notify(&d, "STATUS=reload: valid, not applied", 5000), "%s",
+                  daemon_notes(&d));
+        kill(d.pid, SIGTERM);
+        int status = daemon_wait_exit(&d, 10000);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s", daemon_stderr(&d));
+        daemon_cleanup(&d);
+        free(good);
+        free(conf);
+        free(out);
+}
