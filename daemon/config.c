@@ -384,6 +384,16 @@ static void load_endpoint(struct loader *l, const config_setting_t *s, const cha
                 l->errors++;
 }
 
+/* Cuts the white space around s, in place. */
+static char *trim(char *s)
+{
+        while (isspace((unsigned char)*s))
+                s++;
+        for (char *e = s + strlen(s); e > s && isspace((unsigned char)e[-1]); e--)
+                e[-1] = 0;
+        return s;
+}
+
 static void load_link(struct loader *l, const config_setting_t *s, struct config_link *cl)
 {
         *cl = (struct config_link){.capacity = CHANNEL_CAPACITY_DEFAULT,
@@ -405,18 +415,8 @@ static void load_link(struct loader *l, const config_setting_t *s, struct config
                         l->errors++;
                         return;
                 }
-                /* trim */
-                char *f = from, *t = to;
-                while (isspace((unsigned char)*f))
-                        f++;
-                for (char *e = f + strlen(f); e > f && isspace((unsigned char)e[-1]); e--)
-                        e[-1] = 0;
-                while (isspace((unsigned char)*t))
-                        t++;
-                for (char *e = t + strlen(t); e > t && isspace((unsigned char)e[-1]); e--)
-                        e[-1] = 0;
-                load_endpoint(l, s, f, "source", &cl->from);
-                load_endpoint(l, s, t, "destination", &cl->to);
+                load_endpoint(l, s, trim(from), "source", &cl->from);
+                load_endpoint(l, s, trim(to), "destination", &cl->to);
                 free(from);
                 free(to);
                 return;

@@ -146,8 +146,8 @@ static inline void daemon_start(struct daemon *d, const char *dir, const char *c
         daemon_start_env(d, dir, args, NULL);
 }
 
-/* Waits until a notification containing `what` arrives; false after timeout_ms. */
-static inline bool daemon_wait_notify(struct daemon *d, const char *what, int timeout_ms)
+/* CLOCK_MONOTONIC timeout_ms from now, for pthread_cond_timedwait on d->cond. */
+static inline struct timespec deadline_(int timeout_ms)
 {
         struct timespec end;
         clock_gettime(CLOCK_MONOTONIC, &end);
@@ -157,6 +157,13 @@ static inline bool daemon_wait_notify(struct daemon *d, const char *what, int ti
                 end.tv_sec++;
                 end.tv_nsec -= 1000000000;
         }
+        return end;
+}
+
+/* Waits until a notification containing `what` arrives; false after timeout_ms. */
+static inline bool daemon_wait_notify(struct daemon *d, const char *what, int timeout_ms)
+{
+        struct timespec end = deadline_(timeout_ms);
         pthread_mutex_lock(&d->lock);
         bool found;
         while (!(found = d->notes && strstr(d->notes, what)))
@@ -170,14 +177,7 @@ static inline bool daemon_wait_notify(struct daemon *d, const char *what, int ti
 /* Waits until more than `len` bytes of notifications arrived; false after timeout_ms. */
 static inline bool daemon_wait_more(struct daemon *d, size_t len, int timeout_ms)
 {
-        struct timespec end;
-        clock_gettime(CLOCK_MONOTONIC, &end);
-        end.tv_sec += timeout_ms / 1000;
-        end.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-        if (end.tv_nsec >= 1000000000) {
-                end.tv_sec++;
-                end.tv_nsec -= 1000000000;
-        }
+        struct timespec end = deadline_(timeout_ms);
         pthread_mutex_lock(&d->lock);
         while (d->notes_len <= len)
                 if (pthread_cond_timedwait(&d->cond, &d->lock, &end) == ETIMEDOUT)

@@ -20,44 +20,36 @@ static void teardown(void)
 
 TestSuite(daemon, .init = setup, .fini = teardown, .timeout = 60);
 
-static char *write_pipeline_conf(const char *idle, int count, const char *out_path)
+/* Workers for the tests' pipelines: two on the first two CPUs, or one if there is one CPU. */
+static int pipeline_workers(const char *idle, char *buf, size_t len)
 {
         int a, b;
         two_cpus(&a, &b);
+        int n = snprintf(buf, len, "{ cpu = %d; idle = \"%s\"; }", a, idle);
+        if (b == a)
+                return 1;
+        snprintf(buf + n, len - (size_t)n, ", { cpu = %d; idle = \"%s\"; spin_us = 20; }", b, idle);
+        return 2;
+}
+
+static char *write_pipeline_conf(const char *idle, int count, const char *out_path)
+{
+        char workers[160];
+        int second = pipeline_workers(idle, workers, sizeof(workers)) - 1;
         char *text;
         cr_assert(asprintf(&text,
-                           "actord: { plugin_dirs = [ \"%s\" ];\n"
-                           "  workers = ( { cpu = %d; idle = \"%s\"; }, { cpu = %d; idle = "
-                           "\"%s\"; spin_us = 20; } ); };\n"
+                           "actord: { plugin_dirs = [ \"%s\" ]; workers = ( %s ); };\n"
                            "components: {\n"
                            "  src = { class = \"core.tick\"; schedule = { every_us = 300; };\n"
                            "          settings = { count = %d; }; worker = 0; };\n"
                            "  mul = { class = \"core.scale\"; settings = { factor = 2; offset = "
-                           "1; }; worker = 1; };\n"
+                           "1; }; worker = %d; };\n"
                            "  out = { class = \"core.log\"; settings = { path = \"%s\"; }; "
                            "worker = 0; };\n"
                            "};\n"
                            "links = ( \"src.out -> mul.in\", { from = \"mul.out\"; to = "
                            "\"out.in\"; overflow = \"reject\"; } );\n",
-                           ACTORD_TEST_PLUGIN_DIR, a, idle, b == a ? a + 1 : b, idle, count,
-                           out_path) > 0);
-        if (b == a) {
-                /* One CPU only: a single worker still runs the whole pipeline. */
-                free(text);
-                cr_assert(asprintf(&text,
-                                   "actord: { plugin_dirs = [ \"%s\" ]; workers = ( { cpu = %d; "
-                                   "idle = \"%s\"; } ); };\n"
-                                   "components: {\n"
-                                   "  src = { class = \"core.tick\"; schedule = { every_us = "
-                                   "300; }; settings = { count = %d; }; };\n"
-                                   "  mul = { class = \"core.scale\"; settings = { factor = 2; "
-                                   "offset = 1; }; };\n"
-                                   "  out = { class = \"core.log\"; settings = { path = \"%s\"; "
-                                   "}; };\n"
-                                   "};\n"
-                                   "links = ( \"src.out -> mul.in\", \"mul.out -> out.in\" );\n",
-                                   ACTORD_TEST_PLUGIN_DIR, a, idle, count, out_path) > 0);
-        }
+                           ACTORD_TEST_PLUGIN_DIR, workers, count, second, out_path) > 0);
         char *path = tu_write(dir, "pipeline.conf", text);
         free(text);
         return path;
@@ -78,7 +70,10 @@ static void run_pipeline(const char *idle, int sig)
         cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "no READY=1; stderr:\n%s",
                   daemon_stderr(&d));
         char *notes = daemon_notes(&d);
-        cr_assert(strstr(notes, "STATUS=3 components on 2 workers"), "notes: %s", notes);
+        char workers[160], want_status[64];
+        snprintf(want_status, sizeof(want_status), "STATUS=3 components on %d workers",
+                 pipeline_workers(idle, workers, sizeof(workers)));
+        cr_assert(strstr(notes, want_status), "notes: %s", notes);
         free(notes);
         cr_assert(wait_lines(dir, out, count, 20000), "only %d of %d lines arrived",
                   count_lines(out), count);
