@@ -17,6 +17,7 @@
 #include "config.h"
 #include "log.h"
 #include "plugin.h"
+#include "reload.h"
 #include "supervisor.h"
 #include "topology.h"
 #include "worker.h"
@@ -50,8 +51,10 @@ static void usage(FILE *f)
                 "\n"
                 "Without plugin_dirs in the configuration and without --plugin-dir, plugins are\n"
                 "loaded from %s.\n"
-                "Signals: SIGTERM or SIGINT stop the pipeline cleanly; SIGHUP checks the\n"
-                "configuration file again (applying changes needs a restart for now).\n",
+                "Signals: SIGTERM or SIGINT stop the pipeline cleanly; SIGHUP reloads the\n"
+                "configuration file and the plugins: unchanged components keep running with\n"
+                "their queued messages, changed ones restart (changing the workers needs a\n"
+                "restart of actord).\n",
                 ACTORD_DEFAULT_CONFIG, ACTORD_DEFAULT_PLUGIN_DIR);
 }
 
@@ -191,11 +194,14 @@ static void list_plugins(const struct plugin_registry *reg)
         }
 }
 
-/* SIGHUP: reads and checks the configuration file again (plugins included) while the workers
- * run. An invalid file leaves everything as it is, with its errors logged. Applying a valid
- * new file without a restart is not implemented yet: it is said so, and the running pipeline
- * is kept. */
-static void check_reload(const struct options *o, const char *running_status)
+/* SIGHUP: reads and validates the configuration file again (plugins included) while the
+ * workers run. An invalid file, or one that changes the workers, leaves everything as it is,
+ * with its errors logged. A valid one is applied (reload.h, runtime_reload): unchanged
+ * components keep running with their state and queued messages, the others are stopped,
+ * restarted or started. Returns true if the running pipeline changed. */
+static bool reload(const struct options *o, struct config **cfg, struct plugin_registry *reg,
+                   struct topology *topo, struct runtime *rt, struct supervisor *sup,
+                   const char *running_status)
 {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -203,34 +209,91 @@ static void check_reload(const struct options *o, const char *running_status)
                    (unsigned long long)ts.tv_sec * 1000000ull +
                        (unsigned long long)ts.tv_nsec / 1000,
                    o->config);
-        log_info("SIGHUP: checking %s", o->config);
-        struct config cfg;
+        log_info("SIGHUP: reloading %s", o->config);
+        struct config *ncfg = calloc(1, sizeof(*ncfg));
         struct diag d = {0}, pd = {0};
-        struct plugin_registry reg = {0};
-        struct topology topo = {0};
-        int r = config_load(o->config, &cfg, &d);
-        if (cfg.path && load_plugins(o, &cfg, &reg, &pd) == 0) {
+        struct plugin_registry nreg = {.prev = reg};
+        struct topology next = {0}, *built = NULL;
+        struct reload_plan plan = {0};
+        bool applied = false;
+        int r = ncfg ? config_load(o->config, ncfg, &d) : -ENOMEM;
+        if (ncfg && ncfg->path && load_plugins(o, ncfg, &nreg, &pd) == 0) {
                 log_diag(LOG_WARNING, &pd);
-                if (topology_build(&topo, &cfg, &reg, &d) == 0)
-                        topology_free(&topo);
+                if (topology_build(&next, ncfg, &nreg, &d) == 0)
+                        built = &next;
         }
-        if (r < 0 || d.n) {
+        if (r == 0 && built)
+                reload_workers_equal(*cfg, ncfg, &d);
+        if (r < 0 || d.n || !built) {
                 log_diag(LOG_ERR, &d);
                 log_error("reload failed: %s has %zu error%s; the running pipeline is kept",
                           o->config, d.n, d.n == 1 ? "" : "s");
                 sd_notifyf(0, "READY=1\nSTATUS=reload failed (%zu error%s in %s); %s", d.n,
                            d.n == 1 ? "" : "s", o->config, running_status);
-        } else {
-                log_warning("reload: %s is valid, but applying a changed configuration needs a "
-                            "restart for now; the running pipeline is kept",
-                            o->config);
-                sd_notifyf(0, "READY=1\nSTATUS=reload: valid, not applied (restart to apply); %s",
-                           running_status);
+                goto out;
         }
-        plugin_registry_free(&reg);
-        config_free(&cfg);
+        char busy[256];
+        int failed = 0;
+        /* A worker busy in one run longer than the stall limit is stuck: do not wait more. */
+        r = runtime_reload(rt, topo, &next, &plan, (uint64_t)(*cfg)->stall_ms * 1000000u, &failed,
+                           busy, sizeof(busy));
+        if (r < 0) {
+                log_error("reload failed: %s; the running pipeline is kept",
+                          r == -ETIMEDOUT ? busy : strerror(-r));
+                sd_notifyf(0, "READY=1\nSTATUS=reload failed (%s); %s",
+                           r == -ETIMEDOUT ? busy : strerror(-r), running_status);
+                goto out;
+        }
+        /* `next` now holds what is left of the old pipeline: free it before the code of the
+         * plugins it used may go with the old registry. */
+        topology_free(&next);
+        built = NULL;
+        plugin_registry_free(reg);
+        *reg = nreg;
+        reg->prev = NULL;
+        nreg = (struct plugin_registry){0};
+        config_free(*cfg);
+        free(*cfg);
+        *cfg = ncfg;
+        ncfg = NULL;
+        sup->stall_ns = (uint64_t)(*cfg)->stall_ms * 1000000u;
+        applied = true;
+        log_info("reload applied: %d components kept running, %d restarted, %d started, %d "
+                 "stopped; %d of %d links kept their channel and queued messages",
+                 plan.n_kept, plan.n_restarted, plan.n_started, plan.n_stopped, plan.n_chans_kept,
+                 topo->n_chans);
+        if (failed)
+                log_error("reload: %d component%s failed to start (see above); the others run",
+                          failed, failed == 1 ? "" : "s");
+        sd_notifyf(0,
+                   "READY=1\nSTATUS=reloaded: %d kept, %d restarted, %d started, %d stopped%s; "
+                   "%d components on %d workers",
+                   plan.n_kept, plan.n_restarted, plan.n_started, plan.n_stopped,
+                   failed ? " (some failed to start)" : "", topo->n_comps, (*cfg)->n_workers);
+out:
+        reload_plan_free(&plan);
+        if (built)
+                topology_free(built);
+        plugin_registry_free(&nreg);
+        if (ncfg) {
+                config_free(ncfg);
+                free(ncfg);
+        }
         diag_free(&d);
         diag_free(&pd);
+        return applied;
+}
+
+/* How often the main thread wakes: each second for STATUS, at a third of the watchdog period
+ * and at a quarter of the stall limit. */
+static int tick_ms(uint64_t watchdog_usec, uint32_t stall_ms)
+{
+        int t = 1000;
+        if (watchdog_usec && watchdog_usec / 3000 < (uint64_t)t)
+                t = (int)(watchdog_usec / 3000);
+        if ((int)stall_ms / 4 < t)
+                t = (int)stall_ms / 4;
+        return t < 1 ? 1 : t;
 }
 
 static uint64_t mono_ns(void)
@@ -270,7 +333,7 @@ int main(int argc, char **argv)
         int exit_code = EXIT_FAILURE;
         struct diag d = {0};
         struct diag cd = {0};
-        struct config cfg = {0};
+        struct config *cfg = calloc(1, sizeof(*cfg)); /* replaced by each reload */
         struct plugin_registry reg = {0};
         struct topology topo = {0};
         struct runtime rt = {0};
@@ -281,16 +344,20 @@ int main(int argc, char **argv)
          * Configuration errors are collected in cd, those of the file and those that need the
          * plugins, and reported together. */
         int cr = 0;
+        if (!cfg) {
+                log_error("out of memory");
+                goto out;
+        }
         if (opt.list_plugins && !opt.config_given)
-                cfg.plugin_strict_modes = true;
+                cfg->plugin_strict_modes = true;
         else
-                cr = config_load(opt.config, &cfg, &cd);
-        if (cr < 0 && !cfg.path) {
+                cr = config_load(opt.config, cfg, &cd);
+        if (cr < 0 && !cfg->path) {
                 report_config_errors(opt.config, &cd);
                 exit_code = EXIT_CONFIG;
                 goto out;
         }
-        if (load_plugins(&opt, &cfg, &reg, &d) < 0) {
+        if (load_plugins(&opt, cfg, &reg, &d) < 0) {
                 log_error("out of memory while loading plugins");
                 goto out;
         }
@@ -304,14 +371,14 @@ int main(int argc, char **argv)
                 exit_code = plugin_errors ? EXIT_CONFIG : EXIT_SUCCESS;
                 goto out;
         }
-        if (topology_build(&topo, &cfg, &reg, &cd) < 0 || cr < 0) {
+        if (topology_build(&topo, cfg, &reg, &cd) < 0 || cr < 0) {
                 report_config_errors(opt.config, &cd);
                 exit_code = EXIT_CONFIG;
                 goto out;
         }
         if (opt.check_config) {
                 printf("%s: valid: %d components, %d links, %d workers, %d plugins\n", opt.config,
-                       topo.n_comps, topo.n_chans, cfg.n_workers, reg.n_plugins);
+                       topo.n_comps, topo.n_chans, cfg->n_workers, reg.n_plugins);
                 exit_code = plugin_errors ? EXIT_CONFIG : EXIT_SUCCESS;
                 goto out;
         }
@@ -330,18 +397,14 @@ int main(int argc, char **argv)
                 goto out;
         }
 
-        if (runtime_start(&rt, &topo, &cfg) < 0) {
+        if (runtime_start(&rt, &topo, cfg) < 0) {
                 log_error("startup failed; stopping");
                 goto out;
         }
-        for (int i = 0; i < topo.n_comps; i++) {
-                const struct component *c = &topo.comps[i];
-                log_fields(LOG_INFO, &LOG_FIELDS_OF(c),
-                           "component '%s' (%s, %s) on worker %d (CPU %d)", c->name, c->cls->name,
-                           plugin_rule_to_string(c->rule), c->worker, cfg.workers[c->worker].cpu);
-        }
+        for (int i = 0; i < topo.n_comps; i++)
+                component_log_placement(topo.comps[i]);
         char status[256];
-        status_line(&topo, &cfg, 0, 0, status, sizeof(status));
+        status_line(&topo, cfg, 0, 0, status, sizeof(status));
         log_info("running: %s", status);
         sd_notifyf(0, "READY=1\nSTATUS=%s", status);
 
@@ -349,14 +412,7 @@ int main(int argc, char **argv)
          * a third of its period, and only while no worker is stuck) and to look for stalls. */
         uint64_t wd_usec = 0;
         bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0;
-        int tick_ms = 1000;
-        if (watchdog && wd_usec / 3000 < (uint64_t)tick_ms)
-                tick_ms = (int)(wd_usec / 3000);
-        if ((int)cfg.stall_ms / 4 < tick_ms)
-                tick_ms = (int)cfg.stall_ms / 4;
-        if (tick_ms < 1)
-                tick_ms = 1;
-        if (supervisor_init(&sup, cfg.n_workers, (uint64_t)cfg.stall_ms * 1000000u) < 0) {
+        if (supervisor_init(&sup, cfg->n_workers, (uint64_t)cfg->stall_ms * 1000000u) < 0) {
                 log_error("out of memory");
                 runtime_stop(&rt);
                 goto out;
@@ -368,7 +424,7 @@ int main(int argc, char **argv)
         int was_stuck = 0;
         for (;;) {
                 struct pollfd pfd = {.fd = sfd, .events = POLLIN};
-                int n = poll(&pfd, 1, tick_ms);
+                int n = poll(&pfd, 1, tick_ms(watchdog ? wd_usec : 0, cfg->stall_ms));
                 if (n < 0 && errno != EINTR) {
                         log_error("poll: %s", strerror(errno));
                         break;
@@ -382,7 +438,7 @@ int main(int argc, char **argv)
                         totals(&topo, &consumed, &lost);
                         double rate =
                             (double)(consumed - last_consumed) * 1e9 / (double)(now - last_ns);
-                        status_line(&topo, &cfg, rate, lost, status, sizeof(status));
+                        status_line(&topo, cfg, rate, lost, status, sizeof(status));
                         sd_notifyf(0, "STATUS=%s", stuck ? stall : status);
                         last_ns = now;
                         last_consumed = consumed;
@@ -396,7 +452,11 @@ int main(int argc, char **argv)
                 if (read(sfd, &si, sizeof(si)) != sizeof(si))
                         continue;
                 if (si.ssi_signo == SIGHUP) {
-                        check_reload(&opt, status);
+                        if (reload(&opt, &cfg, &reg, &topo, &rt, &sup, status)) {
+                                /* Other channels now: the rate starts again from here. */
+                                totals(&topo, &last_consumed, &lost);
+                                last_ns = mono_ns();
+                        }
                         continue;
                 }
                 log_info("%s: stopping", strsignal((int)si.ssi_signo));
@@ -405,7 +465,7 @@ int main(int argc, char **argv)
         sd_notify(0, "STOPPING=1\nSTATUS=stopping");
         runtime_stop(&rt);
         for (int i = 0; i < topo.n_comps; i++) {
-                const struct component *c = &topo.comps[i];
+                const struct component *c = topo.comps[i];
                 if (c->rule == ACTORD_RULE_PERIODIC)
                         log_info("component '%s': %llu runs, %llu missed periods", c->name,
                                  (unsigned long long)c->runs,
@@ -421,7 +481,9 @@ out:
                 close(sfd);
         topology_free(&topo);
         plugin_registry_free(&reg);
-        config_free(&cfg);
+        if (cfg)
+                config_free(cfg);
+        free(cfg);
         diag_free(&d);
         diag_free(&cd);
         free(opt.plugin_dirs);

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,9 +247,48 @@ int plugin_registry_load_file(struct plugin_registry *reg, const char *path, str
          * dlopen would run them before we can check anything. */
         if (!reg->lax_modes && !safe_location(path, d))
                 return -EPERM;
-        void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        struct stat st;
+        if (stat(path, &st) < 0) {
+                diag_add(d, path, 0, "cannot load plugin: %s", strerror(errno));
+                return -ENOEXEC;
+        }
+        const struct plugin *old = NULL;
+        for (int i = 0; reg->prev && i < reg->prev->n_plugins && !old; i++)
+                if (!strcmp(reg->prev->plugins[i].path, path))
+                        old = &reg->prev->plugins[i];
+        bool replaced = old && (old->st.st_dev != st.st_dev || old->st.st_ino != st.st_ino);
+        if (old && !replaced &&
+            (old->st.st_size != st.st_size || old->st.st_mtim.tv_sec != st.st_mtim.tv_sec ||
+             old->st.st_mtim.tv_nsec != st.st_mtim.tv_nsec)) {
+                /* The loader knows a file by its inode: the new bytes cannot be loaded beside
+                 * the old ones, and writing over mapped code may already have corrupted it. */
+                diag_add(d, path, 0,
+                         "plugin file was rewritten in place while loaded; replace it with a new "
+                         "file instead (install(1), or cp to a temporary name then mv), then "
+                         "reload");
+                return -EBUSY;
+        }
+        /* dlopen finds an already loaded object by its name first: a file replaced under the
+         * same path must be opened under another name to get the new code. */
+        int fd = -1;
+        char fdpath[64];
+        const char *open_path = path;
+        if (replaced) {
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0 || fstat(fd, &st) < 0) {
+                        diag_add(d, path, 0, "cannot load plugin: %s", strerror(errno));
+                        if (fd >= 0)
+                                close(fd);
+                        return -ENOEXEC;
+                }
+                snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
+                open_path = fdpath;
+        }
+        void *h = dlopen(open_path, RTLD_NOW | RTLD_LOCAL);
         if (!h) {
                 diag_add(d, path, 0, "cannot load plugin: %s", dlerror());
+                if (fd >= 0)
+                        close(fd);
                 return -ENOEXEC;
         }
         const struct actord_plugin *desc = dlsym(h, ACTORD_PLUGIN_SYMBOL_NAME);
@@ -291,11 +331,19 @@ int plugin_registry_load_file(struct plugin_registry *reg, const char *path, str
                                 r = -EEXIST;
                         }
         }
+        if (r == 0 && replaced && desc == old->desc) {
+                diag_add(d, path, 0,
+                         "cannot load the new version of the plugin: the loader "
+                         "returned the one already running");
+                r = -EBUSY;
+        }
         if (r < 0) {
                 dlclose(h);
+                if (fd >= 0)
+                        close(fd);
                 return r;
         }
-        struct plugin p = {.path = strdup(path), .handle = h, .desc = desc};
+        struct plugin p = {.path = strdup(path), .handle = h, .desc = desc, .st = st, .fd = fd};
         struct plugin_class *nc = realloc(
             reg->classes, (size_t)(reg->n_classes + (int)desc->n_classes + 1) * sizeof(*nc));
         if (nc)
@@ -303,6 +351,8 @@ int plugin_registry_load_file(struct plugin_registry *reg, const char *path, str
         if (!p.path || !nc || add_plugin(reg, &p) < 0) {
                 free(p.path);
                 dlclose(h);
+                if (fd >= 0)
+                        close(fd);
                 return -ENOMEM;
         }
         for (uint32_t i = 0; i < desc->n_classes; i++)
@@ -371,6 +421,8 @@ void plugin_registry_free(struct plugin_registry *reg)
 {
         for (int i = 0; i < reg->n_plugins; i++) {
                 dlclose(reg->plugins[i].handle);
+                if (reg->plugins[i].fd >= 0)
+                        close(reg->plugins[i].fd);
                 free(reg->plugins[i].path);
         }
         free(reg->plugins);

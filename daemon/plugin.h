@@ -7,6 +7,7 @@
 #include <actord/plugin.h>
 
 #include <stdbool.h>
+#include <sys/stat.h>
 
 #include "diag.h"
 
@@ -14,6 +15,11 @@ struct plugin {
         char *path;
         void *handle;
         const struct actord_plugin *desc;
+        /* The file as it was when loaded: a reload compares it with what the path names now. */
+        struct stat st;
+        /* -1, or the descriptor the file was loaded through (/proc/self/fd/N) because another
+         * version of it was already loaded under its path. Kept open while the plugin is. */
+        int fd;
 };
 
 struct plugin_class {
@@ -30,6 +36,10 @@ struct plugin_registry {
          * Default (false): refuse a plugin file, or its folder, that is writable by group or
          * others or owned by someone else than root or this process's user. */
         bool lax_modes;
+        /* The registry of the running pipeline, when loading for a reload: a file unchanged
+         * since then resolves to the same loaded code (so its components can keep running); a
+         * file replaced since then is loaded again, as new code. */
+        const struct plugin_registry *prev;
 };
 
 /* Loads every *.so in each of `dirs` (sorted by name, each file once). A file that cannot be
@@ -40,7 +50,7 @@ int plugin_registry_load(struct plugin_registry *reg, const char *const *dirs, i
 /* Loads one file; 0, or a negative errno with the reason in *d: -ENOEXEC (not loadable or no
  * descriptor), -EPROTONOSUPPORT (other ABI major), -EINVAL (malformed descriptor or class),
  * -EEXIST (class name already registered by another file), -EPERM (unsafe owner or mode,
- * see lax_modes). */
+ * see lax_modes), -EBUSY (reloading: the file was rewritten in place since prev loaded it). */
 int plugin_registry_load_file(struct plugin_registry *reg, const char *path, struct diag *d);
 void plugin_registry_free(struct plugin_registry *reg);
 

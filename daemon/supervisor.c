@@ -25,8 +25,9 @@ int supervisor_check(struct supervisor *s, const struct runtime *rt, uint64_t no
         int n = 0;
         for (int i = 0; i < s->n_workers && i < rt->n_workers; i++) {
                 const struct worker *w = &rt->workers[i];
-                /* Relaxed: diagnostics only. The component outlives the runtime, so its name
-                 * may be read even if the worker moved on meanwhile. */
+                /* Relaxed: diagnostics only. The component may be read even if the worker
+                 * moved on meanwhile: components are freed only by a reload (this thread),
+                 * after which `running` is NULL or a component still there (worker_pause). */
                 uint64_t since = atomic_load_explicit(&w->busy_since_ns, memory_order_relaxed);
                 const struct component *c = atomic_load_explicit(&w->running, memory_order_relaxed);
                 bool stuck = since && c && now_ns > since && now_ns - since > s->stall_ns;

@@ -39,7 +39,7 @@ static bool is_multi(const struct actord_class *cls, bool output)
 static int find_comp(const struct topology *t, const char *name)
 {
         for (int i = 0; i < t->n_comps; i++)
-                if (!strcmp(t->comps[i].name, name))
+                if (!strcmp(t->comps[i]->name, name))
                         return i;
         return -1;
 }
@@ -126,7 +126,7 @@ static void make_components(struct builder *b)
         int next_auto = 0;
         for (int i = 0; i < b->cfg->n_components; i++) {
                 const struct config_component *cc = &b->cfg->components[i];
-                struct component *c = &t->comps[t->n_comps++];
+                struct component *c = t->comps[t->n_comps++];
                 c->name = cc->name;
                 c->cc = cc;
                 c->worker = cc->worker >= 0 ? cc->worker : next_auto++ % b->cfg->n_workers;
@@ -194,7 +194,7 @@ static void resolve_end(struct builder *b, const struct config_link *l, bool out
                      output ? "source" : "destination", e->component);
                 return;
         }
-        const struct actord_class *cls = b->t->comps[ci].cls;
+        const struct actord_class *cls = b->t->comps[ci]->cls;
         if (!cls)
                 return;
         const struct actord_port *ports = output ? cls->outputs : cls->inputs;
@@ -261,9 +261,9 @@ static void resolve_types(struct builder *b)
                                 continue;
                         int fc = b->from_comp[i], tc = b->to_comp[i];
                         const struct actord_port *fp =
-                            decl_port(&b->t->comps[fc], true, b->from_port[i]);
+                            decl_port(b->t->comps[fc], true, b->from_port[i]);
                         const struct actord_port *tp =
-                            decl_port(&b->t->comps[tc], false, b->to_port[i]);
+                            decl_port(b->t->comps[tc], false, b->to_port[i]);
                         struct port_type ft, tt;
                         bool fk = port_type_of(b, fc, fp, &ft), tk = port_type_of(b, tc, tp, &tt);
                         if (fk && !tk) {
@@ -282,8 +282,8 @@ static void resolve_types(struct builder *b)
                         continue;
                 const struct config_link *l = &cfg->links[i];
                 int fc = b->from_comp[i], tc = b->to_comp[i];
-                const struct actord_port *fp = decl_port(&b->t->comps[fc], true, b->from_port[i]);
-                const struct actord_port *tp = decl_port(&b->t->comps[tc], false, b->to_port[i]);
+                const struct actord_port *fp = decl_port(b->t->comps[fc], true, b->from_port[i]);
+                const struct actord_port *tp = decl_port(b->t->comps[tc], false, b->to_port[i]);
                 struct port_type ft, tt;
                 if (!port_type_of(b, fc, fp, &ft) || !port_type_of(b, tc, tp, &tt)) {
                         ERRL(b, l->file, l->line,
@@ -297,8 +297,8 @@ static void resolve_types(struct builder *b)
                              "link %s.%s -> %s.%s: type mismatch: %s.%s (%s) sends '%s' (%u "
                              "bytes) but %s.%s (%s) takes '%s' (%u bytes)",
                              l->from.component, l->from.port, l->to.component, l->to.port,
-                             l->from.component, l->from.port, b->t->comps[fc].cls->name, ft.name,
-                             ft.size, l->to.component, l->to.port, b->t->comps[tc].cls->name,
+                             l->from.component, l->from.port, b->t->comps[fc]->cls->name, ft.name,
+                             ft.size, l->to.component, l->to.port, b->t->comps[tc]->cls->name,
                              tt.name, tt.size);
         }
 }
@@ -402,8 +402,11 @@ static int wire(struct builder *b)
         if (!t->chans)
                 return -ENOMEM;
         t->n_chans = cfg->n_links;
+        t->link_type = calloc((size_t)cfg->n_links + 1, sizeof(*t->link_type));
+        if (!t->link_type)
+                return -ENOMEM;
         for (int ci = 0; ci < t->n_comps; ci++) {
-                struct component *c = &t->comps[ci];
+                struct component *c = t->comps[ci];
                 c->in = calloc(c->n_in + 1, sizeof(*c->in));
                 c->in_type = calloc(c->n_in + 1, sizeof(*c->in_type));
                 c->out = calloc(c->n_out + 1, sizeof(*c->out));
@@ -416,10 +419,11 @@ static int wire(struct builder *b)
         }
         for (int i = 0; i < cfg->n_links; i++) {
                 const struct config_link *l = &cfg->links[i];
-                struct component *from = &t->comps[b->from_comp[i]];
+                struct component *from = t->comps[b->from_comp[i]];
                 const struct actord_port *fp = decl_port(from, true, b->from_port[i]);
                 struct port_type type = {0};
                 port_type_of(b, b->from_comp[i], fp, &type);
+                t->link_type[i] = type;
                 int r = channel_create(&t->chans[i], l->capacity, type.size, l->policy);
                 if (r < 0) {
                         ERRL(b, l->file, l->line, "link: cannot create its channel: %s",
@@ -428,7 +432,7 @@ static int wire(struct builder *b)
                 }
         }
         for (int ci = 0; ci < t->n_comps; ci++) {
-                struct component *c = &t->comps[ci];
+                struct component *c = t->comps[ci];
                 for (uint32_t k = 0; k < c->n_in; k++) {
                         int li = c->in_link[k];
                         int r = channel_rx_open(&c->in[k], &t->chans[li]);
@@ -442,7 +446,7 @@ static int wire(struct builder *b)
                         if (r < 0)
                                 return r;
                         port_type_of(b, ci, decl_port(c, true, b->from_port[li]), &c->out_type[k]);
-                        c->out_peer[k] = &t->comps[b->to_comp[li]];
+                        c->out_peer[k] = t->comps[b->to_comp[li]];
                 }
         }
         return 0;
@@ -456,11 +460,17 @@ int topology_build(struct topology *ret, const struct config *cfg,
         struct builder b = {.t = t, .cfg = cfg, .reg = reg, .d = d};
         int r = -ENOMEM;
         size_t nl = (size_t)cfg->n_links + 1;
-        /* Components carry line-aligned members: aligned memory, not calloc's. */
-        size_t comps_size = ((size_t)cfg->n_components + 1) * sizeof(*t->comps);
-        t->comps = aligned_alloc(alignof(struct component), comps_size);
-        if (t->comps)
-                memset(t->comps, 0, comps_size);
+        /* One allocation per component: a reload hands running components from one topology
+         * to the next, and plugins keep pointers to them (their notifier). Components carry
+         * line-aligned members: aligned memory, not calloc's. */
+        t->comps = calloc((size_t)cfg->n_components + 1, sizeof(*t->comps));
+        for (int i = 0; t->comps && i < cfg->n_components; i++) {
+                t->comps[i] = aligned_alloc(alignof(struct component), sizeof(struct component));
+                if (!t->comps[i])
+                        goto out;
+                memset(t->comps[i], 0, sizeof(struct component));
+                t->n_alloc++;
+        }
         b.from_comp = calloc(nl, sizeof(int));
         b.from_port = calloc(nl, sizeof(int));
         b.to_comp = calloc(nl, sizeof(int));
@@ -482,7 +492,7 @@ int topology_build(struct topology *ret, const struct config *cfg,
                 }
         }
         for (int ci = 0; ci < t->n_comps; ci++) {
-                struct component *c = &t->comps[ci];
+                struct component *c = t->comps[ci];
                 if (!c->cls)
                         continue;
                 if (assign_ports(&b, c, ci, false) < 0 || assign_ports(&b, c, ci, true) < 0)
@@ -494,7 +504,7 @@ int topology_build(struct topology *ret, const struct config *cfg,
                 if (b.from_port[i] < 0 || b.to_port[i] < 0)
                         b.incomplete = true;
         for (int ci = 0; ci < t->n_comps; ci++)
-                if (!t->comps[ci].cls)
+                if (!t->comps[ci]->cls)
                         b.incomplete = true;
         if (b.errors || b.incomplete) {
                 r = -EINVAL;
@@ -503,6 +513,11 @@ int topology_build(struct topology *ret, const struct config *cfg,
         r = wire(&b);
         if (r == 0 && b.errors)
                 r = -EINVAL;
+        if (r == 0) {
+                t->link_from = b.from_comp;
+                t->link_to = b.to_comp;
+                b.from_comp = b.to_comp = NULL;
+        }
 out:
         free(b.from_comp);
         free(b.from_port);
@@ -514,28 +529,37 @@ out:
         return r;
 }
 
+void topology_component_free(struct component *c)
+{
+        for (uint32_t k = 0; c->in && k < c->n_in; k++)
+                if (c->in[k].sh)
+                        channel_rx_close(&c->in[k]);
+        for (uint32_t k = 0; c->out && k < c->n_out; k++)
+                if (c->out[k].sh)
+                        channel_tx_close(&c->out[k]);
+        free(c->in);
+        free(c->out);
+        free(c->in_type);
+        free(c->out_type);
+        free(c->out_peer);
+        free(c->out_mark);
+        free(c->in_link);
+        free(c->out_link);
+        free(c->fds);
+        free(c);
+}
+
 void topology_free(struct topology *t)
 {
-        for (int ci = 0; ci < t->n_comps; ci++) {
-                struct component *c = &t->comps[ci];
-                for (uint32_t k = 0; c->in && k < c->n_in; k++)
-                        if (c->in[k].sh)
-                                channel_rx_close(&c->in[k]);
-                for (uint32_t k = 0; c->out && k < c->n_out; k++)
-                        if (c->out[k].sh)
-                                channel_tx_close(&c->out[k]);
-                free(c->in);
-                free(c->out);
-                free(c->in_type);
-                free(c->out_type);
-                free(c->out_peer);
-                free(c->out_mark);
-                free(c->in_link);
-                free(c->out_link);
-        }
+        for (int ci = 0; t->comps && ci < t->n_alloc; ci++)
+                if (t->comps[ci]) /* NULL: handed over to another topology */
+                        topology_component_free(t->comps[ci]);
         for (int i = 0; t->chans && i < t->n_chans; i++)
                 channel_destroy(&t->chans[i]);
         free(t->chans);
         free(t->comps);
+        free(t->link_from);
+        free(t->link_to);
+        free(t->link_type);
         *t = (struct topology){0};
 }

@@ -50,11 +50,17 @@ struct component {
         void *state;
         bool initialized;
         bool stopped;
+        bool failed; /* stopped by an error (init or process): a reload restarts it */
+        int leaving; /* reload: why it stops (COMPONENT_REMOVED...), while it stops */
         uint64_t next_deadline_ns;
         uint64_t missed_periods;
         uint64_t runs;
         char error[256];
         struct worker *w;
+
+        /* fds registered through watch_fd (on_event), unregistered when it stops. */
+        int *fds;
+        int n_fds;
 
         /* Scheduling links, owned by the worker: its ready FIFO and its timer heap. */
         struct component *ready_next;
@@ -70,15 +76,22 @@ struct component {
         struct component *inbox_next;
 };
 
+#define COMPONENT_REMOVED 1
+#define COMPONENT_CHANGED 2
+#define COMPONENT_NEW_CODE 3
+
 /* Journal fields naming a component (log.h). */
 #define LOG_FIELDS_OF(c)                                                                           \
         ((struct log_fields){.component = (c)->name, .cls = (c)->cls->name, .worker = (c)->worker})
 
 struct topology {
-        struct component *comps;
+        struct component **comps; /* by config component index; each allocated alone */
         int n_comps;
+        int n_alloc;           /* entries of comps allocated (n_comps once built) */
         struct channel *chans; /* by config link index */
         int n_chans;
+        int *link_from, *link_to;    /* by link: index of the component at each end */
+        struct port_type *link_type; /* by link: the message type it carries */
         const struct config *cfg;
 };
 
@@ -87,5 +100,7 @@ struct topology {
 int topology_build(struct topology *ret, const struct config *cfg,
                    const struct plugin_registry *reg, struct diag *d);
 void topology_free(struct topology *t);
+/* Closes a component's channel ends and frees it (it must not run). */
+void topology_component_free(struct component *c);
 
 #endif

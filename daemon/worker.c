@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "reload.h"
 
 #define TAG_WAKE 0u
 #define TAG_TIMER 1u
@@ -198,9 +199,14 @@ static int host_watch_fd(struct actord_ctx *ctx, int fd, uint32_t events)
         struct component *c = comp_of(ctx);
         if (c->rule != ACTORD_RULE_ON_EVENT)
                 return -EINVAL;
+        int *fds = realloc(c->fds, (size_t)(c->n_fds + 1) * sizeof(*fds));
+        if (!fds)
+                return -ENOMEM;
+        c->fds = fds;
         struct epoll_event ev = {.events = events, .data.ptr = c};
         if (epoll_ctl(c->w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
                 return -errno;
+        c->fds[c->n_fds++] = fd;
         c->w->n_fds++;
         return 0;
 }
@@ -362,6 +368,12 @@ static bool inputs_readable(const struct component *c)
 
 static void component_stop(struct component *c)
 {
+        /* Its fds leave the worker's epoll set first: fini may close them, and the number
+         * could be reused by anything. */
+        for (int i = 0; i < c->n_fds; i++)
+                epoll_ctl(c->w->epfd, EPOLL_CTL_DEL, c->fds[i], NULL);
+        c->w->n_fds -= c->n_fds;
+        c->n_fds = 0;
         if (c->initialized && c->cls->fini)
                 c->cls->fini(&c->ctx, c->state);
         c->initialized = false;
@@ -403,6 +415,7 @@ static void run_component(struct worker *w, struct component *c, uint64_t now)
                 log_fields(LOG_ERR, &LOG_FIELDS_OF(c),
                            "component '%s' (%s) failed: %s; stopping it", c->name, c->cls->name,
                            c->error[0] ? c->error : "process returned an error");
+                c->failed = true;
                 component_stop(c);
         } else if (r == ACTORD_OK && c->rule == ACTORD_RULE_ON_MESSAGE && inputs_readable(c)) {
                 /* It stopped reading with messages left (a batch limit, a full output): it
@@ -476,7 +489,7 @@ static void worker_sleep(struct worker *w)
          * wake us, or we see their push below. */
         atomic_store_explicit(&w->sleeping, 1, memory_order_seq_cst);
         if (atomic_load_explicit(&w->inbox, memory_order_seq_cst) ||
-            atomic_load_explicit(&w->stop, memory_order_seq_cst)) {
+            atomic_load_explicit(&w->ctl, memory_order_seq_cst)) {
                 atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
                 return;
         }
@@ -495,6 +508,326 @@ static void worker_sleep(struct worker *w)
         handle_events(w, evs, n);
 }
 
+/* ---- reload: pausing the workers between runs ---- */
+
+enum { PHASE_NONE, PHASE_PAUSE, PHASE_STOP, PHASE_START, PHASE_RESUME };
+
+void component_log_placement(const struct component *c)
+{
+        log_fields(LOG_INFO, &LOG_FIELDS_OF(c), "component '%s' (%s, %s) on worker %d (CPU %d)",
+                   c->name, c->cls->name, plugin_rule_to_string(c->rule), c->worker, c->w->cpu);
+}
+
+/* Runs init; false (logged, the component marked failed and stopped) if it fails. */
+static bool component_start(struct component *c)
+{
+        c->state = NULL;
+        c->error[0] = 0;
+        int r = c->cls->init ? c->cls->init(&c->ctx, &c->state) : 0;
+        if (r < 0) {
+                log_fields(LOG_ERR, &LOG_FIELDS_OF(c), "component '%s' (%s) failed to start: %s",
+                           c->name, c->cls->name, c->error[0] ? c->error : strerror(-r));
+                c->failed = true;
+                component_stop(c);
+                return false;
+        }
+        c->initialized = true;
+        return true;
+}
+
+/* The loop array and the timer heap, from the components placed here. */
+static void schedule_rebuild(struct worker *w)
+{
+        w->n_loops = w->n_heap = 0;
+        for (int i = 0; i < w->n_comps; i++) {
+                struct component *c = w->comps[i];
+                c->heap_index = -1;
+                if (c->stopped)
+                        continue;
+                if (c->rule == ACTORD_RULE_PERIODIC)
+                        heap_push(w, c);
+                else if (c->rule == ACTORD_RULE_LOOP)
+                        w->loops[w->n_loops++] = c;
+        }
+}
+
+static void worker_stop_leaving(struct worker *w)
+{
+        for (int i = 0; i < w->n_leaving; i++) {
+                struct component *c = w->leaving[i];
+                if (!c->stopped)
+                        component_stop(c);
+                static const char *const why[] = {
+                    [COMPONENT_REMOVED] = "no longer in the configuration",
+                    [COMPONENT_CHANGED] = "changed in the configuration; it starts again",
+                    [COMPONENT_NEW_CODE] = "its plugin was replaced; it starts again on the new "
+                                           "code",
+                };
+                log_fields(LOG_INFO, &LOG_FIELDS_OF(c), "component '%s' stopped: %s", c->name,
+                           why[c->leaving]);
+        }
+}
+
+static void worker_start_arriving(struct worker *w)
+{
+        uint64_t now = mono_ns();
+        for (int i = 0; i < w->n_arriving; i++) {
+                struct component *c = w->arriving[i];
+                if (c->stopped) {
+                        log_fields(LOG_ERR, &LOG_FIELDS_OF(c),
+                                   "component '%s' (%s) failed to start: %s", c->name, c->cls->name,
+                                   c->error);
+                        continue;
+                }
+                if (component_start(c)) {
+                        c->next_deadline_ns = now + c->period_ns;
+                        component_log_placement(c);
+                }
+        }
+        /* What was ready stays ready, except the components that left. */
+        inbox_drain(w);
+        struct component *c = w->ready_head;
+        w->ready_head = w->ready_tail = NULL;
+        while (c) {
+                struct component *next = c->ready_next;
+                if (c->leaving)
+                        atomic_store_explicit(&c->queued, false, memory_order_relaxed);
+                else
+                        ready_append(w, c);
+                c = next;
+        }
+        schedule_rebuild(w);
+        /* Messages may wait in kept channels for a component that arrived, or for one whose
+         * producer was replaced. */
+        for (int i = 0; i < w->n_comps; i++) {
+                c = w->comps[i];
+                if (!c->stopped && c->rule == ACTORD_RULE_ON_MESSAGE && inputs_readable(c))
+                        mark_ready(w, c);
+        }
+}
+
+static void phase_ack(struct runtime *rt)
+{
+        rt->n_ack++;
+        pthread_cond_broadcast(&rt->cond);
+}
+
+/* Called by the worker between runs when asked to pause: it does each phase's work for its own
+ * components, so that init and fini keep running on the component's worker thread. */
+static void worker_pause(struct worker *w)
+{
+        struct runtime *rt = w->rt;
+        pthread_mutex_lock(&rt->lock);
+        if (rt->phase != PHASE_PAUSE) {
+                /* A pause given up (another worker did not come in time): carry on. */
+                pthread_mutex_unlock(&rt->lock);
+                return;
+        }
+        w->paused = true;
+        /* The supervisor reads `running` when a run is in progress; components may be freed
+         * once the reload is over. */
+        atomic_store_explicit(&w->running, NULL, memory_order_relaxed);
+        phase_ack(rt);
+        int seen = PHASE_PAUSE;
+        for (;;) {
+                while (rt->phase == seen)
+                        pthread_cond_wait(&rt->cond, &rt->lock);
+                seen = rt->phase;
+                if (seen == PHASE_STOP || seen == PHASE_START) {
+                        pthread_mutex_unlock(&rt->lock);
+                        if (seen == PHASE_STOP)
+                                worker_stop_leaving(w);
+                        else
+                                worker_start_arriving(w);
+                        pthread_mutex_lock(&rt->lock);
+                        phase_ack(rt);
+                        continue;
+                }
+                break; /* PHASE_RESUME */
+        }
+        w->paused = false;
+        phase_ack(rt);
+        pthread_mutex_unlock(&rt->lock);
+}
+
+/* Main thread, with rt->lock held: enters a phase and waits until `expect` workers finished
+ * it. */
+static void run_phase(struct runtime *rt, int phase, int expect)
+{
+        rt->phase = phase;
+        rt->n_ack = 0;
+        pthread_cond_broadcast(&rt->cond);
+        while (rt->n_ack < expect)
+                pthread_cond_wait(&rt->cond, &rt->lock);
+}
+
+static void resume_all(struct runtime *rt, int expect)
+{
+        for (int i = 0; i < rt->n_workers; i++)
+                atomic_fetch_and_explicit(&rt->workers[i].ctl, ~WORKER_PAUSE, memory_order_relaxed);
+        run_phase(rt, PHASE_RESUME, expect);
+        rt->phase = PHASE_NONE;
+}
+
+/* The per-worker arrays a reload needs, allocated before the pause (so that nothing can
+ * fail once it began) and swapped in while paused. */
+struct worker_arrays {
+        struct component **comps, **heap, **loops, **leaving, **arriving;
+};
+
+static void arrays_free(struct worker_arrays *a, int n)
+{
+        for (int i = 0; a && i < n; i++) {
+                free(a[i].comps);
+                free(a[i].heap);
+                free(a[i].loops);
+                free(a[i].leaving);
+                free(a[i].arriving);
+        }
+        free(a);
+}
+
+static struct worker_arrays *arrays_alloc(int n_workers, int cap)
+{
+        struct worker_arrays *a = calloc((size_t)n_workers, sizeof(*a));
+        for (int i = 0; a && i < n_workers; i++) {
+                a[i].comps = calloc((size_t)cap, sizeof(struct component *));
+                a[i].heap = calloc((size_t)cap, sizeof(struct component *));
+                a[i].loops = calloc((size_t)cap, sizeof(struct component *));
+                a[i].leaving = calloc((size_t)cap, sizeof(struct component *));
+                a[i].arriving = calloc((size_t)cap, sizeof(struct component *));
+                if (!a[i].comps || !a[i].heap || !a[i].loops || !a[i].leaving || !a[i].arriving) {
+                        arrays_free(a, n_workers);
+                        return NULL;
+                }
+        }
+        return a;
+}
+
+/* While paused: the worker gets the new arrays, the old ones are left in *a to be freed. */
+static void arrays_swap(struct worker *w, struct worker_arrays *a)
+{
+        struct worker_arrays old = {w->comps, w->heap, w->loops, w->leaving, w->arriving};
+        w->comps = a->comps;
+        w->heap = a->heap;
+        w->loops = a->loops;
+        w->leaving = a->leaving;
+        w->arriving = a->arriving;
+        *a = old;
+}
+
+int runtime_reload(struct runtime *rt, struct topology *running, struct topology *next,
+                   struct reload_plan *plan, uint64_t pause_timeout_ns, int *n_failed, char *busy,
+                   size_t busy_len)
+{
+        *n_failed = 0;
+        busy[0] = 0;
+        /* Room first: nothing may fail once the workers are paused and the plan applied. */
+        struct worker_arrays *arrays =
+            arrays_alloc(rt->n_workers, running->n_comps + next->n_comps + 1);
+        if (!arrays)
+                return -ENOMEM;
+
+        pthread_mutex_lock(&rt->lock);
+        rt->phase = PHASE_PAUSE;
+        rt->n_ack = 0;
+        pthread_mutex_unlock(&rt->lock);
+        for (int i = 0; i < rt->n_workers; i++) {
+                /* seq_cst: the sleeper loads it after storing its flag (worker_sleep). */
+                atomic_fetch_or_explicit(&rt->workers[i].ctl, WORKER_PAUSE, memory_order_seq_cst);
+                worker_wake(&rt->workers[i]);
+        }
+        struct timespec deadline;
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        uint64_t dl =
+            (uint64_t)deadline.tv_sec * 1000000000u + (uint64_t)deadline.tv_nsec + pause_timeout_ns;
+        deadline.tv_sec = (time_t)(dl / 1000000000u);
+        deadline.tv_nsec = (long)(dl % 1000000000u);
+        pthread_mutex_lock(&rt->lock);
+        int r = 0;
+        while (rt->n_ack < rt->n_workers && r == 0)
+                r = pthread_cond_timedwait(&rt->cond, &rt->lock, &deadline);
+        if (rt->n_ack < rt->n_workers) {
+                for (int i = 0; i < rt->n_workers; i++) {
+                        struct worker *w = &rt->workers[i];
+                        if (w->paused)
+                                continue;
+                        const struct component *c =
+                            atomic_load_explicit(&w->running, memory_order_relaxed);
+                        if (c && atomic_load_explicit(&w->busy_since_ns, memory_order_relaxed))
+                                snprintf(busy, busy_len, "worker %d is busy in component '%s'", i,
+                                         c->name);
+                        else
+                                snprintf(busy, busy_len, "worker %d did not pause", i);
+                        break;
+                }
+                resume_all(rt, rt->n_ack);
+                pthread_mutex_unlock(&rt->lock);
+                arrays_free(arrays, rt->n_workers);
+                return -ETIMEDOUT;
+        }
+
+        /* Every worker waits in worker_pause: no component runs, no channel moves. */
+        if (reload_plan(plan, running, next, &(struct diag){0}) < 0) {
+                resume_all(rt, rt->n_workers);
+                pthread_mutex_unlock(&rt->lock);
+                arrays_free(arrays, rt->n_workers);
+                return -ENOMEM;
+        }
+        for (int i = 0; i < rt->n_workers; i++) {
+                /* The lists are rebuilt below and in the start phase: the old ones go. */
+                struct worker *w = &rt->workers[i];
+                arrays_swap(w, &arrays[i]);
+                w->n_comps = w->n_loops = w->n_heap = 0;
+                w->n_leaving = w->n_arriving = 0;
+        }
+        for (int j = 0; j < running->n_comps; j++) {
+                struct component *c = running->comps[j];
+                if (plan->old_kept[j])
+                        continue;
+                int i = 0;
+                while (i < next->n_comps && strcmp(next->comps[i]->name, c->name))
+                        i++;
+                if (i == next->n_comps)
+                        c->leaving = COMPONENT_REMOVED;
+                else if (next->comps[i]->cls != c->cls &&
+                         !strcmp(next->comps[i]->cls->name, c->cls->name) &&
+                         reload_setting_equal(next->comps[i]->cc->settings, c->cc->settings))
+                        c->leaving = COMPONENT_NEW_CODE;
+                else
+                        c->leaving = COMPONENT_CHANGED;
+                c->w->leaving[c->w->n_leaving++] = c;
+        }
+        run_phase(rt, PHASE_STOP, rt->n_workers);
+
+        reload_hand_over(running, next, plan); /* its failures are counted below */
+        for (int i = 0; i < next->n_comps; i++) {
+                struct component *c = next->comps[i];
+                struct worker *w = &rt->workers[c->worker];
+                if (plan->keep[i] < 0) {
+                        c->ctx.host = &worker_host;
+                        c->notifier.host = &worker_host;
+                        c->w = w;
+                        c->heap_index = -1;
+                        w->arriving[w->n_arriving++] = c;
+                }
+                w->comps[w->n_comps++] = c;
+        }
+        rt->topo = running;
+        run_phase(rt, PHASE_START, rt->n_workers);
+        for (int i = 0; i < next->n_comps; i++)
+                if (plan->keep[i] < 0 && next->comps[i]->failed)
+                        (*n_failed)++;
+        /* The caller's `running` becomes the new topology; `next` keeps the remains. */
+        struct topology tmp = *running;
+        *running = *next;
+        *next = tmp;
+        resume_all(rt, rt->n_workers);
+        pthread_mutex_unlock(&rt->lock);
+        arrays_free(arrays, rt->n_workers);
+        return 0;
+}
+
 static void worker_loop(struct worker *w)
 {
         uint64_t now = mono_ns();
@@ -510,7 +843,15 @@ static void worker_loop(struct worker *w)
         }
         uint64_t idle_since = 0;
         unsigned iter = 0;
-        while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
+        for (;;) {
+                unsigned ctl = atomic_load_explicit(&w->ctl, memory_order_relaxed);
+                if (__builtin_expect(ctl != 0, 0)) {
+                        if (ctl & WORKER_STOP)
+                                break;
+                        worker_pause(w);
+                        idle_since = 0;
+                        continue;
+                }
                 /* Watched fds: looked at every 64 iterations while busy, by epoll_wait when
                  * asleep. */
                 if (w->n_fds && (++iter & 63) == 0) {
@@ -565,6 +906,7 @@ static void *worker_main(void *arg)
                                 log_fields(LOG_ERR, &LOG_FIELDS_OF(c),
                                            "component '%s' (%s) failed to start: %s", c->name,
                                            c->cls->name, c->error[0] ? c->error : strerror(-r));
+                                c->failed = true;
                                 w->init_failed = 1;
                                 break;
                         }
@@ -624,6 +966,8 @@ static void worker_teardown(struct worker *w)
         free(w->comps);
         free(w->heap);
         free(w->loops);
+        free(w->leaving);
+        free(w->arriving);
         w->comps = NULL;
 }
 
@@ -653,7 +997,11 @@ int runtime_start(struct runtime *rt, struct topology *t, const struct config *c
 {
         *rt = (struct runtime){.topo = t, .n_workers = cfg->n_workers};
         pthread_mutex_init(&rt->lock, NULL);
-        pthread_cond_init(&rt->cond, NULL);
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* runtime_reload's timed wait */
+        pthread_cond_init(&rt->cond, &ca);
+        pthread_condattr_destroy(&ca);
         /* Workers carry line-aligned members: aligned memory, not calloc's. */
         size_t workers_size = (size_t)cfg->n_workers * sizeof(*rt->workers);
         rt->workers = aligned_alloc(alignof(struct worker), workers_size);
@@ -678,7 +1026,7 @@ int runtime_start(struct runtime *rt, struct topology *t, const struct config *c
                 return r;
         }
         for (int ci = 0; ci < t->n_comps; ci++) {
-                struct component *c = &t->comps[ci];
+                struct component *c = t->comps[ci];
                 struct worker *w = &rt->workers[c->worker];
                 c->ctx.host = &worker_host;
                 c->notifier.host = &worker_host;
@@ -727,7 +1075,7 @@ void runtime_stop(struct runtime *rt)
         for (int i = 0; i < rt->n_workers; i++) {
                 struct worker *w = &rt->workers[i];
                 /* seq_cst: the sleeper loads it after storing its flag (worker_sleep). */
-                atomic_store_explicit(&w->stop, true, memory_order_seq_cst);
+                atomic_fetch_or_explicit(&w->ctl, WORKER_STOP, memory_order_seq_cst);
                 worker_wake(w);
         }
         runtime_join(rt);

@@ -50,7 +50,7 @@ struct worker {
         /* Components made ready by other threads: a lock-free stack, drained each iteration. */
         alignas(128) struct component *_Atomic inbox;
         _Atomic int sleeping;
-        _Atomic bool stop;
+        _Atomic unsigned ctl; /* WORKER_STOP, WORKER_PAUSE: requests from the main thread */
 
         /* Written by the worker, read by the main thread now and then: its own lines too. */
         /* What the worker runs now, for stall detection by the main thread: set before each
@@ -61,7 +61,18 @@ struct worker {
         /* Statistics, written by the worker, read by anyone. */
         _Atomic uint64_t runs;
         _Atomic uint64_t sleeps;
+
+        /* Reload work, handed over by the main thread while the worker is paused (under
+         * runtime.lock): components to stop, components to start. */
+        struct component **leaving;
+        int n_leaving;
+        struct component **arriving;
+        int n_arriving;
+        bool paused; /* acknowledged the current pause (runtime.lock) */
 };
+
+#define WORKER_STOP 1u
+#define WORKER_PAUSE 2u
 
 struct runtime {
         struct topology *topo;
@@ -72,6 +83,9 @@ struct runtime {
         int n_reported; /* workers that finished init */
         int n_failed;
         int go; /* 1: run, -1: abort */
+        /* Reload: the phase the main thread asks for, and how many workers finished it. */
+        int phase;
+        int n_ack;
 };
 
 /* Creates one thread per configured worker, pinned to its CPU; each runs init of its
@@ -80,6 +94,23 @@ struct runtime {
 int runtime_start(struct runtime *rt, struct topology *t, const struct config *cfg);
 /* Stops every worker (each calls fini for its components) and joins them. */
 void runtime_stop(struct runtime *rt);
+
+/* Applies a reload: pauses every worker between two runs (none is preempted: this waits for
+ * the runs in progress, at most pause_timeout_ns), computes the plan (reload.h) into *plan,
+ * stops on their own workers the components that leave (fini), hands the kept components and
+ * channels over to `next`, starts the arriving components on their workers (init; one that
+ * fails is logged and stays stopped, the others run), and resumes. Then `running` holds the
+ * new topology and `next` what is left of the old one, for topology_free once the caller no
+ * longer needs it. Returns 0; -ETIMEDOUT when a worker did not pause in time (nothing changed;
+ * `busy` names it); -ENOMEM (nothing changed). *n_failed: arriving components whose init
+ * failed. */
+struct reload_plan;
+int runtime_reload(struct runtime *rt, struct topology *running, struct topology *next,
+                   struct reload_plan *plan, uint64_t pause_timeout_ns, int *n_failed, char *busy,
+                   size_t busy_len);
+
+/* Logs where a component runs (placement, rule), with its journal fields. */
+void component_log_placement(const struct component *c);
 
 /* The table plugins reach through ctx->host. */
 extern const struct actord_host worker_host;

@@ -95,6 +95,19 @@ static inline void two_cpus(int *a, int *b)
                 *b = *a;
 }
 
+/* The workers element of a test configuration (`workers = ( ... );`): two on the first two
+ * CPUs, or one if there is one CPU. Returns how many. */
+static inline int test_workers(const char *idle, char *buf, size_t len)
+{
+        int a, b;
+        two_cpus(&a, &b);
+        int n = snprintf(buf, len, "{ cpu = %d; idle = \"%s\"; }", a, idle);
+        if (b == a)
+                return 1;
+        snprintf(buf + n, len - (size_t)n, ", { cpu = %d; idle = \"%s\"; spin_us = 20; }", b, idle);
+        return 2;
+}
+
 /* Starts actord with args (NULL-terminated) and extra environment entries env ("K=V", NULL-
  * terminated, or NULL), stderr to a file, NOTIFY_SOCKET to a datagram socket of ours. */
 static inline void daemon_start_env(struct daemon *d, const char *dir, const char *const *args,
@@ -185,6 +198,32 @@ static inline bool daemon_wait_more(struct daemon *d, size_t len, int timeout_ms
         bool more = d->notes_len > len;
         pthread_mutex_unlock(&d->lock);
         return more;
+}
+
+/* Sends SIGHUP and waits for the reload to end (READY=1 again); returns that notification,
+ * which holds the reload's STATUS= (caller frees), or NULL after timeout_ms. */
+static inline char *daemon_reload(struct daemon *d, int timeout_ms)
+{
+        pthread_mutex_lock(&d->lock);
+        size_t from = d->notes_len;
+        pthread_mutex_unlock(&d->lock);
+        cr_assert_eq(kill(d->pid, SIGHUP), 0);
+        struct timespec end = deadline_(timeout_ms);
+        char *found = NULL;
+        pthread_mutex_lock(&d->lock);
+        for (;;) {
+                char *r = d->notes ? strstr(d->notes + from, "RELOADING=1") : NULL;
+                char *ready = r ? strstr(r, "READY=1") : NULL;
+                if (ready) {
+                        size_t n = strcspn(ready + 8, "\n"); /* the STATUS= line after it */
+                        found = strndup(ready, 8 + n);
+                        break;
+                }
+                if (pthread_cond_timedwait(&d->cond, &d->lock, &end) == ETIMEDOUT)
+                        break;
+        }
+        pthread_mutex_unlock(&d->lock);
+        return found;
 }
 
 /* Waits for the daemon to exit and returns its wait status, or -1 after timeout_ms. */

@@ -87,7 +87,7 @@ Test(topology, wiring_types_and_placement)
                           "capacity = 3; overflow = \"drop_new\"; } );\n");
         cr_assert_eq(b.r, 0);
         cr_assert_eq(b.topo.n_comps, 3);
-        struct component *src = &b.topo.comps[0], *f = &b.topo.comps[1], *out = &b.topo.comps[2];
+        struct component *src = b.topo.comps[0], *f = b.topo.comps[1], *out = b.topo.comps[2];
         cr_assert_eq(src->n_out, 1);
         cr_assert_eq(src->n_in, 0);
         cr_assert_eq(f->n_in, 1);
@@ -184,8 +184,8 @@ Test(topology, generic_ports_take_the_type_they_are_wired_to)
                           ");\n");
         cr_assert_eq(b.r, 0);
         for (int i = 1; i < 4; i++) {
-                cr_assert_str_eq(b.topo.comps[i].in_type[0].name, "test.bytes");
-                cr_assert_eq(b.topo.comps[i].in_type[0].size, 8);
+                cr_assert_str_eq(b.topo.comps[i]->in_type[0].name, "test.bytes");
+                cr_assert_eq(b.topo.comps[i]->in_type[0].size, 8);
         }
         done(&b);
 }

@@ -1,0 +1,438 @@
+/* Live reload (SIGHUP) of the real daemon: unchanged components keep running with their state
+ * and their queued messages, removed ones stop (fini), changed ones restart, new ones start,
+ * plugins are added and replaced while running, and what cannot be applied leaves everything
+ * as it was. Continuity is checked with the channels' sequence numbers, message by message. */
+#include "daemonutil.h"
+
+#include <inttypes.h>
+#include <sys/stat.h>
+
+#include "actord-build.h"
+
+static char *dir;
+
+static void setup(void)
+{
+        dir = tu_tmpdir();
+}
+
+static void teardown(void)
+{
+        tu_rmrf(dir);
+        free(dir);
+}
+
+TestSuite(reload, .init = setup, .fini = teardown, .timeout = 120);
+
+/* Copies a plugin into the test's plugin folder as a new file (a temporary name, then a
+ * rename), as install(1) does: a loaded plugin is never written over. */
+static void install_plugin(const char *plugins, const char *from, const char *name)
+{
+        char *tmp, *to;
+        cr_assert(asprintf(&tmp, "%s/.%s.tmp", plugins, name) > 0);
+        cr_assert(asprintf(&to, "%s/%s", plugins, name) > 0);
+        char *cmd;
+        cr_assert(asprintf(&cmd, "cp '%s' '%s' && chmod 0644 '%s'", from, tmp, tmp) > 0);
+        cr_assert_eq(system(cmd), 0, "%s", cmd);
+        cr_assert_eq(rename(tmp, to), 0);
+        free(cmd);
+        free(tmp);
+        free(to);
+}
+
+static char *plugin_folder(void)
+{
+        char *plugins;
+        cr_assert(asprintf(&plugins, "%s/plugins", dir) > 0);
+        cr_assert_eq(mkdir(plugins, 0755), 0);
+        install_plugin(plugins, ACTORD_TEST_PLUGIN_DIR "/core.so", "core.so");
+        install_plugin(plugins, ACTORD_TEST_TESTPLUGIN_DIR "/testkit/testkit.so", "testkit.so");
+        return plugins;
+}
+
+/* Writes pipeline.conf: the actord section with the plugin folder and workers, then body. */
+static char *write_conf_idle(const char *plugins, const char *idle, const char *body)
+{
+        char workers[160], *text;
+        test_workers(idle, workers, sizeof(workers));
+        cr_assert(asprintf(&text, "actord: { plugin_dirs = [ \"%s\" ]; workers = ( %s ); };\n%s",
+                           plugins, workers, body) > 0);
+        char *path = tu_write(dir, "pipeline.conf", text);
+        free(text);
+        return path;
+}
+
+static char *out_path(const char *name)
+{
+        char *p;
+        cr_assert(asprintf(&p, "%s/%s", dir, name) > 0);
+        return p;
+}
+
+static char *write_conf(const char *plugins, const char *body)
+{
+        return write_conf_idle(plugins, "adaptive", body);
+}
+
+/* What a test.version sink wrote (tests/plugins/version.c): "vN start", then one line per
+ * message, then "vN end" when stopped. */
+struct vfile {
+        int starts, ends;
+        int n;           /* message lines */
+        int version;     /* of the last message line */
+        uint64_t first;  /* chan_seq of the first message line */
+        uint64_t last;   /* chan_seq of the last */
+        uint64_t value0; /* value of the first message line */
+};
+
+/* Reads a test.version file and checks that its messages are gapless: consecutive chan_seq,
+ * no loss reported. value_follows: the payload counts along with chan_seq (the producer ran
+ * throughout with its state). */
+static struct vfile read_vfile(const char *path, bool value_follows)
+{
+        struct vfile v = {0};
+        char *text = tu_read(path);
+        cr_assert_not_null(text, "%s missing", path);
+        char *save = NULL;
+        uint64_t prev_value = 0;
+        for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                int ver;
+                uint64_t seq, lost, value;
+                char word[16];
+                if (sscanf(line, "v%d chan_seq=%" SCNu64 " lost_before=%" SCNu64 " value=%" SCNu64,
+                           &ver, &seq, &lost, &value) == 4) {
+                        cr_assert_eq(lost, 0, "%s: loss reported: %s", path, line);
+                        if (v.n == 0) {
+                                v.first = seq;
+                                v.value0 = value;
+                        } else {
+                                cr_assert_eq(seq, v.last + 1, "%s: gap before: %s", path, line);
+                                if (value_follows)
+                                        cr_assert_eq(value, prev_value + 1,
+                                                     "%s: the producer restarted: %s", path, line);
+                        }
+                        v.last = seq;
+                        v.version = ver;
+                        prev_value = value;
+                        v.n++;
+                } else if (sscanf(line, "v%d %15s", &ver, word) == 2 && !strcmp(word, "start")) {
+                        v.starts++;
+                } else if (sscanf(line, "v%d %15s", &ver, word) == 2 && !strcmp(word, "end")) {
+                        v.ends++;
+                } else {
+                        cr_assert_fail("%s: unexpected line '%s'", path, line);
+                }
+        }
+        free(text);
+        return v;
+}
+
+/* Waits until a test.version file has `more` message lines past what it has now. */
+static void wait_more_lines(const char *path, int more)
+{
+        int now = count_lines(path);
+        cr_assert(wait_lines(dir, path, now + more, 20000), "%s: stuck at %d lines", path,
+                  count_lines(path));
+}
+
+static void reload_expect(struct daemon *d, const char *want)
+{
+        char *st = daemon_reload(d, 20000);
+        cr_assert(st && strstr(st, want), "want '%s', got '%s'; stderr:\n%s", want,
+                  st ? st : "(no READY after RELOADING)", daemon_stderr(d));
+        free(st);
+}
+
+static void stop_daemon(struct daemon *d)
+{
+        kill(d->pid, SIGTERM);
+        int status = daemon_wait_exit(d, 20000);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x; stderr:\n%s", status,
+                  daemon_stderr(d));
+}
+
+/* The first test's configuration: src -> sink, plus more components and links. */
+static char *first_body(const char *sink_path, const char *more, const char *more_links)
+{
+        char *body;
+        cr_assert(asprintf(&body,
+                           "components: {\n"
+                           "  src = { class = \"test.bytes\"; schedule = { every_us = 200; }; "
+                           "worker = 0; };\n"
+                           "  sink = { class = \"test.version\"; settings = { path = \"%s\"; "
+                           "}; };\n"
+                           "%s};\n"
+                           "links = ( \"src.out -> sink.in\"%s );\n",
+                           sink_path, more, more_links) > 0);
+        return body;
+}
+
+static void other_block(int every_us, const char *path, char *buf, size_t len)
+{
+        snprintf(buf, len,
+                 "  other = { class = \"test.bytes\"; schedule = { every_us = %d; }; };\n"
+                 "  osink = { class = \"test.version\"; settings = { path = \"%s\"; }; };\n",
+                 every_us, path);
+}
+
+/* The second test's: src -> log (core.log), plus more. */
+static char *second_body(const char *log_path, const char *more, const char *more_links)
+{
+        char *body;
+        cr_assert(asprintf(&body,
+                           "components: {\n"
+                           "  src = { class = \"test.bytes\"; schedule = { every_us = 200; }; };\n"
+                           "  log = { class = \"core.log\"; settings = { path = \"%s\"; }; };\n"
+                           "%s};\n"
+                           "links = ( \"src.out -> log.in\"%s );\n",
+                           log_path, more, more_links) > 0);
+        return body;
+}
+
+/* Three reloads while messages flow: a changed producer, components removed and added, a
+ * changed consumer. The channels between unchanged components lose nothing, a kept component
+ * keeps its state, and a restarted one takes over its channel where its predecessor stopped. */
+Test(reload, components_added_removed_changed_while_channels_keep_every_message)
+{
+        char *plugins = plugin_folder();
+        install_plugin(plugins, ACTORD_TEST_TESTPLUGIN_DIR "/version1/version.so", "version.so");
+        char *a = out_path("a.txt"), *a2 = out_path("a2.txt"), *b = out_path("b.txt"),
+             *c = out_path("c.txt");
+        char other1[512], other2[512], news[512];
+        other_block(300, b, other1, sizeof(other1));
+        other_block(400, b, other2, sizeof(other2));
+        snprintf(news, sizeof(news),
+                 "  n1 = { class = \"test.bytes\"; schedule = { every_us = 300; }; };\n"
+                 "  n2 = { class = \"test.version\"; settings = { path = \"%s\"; }; };\n",
+                 c);
+        char *body = first_body(a, other1, ", \"other.out -> osink.in\"");
+        char *conf = write_conf(plugins, body);
+        free(body);
+
+        struct daemon d;
+        const char *args[] = {"--config", conf, NULL};
+        daemon_start(&d, dir, args);
+        cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "%s", daemon_stderr(&d));
+        wait_more_lines(a, 50);
+        wait_more_lines(b, 50);
+
+        /* 1: the producer `other` changes; its consumer and their channel stay. */
+        body = first_body(a, other2, ", \"other.out -> osink.in\"");
+        free(write_conf(plugins, body));
+        free(body);
+        reload_expect(&d, "STATUS=reloaded: 3 kept, 1 restarted, 0 started, 0 stopped");
+        wait_more_lines(a, 50);
+        wait_more_lines(b, 50);
+
+        /* 2: `other` and `osink` go, `n1` -> `n2` arrive. */
+        body = first_body(a, news, ", \"n1.out -> n2.in\"");
+        free(write_conf(plugins, body));
+        free(body);
+        reload_expect(&d, "STATUS=reloaded: 2 kept, 0 restarted, 2 started, 2 stopped");
+        cr_assert(wait_contains(dir, b, "v1 end\n", 10000), "osink was not finalised");
+        wait_more_lines(c, 50);
+        wait_more_lines(a, 50);
+
+        /* 3: the consumer `sink` changes (another file); the producer and the channel stay. */
+        body = first_body(a2, news, ", \"n1.out -> n2.in\"");
+        free(write_conf(plugins, body));
+        free(body);
+        reload_expect(&d, "STATUS=reloaded: 3 kept, 1 restarted, 0 started, 0 stopped");
+        wait_more_lines(a2, 50);
+        stop_daemon(&d);
+
+        /* src ran throughout (its counter follows the channel's sequence) and `sink` saw every
+         * message, the second instance going on where the first stopped. */
+        struct vfile va = read_vfile(a, true), va2 = read_vfile(a2, true);
+        cr_assert_eq(va.first, 0);
+        cr_assert_eq(va.starts, 1);
+        cr_assert_eq(va.ends, 1);
+        cr_assert_eq(va2.first, va.last + 1, "a2 starts at %" PRIu64 ", a ended at %" PRIu64,
+                     va2.first, va.last);
+        cr_assert_eq(va.value0, 0);
+        /* osink kept its channel across the restart of its producer: no gap, but the new
+         * producer's counter started again. */
+        struct vfile vb = read_vfile(b, false);
+        cr_assert_eq(vb.starts, 1, "osink was restarted");
+        cr_assert_eq(vb.ends, 1);
+        struct vfile vc = read_vfile(c, true);
+        cr_assert_eq(vc.first, 0);
+        cr_assert_eq(vc.value0, 0);
+
+        char *err = daemon_stderr(&d);
+        cr_assert(strstr(err, "component 'other' stopped: changed in the configuration"), "%s",
+                  err);
+        cr_assert(strstr(err, "component 'osink' stopped: no longer in the configuration"), "%s",
+                  err);
+        cr_assert(strstr(err, "component 'n2' (test.version, on_message) on worker"), "%s", err);
+        free(err);
+        daemon_cleanup(&d);
+        free(conf);
+        free(a);
+        free(a2);
+        free(b);
+        free(c);
+        free(plugins);
+}
+
+/* A plugin dropped into the folder is loaded by a reload; replaced by a new file, it is loaded
+ * again and its components restart on the new code, taking over their channels; rewritten in
+ * place, it is refused and everything keeps running. */
+Test(reload, plugin_added_then_replaced_while_running)
+{
+        char *plugins = plugin_folder();
+        char *v = out_path("v.txt");
+        char *l = out_path("l.txt");
+        char *body = second_body(l, "", "");
+        char *conf = write_conf(plugins, body);
+        free(body);
+        struct daemon d;
+        const char *args[] = {"--config", conf, NULL};
+        daemon_start(&d, dir, args);
+        cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "%s", daemon_stderr(&d));
+        cr_assert(wait_lines(dir, l, 20, 10000));
+
+        /* A new plugin and a component of its class. */
+        install_plugin(plugins, ACTORD_TEST_TESTPLUGIN_DIR "/version1/version.so", "version.so");
+        char more[512];
+        snprintf(more, sizeof(more),
+                 "  s2 = { class = \"test.bytes\"; schedule = { every_us = 300; }; };\n"
+                 "  ver = { class = \"test.version\"; settings = { path = \"%s\"; }; };\n",
+                 v);
+        body = second_body(l, more, ", \"s2.out -> ver.in\"");
+        free(write_conf(plugins, body));
+        free(body);
+        reload_expect(&d, "STATUS=reloaded: 2 kept, 0 restarted, 2 started, 0 stopped");
+        wait_more_lines(v, 50);
+
+        /* Version 2 replaces it: same file name, new file. */
+        install_plugin(plugins, ACTORD_TEST_TESTPLUGIN_DIR "/version2/version.so", "version.so");
+        reload_expect(&d, "STATUS=reloaded: 3 kept, 1 restarted, 0 started, 0 stopped");
+        cr_assert(wait_contains(dir, v, "v2 start\n", 10000));
+        cr_assert(wait_contains(dir, d.err_path,
+                                "component 'ver' stopped: its plugin was replaced; it starts "
+                                "again on the new code",
+                                5000),
+                  "%s", daemon_stderr(&d));
+        wait_more_lines(v, 50);
+
+        /* Rewritten in place (here: only its time stamp): refused, all keeps running. */
+        char *so;
+        cr_assert(asprintf(&so, "%s/version.so", plugins) > 0);
+        struct timespec times[2] = {{.tv_nsec = UTIME_NOW}, {.tv_sec = 1000000000}};
+        cr_assert_eq(utimensat(AT_FDCWD, so, times, 0), 0);
+        reload_expect(&d, "STATUS=reload failed (");
+        char want[600];
+        snprintf(want, sizeof(want), "%s: plugin file was rewritten in place while loaded", so);
+        cr_assert(wait_contains(dir, d.err_path, want, 5000), "%s", daemon_stderr(&d));
+        wait_more_lines(v, 50);
+        stop_daemon(&d);
+
+        /* ver: v1 then v2 on one channel, every message once; s2 kept its counter. */
+        struct vfile vv = read_vfile(v, true);
+        cr_assert_eq(vv.starts, 2);
+        cr_assert_eq(vv.ends, 2);
+        cr_assert_eq(vv.first, 0);
+        cr_assert_eq(vv.version, 2);
+        char *text = tu_read(v);
+        char *v1end = strstr(text, "v1 end\n"), *v2start = strstr(text, "v2 start\n");
+        cr_assert(v1end && v2start && v1end < v2start, "%s", text);
+        free(text);
+        /* log (core.log: "chan_seq=N lost_before=0 ...") ran throughout without a gap. */
+        text = tu_read(l);
+        uint64_t expect = 0;
+        for (char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+                uint64_t seq, lost;
+                if (sscanf(p, "chan_seq=%" SCNu64 " lost_before=%" SCNu64, &seq, &lost) != 2)
+                        break; /* the end line */
+                cr_assert_eq(seq, expect, "log: gap at %" PRIu64, expect);
+                cr_assert_eq(lost, 0);
+                expect++;
+        }
+        cr_assert_gt(expect, 150);
+        free(text);
+        daemon_cleanup(&d);
+        free(so);
+        free(conf);
+        free(v);
+        free(l);
+        free(plugins);
+}
+
+/* Workers are fixed while actord runs: a file that changes them is refused, with the reason,
+ * and the pipeline goes on. */
+Test(reload, changing_the_workers_is_refused_and_the_pipeline_goes_on)
+{
+        char *plugins = plugin_folder();
+        char *l = out_path("l.txt");
+        char body[512];
+        snprintf(body, sizeof(body),
+                 "components: {\n"
+                 "  src = { class = \"test.bytes\"; schedule = { every_us = 200; }; };\n"
+                 "  log = { class = \"core.log\"; settings = { path = \"%s\"; }; };\n"
+                 "};\n"
+                 "links = ( \"src.out -> log.in\" );\n",
+                 l);
+        char *conf = write_conf(plugins, body);
+        struct daemon d;
+        const char *args[] = {"--config", conf, NULL};
+        daemon_start(&d, dir, args);
+        cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "%s", daemon_stderr(&d));
+        cr_assert(wait_lines(dir, l, 20, 10000));
+
+        char *text = tu_read(conf);
+        char *idle = strstr(text, "\"adaptive\"");
+        cr_assert_not_null(idle);
+        memcpy(idle, "\"spin\"    ", 10);
+        free(tu_write(dir, "pipeline.conf", text));
+        free(text);
+        reload_expect(&d, "STATUS=reload failed (1 error in ");
+        cr_assert(wait_contains(dir, d.err_path, "changing the workers needs a restart", 5000),
+                  "%s", daemon_stderr(&d));
+        int n = count_lines(l);
+        cr_assert(wait_lines(dir, l, n + 20, 10000), "the pipeline stopped");
+        stop_daemon(&d);
+        daemon_cleanup(&d);
+        free(conf);
+        free(l);
+        free(plugins);
+}
+
+/* Reload after reload with sleeping workers, each restarting one producer and its consumer on
+ * another worker: every reload pauses and wakes both workers; the kept pair loses nothing. */
+Test(reload, twenty_reloads_in_a_row_lose_nothing)
+{
+        char *plugins = plugin_folder();
+        install_plugin(plugins, ACTORD_TEST_TESTPLUGIN_DIR "/version1/version.so", "version.so");
+        char *a = out_path("a.txt"), *b = out_path("b.txt");
+        char other[512];
+        other_block(300, b, other, sizeof(other));
+        char *body = first_body(a, other, ", \"other.out -> osink.in\"");
+        char *conf = write_conf_idle(plugins, "sleep", body);
+        free(body);
+        struct daemon d;
+        const char *args[] = {"--config", conf, NULL};
+        daemon_start(&d, dir, args);
+        cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "%s", daemon_stderr(&d));
+        wait_more_lines(a, 20);
+        for (int i = 0; i < 20; i++) {
+                other_block(300 + 10 * (i % 2 + 1), b, other, sizeof(other));
+                body = first_body(a, other, ", \"other.out -> osink.in\"");
+                free(write_conf_idle(plugins, "sleep", body));
+                free(body);
+                reload_expect(&d, "STATUS=reloaded: 3 kept, 1 restarted, 0 started, 0 stopped");
+                wait_more_lines(a, 5);
+        }
+        stop_daemon(&d);
+        struct vfile va = read_vfile(a, true);
+        cr_assert_eq(va.starts, 1);
+        cr_assert_eq(va.first, 0);
+        cr_assert_gt(va.n, 100);
+        struct vfile vb = read_vfile(b, false);
+        cr_assert_eq(vb.starts, 1);
+        daemon_cleanup(&d);
+        free(conf);
+        free(a);
+        free(b);
+        free(plugins);
+}
