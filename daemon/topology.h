@@ -74,6 +74,11 @@ struct component {
         /* Link in the worker's inbox (a lock-free stack): written by the pusher before its
          * release CAS, read by the worker after its acquire exchange. */
         struct component *inbox_next;
+
+        /* Set while its worker watches its inputs itself (worker.c, the poll set): producers
+         * on other workers then publish without marking it ready. Written rarely by its
+         * worker, read by producers on every publish: a line pair of its own. */
+        alignas(128) _Atomic bool polled;
 };
 
 #define COMPONENT_REMOVED 1

@@ -296,6 +296,8 @@ static void mark_ready(struct worker *self, struct component *c)
                 worker_wake(w);
 }
 
+static void poll_add(struct worker *w, struct component *c);
+
 /* Moves the inbox into the ready FIFO, oldest first. */
 static void inbox_drain(struct worker *w)
 {
@@ -310,8 +312,10 @@ static void inbox_drain(struct worker *w)
                 rev = c;
                 c = next;
         }
-        for (; rev; rev = rev->inbox_next)
+        for (; rev; rev = rev->inbox_next) {
                 ready_append(w, rev);
+                poll_add(w, rev);
+        }
 }
 
 static bool heap_less(const struct component *a, const struct component *b)
@@ -366,8 +370,104 @@ static bool inputs_readable(const struct component *c)
         return false;
 }
 
+/* ---- the poll set ----
+ * A cross-worker hop through the inbox moves three lines between the CPUs before the message
+ * itself (the consumer's `queued` flag, the inbox, then the flag again). A worker that spins
+ * instead watches the inputs of up to WORKER_POLL_MAX components that other workers feed:
+ * while a component's `polled` is set, its producers elsewhere only publish, and the spinning
+ * worker finds the message at the next look at the slot, which is the one line a hop must
+ * move. The set holds the components last fed through the inbox; one that had nothing for
+ * POLL_STALE_ITERS iterations makes room for a newer one. Only workers that spin or spin for
+ * a while (adaptive) keep a set; before sleeping they withdraw it.
+ *
+ * No lost wake-up: a producer stores its message, then a seq_cst fence, then loads `polled`;
+ * the worker clears `polled`, then a seq_cst fence, then looks at the inputs. Whichever
+ * fence comes second in their total order makes its side see the other's store: either the
+ * producer sees the flag cleared and marks the component ready as usual, or the worker sees
+ * the message. */
+#define POLL_STALE_ITERS 4096u
+
+/* Stops watching c; if a message slipped in meanwhile, c is made ready. */
+static void poll_release(struct worker *w, struct component *c)
+{
+        atomic_store_explicit(&c->polled, false, memory_order_relaxed);
+        atomic_thread_fence(memory_order_seq_cst);
+        if (!c->stopped && inputs_readable(c))
+                mark_ready(w, c);
+}
+
+static void poll_remove(struct worker *w, int i)
+{
+        poll_release(w, w->poll[i]);
+        w->n_poll--;
+        w->poll[i] = w->poll[w->n_poll];
+        w->poll_hit[i] = w->poll_hit[w->n_poll];
+}
+
+/* c was made ready from another worker: watch it, if there is room. */
+static void poll_add(struct worker *w, struct component *c)
+{
+        if (w->idle == IDLE_SLEEP || c->rule != ACTORD_RULE_ON_MESSAGE || c->stopped ||
+            atomic_load_explicit(&c->polled, memory_order_relaxed))
+                return;
+        if (w->n_poll == WORKER_POLL_MAX) {
+                int stalest = 0;
+                for (int i = 1; i < w->n_poll; i++)
+                        if (w->iter - w->poll_hit[i] > w->iter - w->poll_hit[stalest])
+                                stalest = i;
+                if (w->iter - w->poll_hit[stalest] < POLL_STALE_ITERS)
+                        return;
+                poll_remove(w, stalest);
+        }
+        w->poll[w->n_poll] = c;
+        w->poll_hit[w->n_poll++] = w->iter;
+        /* Relaxed: a producer that does not see it yet marks c ready as before. */
+        atomic_store_explicit(&c->polled, true, memory_order_relaxed);
+}
+
+/* Each iteration: the watched components with a message become ready. */
+static void poll_inputs(struct worker *w)
+{
+        for (int i = 0; i < w->n_poll; i++) {
+                struct component *c = w->poll[i];
+                if (!atomic_load_explicit(&c->queued, memory_order_relaxed) && inputs_readable(c)) {
+                        w->poll_hit[i] = w->iter;
+                        mark_ready(w, c);
+                }
+        }
+}
+
+/* Before sleeping: producers must mark the watched components ready again. Returns true if
+ * one of them has a message already (then the worker must not sleep). */
+static bool poll_withdraw(struct worker *w)
+{
+        for (int i = 0; i < w->n_poll; i++)
+                atomic_store_explicit(&w->poll[i]->polled, false, memory_order_relaxed);
+        atomic_thread_fence(memory_order_seq_cst);
+        bool found = false;
+        for (int i = 0; i < w->n_poll; i++)
+                if (!w->poll[i]->stopped && inputs_readable(w->poll[i])) {
+                        mark_ready(w, w->poll[i]);
+                        found = true;
+                }
+        return found;
+}
+
+static void poll_resume(struct worker *w)
+{
+        for (int i = 0; i < w->n_poll; i++)
+                atomic_store_explicit(&w->poll[i]->polled, true, memory_order_relaxed);
+}
+
 static void component_stop(struct component *c)
 {
+        for (int i = 0; i < c->w->n_poll; i++)
+                if (c->w->poll[i] == c) {
+                        atomic_store_explicit(&c->polled, false, memory_order_relaxed);
+                        c->w->poll[i] = c->w->poll[--c->w->n_poll];
+                        c->w->poll_hit[i] = c->w->poll_hit[c->w->n_poll];
+                        break;
+                }
         /* Its fds leave the worker's epoll set first: fini may close them, and the number
          * could be reused by anything. */
         for (int i = 0; i < c->n_fds; i++)
@@ -387,8 +487,7 @@ static void run_component(struct worker *w, struct component *c, uint64_t now)
                 c->out[k].now_ns = now;
                 c->out_mark[k] = c->out[k].seq;
         }
-        /* Relaxed: read by the supervisor as diagnostics only. `now` is this iteration's
-         * clock, early by at most the iteration's other runs: no extra clock read here. */
+        /* Relaxed: read by the supervisor as diagnostics only. `now`: see worker_loop. */
         atomic_store_explicit(&w->running, c, memory_order_relaxed);
         atomic_store_explicit(&w->busy_since_ns, now, memory_order_relaxed);
         int r = c->cls->process(&c->ctx, c->state);
@@ -396,11 +495,23 @@ static void run_component(struct worker *w, struct component *c, uint64_t now)
         for (uint32_t k = 0; k < c->n_in; k++)
                 channel_rx_end(&c->in[k]);
 
-        /* The consumers this run gave messages to become ready. */
-        for (uint32_t k = 0; k < c->n_out; k++)
-                if (c->out[k].seq != c->out_mark[k] &&
-                    c->out_peer[k]->rule == ACTORD_RULE_ON_MESSAGE)
-                        mark_ready(w, c->out_peer[k]);
+        /* The consumers this run gave messages to become ready, but for those that their
+         * spinning worker watches (the poll set; the fence pairs with poll_release's). */
+        bool fenced = false;
+        for (uint32_t k = 0; k < c->n_out; k++) {
+                struct component *peer = c->out_peer[k];
+                if (c->out[k].seq == c->out_mark[k] || peer->rule != ACTORD_RULE_ON_MESSAGE)
+                        continue;
+                if (peer->w != w) {
+                        if (!fenced) {
+                                atomic_thread_fence(memory_order_seq_cst);
+                                fenced = true;
+                        }
+                        if (atomic_load_explicit(&peer->polled, memory_order_relaxed))
+                                continue;
+                }
+                mark_ready(w, peer);
+        }
 
         c->runs++;
         atomic_store_explicit(&w->runs, atomic_load_explicit(&w->runs, memory_order_relaxed) + 1,
@@ -444,15 +555,19 @@ static int run_timers(struct worker *w, uint64_t now)
         return ran;
 }
 
-/* Runs what was ready when called; components made ready meanwhile wait for the next call,
- * so that timers and the inbox are looked at between rounds. */
+/* Runs per round of the ready FIFO at most: the components these runs make ready on this
+ * worker run in the same round (a chain on one worker goes through for one clock read), while
+ * timers, loops and the inbox wait for at most this many runs. */
+#define ROUND_RUNS 32
+
 static int run_ready(struct worker *w, uint64_t now)
 {
-        struct component *c = w->ready_head;
-        w->ready_head = w->ready_tail = NULL;
         int ran = 0;
-        while (c) {
-                struct component *next = c->ready_next;
+        struct component *c;
+        while (ran < ROUND_RUNS && (c = w->ready_head)) {
+                w->ready_head = c->ready_next;
+                if (!w->ready_head)
+                        w->ready_tail = NULL;
                 /* acq_rel: acquires what the markers released (see mark_ready); from here on a
                  * new message marks it again. */
                 atomic_exchange_explicit(&c->queued, false, memory_order_acq_rel);
@@ -462,7 +577,6 @@ static int run_ready(struct worker *w, uint64_t now)
                         run_component(w, c, now);
                         ran++;
                 }
-                c = next;
         }
         return ran;
 }
@@ -485,12 +599,17 @@ static void handle_events(struct worker *w, const struct epoll_event *evs, int n
 
 static void worker_sleep(struct worker *w)
 {
+        if (w->n_poll && poll_withdraw(w)) {
+                poll_resume(w);
+                return;
+        }
         /* seq_cst: pairs with the pushers' CAS (mark_ready): either they see the flag and
          * wake us, or we see their push below. */
         atomic_store_explicit(&w->sleeping, 1, memory_order_seq_cst);
         if (atomic_load_explicit(&w->inbox, memory_order_seq_cst) ||
             atomic_load_explicit(&w->ctl, memory_order_seq_cst)) {
                 atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+                poll_resume(w);
                 return;
         }
         if (w->n_heap) {
@@ -505,6 +624,7 @@ static void worker_sleep(struct worker *w)
         struct epoll_event evs[32];
         int n = epoll_wait(w->epfd, evs, 32, -1);
         atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+        poll_resume(w);
         handle_events(w, evs, n);
 }
 
@@ -584,7 +704,11 @@ static void worker_start_arriving(struct worker *w)
                         component_log_placement(c);
                 }
         }
-        /* What was ready stays ready, except the components that left. */
+        /* The poll set starts again (it may hold components that left); then what was ready
+         * stays ready, except the components that left. No producer runs meanwhile. */
+        for (int i = 0; i < w->n_poll; i++)
+                atomic_store_explicit(&w->poll[i]->polled, false, memory_order_relaxed);
+        w->n_poll = 0;
         inbox_drain(w);
         struct component *c = w->ready_head;
         w->ready_head = w->ready_tail = NULL;
@@ -841,8 +965,11 @@ static void worker_loop(struct worker *w)
                         w->loops[w->n_loops++] = c;
                 }
         }
+        /* The clock is read after work and while idle, not between finding work and doing
+         * it: `now`, the run's time stamp (publish_ns, busy_since_ns), is early by at most the
+         * iteration's earlier runs, or by a few idle iterations (well under a microsecond). */
         uint64_t idle_since = 0;
-        unsigned iter = 0;
+        unsigned idle_iters = 0;
         for (;;) {
                 unsigned ctl = atomic_load_explicit(&w->ctl, memory_order_relaxed);
                 if (__builtin_expect(ctl != 0, 0)) {
@@ -850,16 +977,20 @@ static void worker_loop(struct worker *w)
                                 break;
                         worker_pause(w);
                         idle_since = 0;
+                        now = mono_ns();
                         continue;
                 }
                 /* Watched fds: looked at every 64 iterations while busy, by epoll_wait when
                  * asleep. */
-                if (w->n_fds && (++iter & 63) == 0) {
+                if (w->n_fds && (++w->iter & 63) == 0) {
                         struct epoll_event evs[32];
                         handle_events(w, evs, epoll_wait(w->epfd, evs, 32, 0));
+                } else {
+                        w->iter++;
                 }
                 inbox_drain(w);
-                now = w->n_heap || w->ready_head || w->n_loops ? mono_ns() : now;
+                if (w->n_poll)
+                        poll_inputs(w);
                 int ran = run_timers(w, now);
                 for (int i = 0; i < w->n_loops; i++)
                         if (!w->loops[i]->stopped) {
@@ -869,21 +1000,26 @@ static void worker_loop(struct worker *w)
                 ran += run_ready(w, now);
                 if (ran || w->ready_head) {
                         idle_since = 0;
+                        now = mono_ns();
                         continue;
                 }
                 if (w->idle == IDLE_SLEEP) {
                         worker_sleep(w);
+                        now = mono_ns();
                         continue;
                 }
                 if (w->idle == IDLE_ADAPTIVE) {
-                        uint64_t t = mono_ns();
+                        now = mono_ns();
                         if (!idle_since) {
-                                idle_since = t;
-                        } else if (t - idle_since >= w->spin_ns) {
+                                idle_since = now;
+                        } else if (now - idle_since >= w->spin_ns) {
                                 worker_sleep(w);
                                 idle_since = 0;
+                                now = mono_ns();
                                 continue;
                         }
+                } else if ((++idle_iters & 7) == 0) {
+                        now = mono_ns();
                 }
                 cpu_relax();
         }

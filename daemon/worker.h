@@ -7,7 +7,10 @@
  * from elsewhere pushes it on the inbox with a seq_cst CAS, then loads the sleeping flag
  * (seq_cst); only if it is 1 does it exchange it with 0 and write the eventfd. In the single
  * total order of seq_cst operations one of the two loads comes last and sees the other side's
- * store, so a push is never left behind by a sleeper. Periodic deadlines arm a timerfd. */
+ * store, so a push is never left behind by a sleeper. Periodic deadlines arm a timerfd.
+ * A worker that spins watches the inputs of a few components fed from other workers itself
+ * (the poll set, worker.c): their producers then only publish, with no exchange and no push;
+ * the set is withdrawn before sleeping, with the same store-fence-load pairing. */
 #ifndef ACTORD_WORKER_H
 #define ACTORD_WORKER_H
 
@@ -21,6 +24,8 @@
 #include "topology.h"
 
 struct runtime;
+
+#define WORKER_POLL_MAX 8
 
 struct worker {
         int index;
@@ -42,6 +47,12 @@ struct worker {
         struct component **heap; /* periodic components, by next deadline */
         int n_heap;
         struct component *ready_head, *ready_tail;
+        /* The poll set (worker.c): components fed from other workers whose inputs this worker
+         * watches itself while it spins; with the iteration each last had a message. */
+        struct component *poll[WORKER_POLL_MAX];
+        unsigned poll_hit[WORKER_POLL_MAX];
+        int n_poll;
+        unsigned iter;
         struct runtime *rt;
         int init_failed;
 

@@ -273,6 +273,67 @@ Test(scheduler, no_lost_messages_between_spinning_workers)
         ping_pong("spin", 1000000 / SCALE);
 }
 
+/* Twelve circles at once, each between its own pair of components on the two workers: more
+ * components fed from the other worker than a spinning worker watches itself (its poll set,
+ * 8), so that hops go both ways, watched and through the inbox, and the set changes as
+ * circles end. Every circle must complete. */
+static void many_circles(const char *idle, int hops)
+{
+        if (cpu_a == cpu_b)
+                cr_skip_test("needs two CPUs");
+        enum { CIRCLES = 12 };
+        char *body = strdup("components: {\n"), *links = strdup("links = ( ");
+        char *outs[CIRCLES];
+        for (int i = 0; i < CIRCLES; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "echo%d.txt", i);
+                outs[i] = path_in_dir(name);
+                char *b, *l;
+                cr_assert(asprintf(&b,
+                                   "%s  kick%d = { class = \"core.tick\"; schedule = { every_us "
+                                   "= 1000; }; settings = { count = 1; }; worker = 0; };\n"
+                                   "  m%d = { class = \"core.merge\"; worker = 0; };\n"
+                                   "  e%d = { class = \"test.echo\"; settings = { path = \"%s\"; "
+                                   "limit = %d; }; worker = 1; };\n",
+                                   body, i, i, i, outs[i], hops + i * (hops / 8)) > 0);
+                cr_assert(asprintf(&l,
+                                   "%s%s\"kick%d.out -> m%d.in[0]\", \"e%d.out -> m%d.in[1]\", "
+                                   "\"m%d.out -> e%d.in\"",
+                                   links, i ? ", " : "", i, i, i, i, i, i) > 0);
+                free(body);
+                free(links);
+                body = b;
+                links = l;
+        }
+        char *text;
+        cr_assert(asprintf(&text, "%s};\n%s );\n", body, links) > 0);
+        struct daemon d;
+        char *conf = start(&d, idle, text);
+        for (int i = 0; i < CIRCLES; i++) {
+                char want[64];
+                snprintf(want, sizeof(want), "passed=%d\n", hops + i * (hops / 8));
+                cr_assert(wait_contains(dir, outs[i], want, 100000),
+                          "circle %d stalled: a lost wake-up? stderr:\n%s", i, daemon_stderr(&d));
+                free(outs[i]);
+        }
+        free(stop(&d));
+        daemon_cleanup(&d);
+        free(conf);
+        free(text);
+        free(body);
+        free(links);
+}
+
+Test(scheduler, many_circles_between_spinning_workers)
+{
+        many_circles("spin", 100000 / SCALE);
+}
+
+Test(scheduler, many_circles_between_adaptive_workers)
+{
+        many_circles("adaptive", 20000 / SCALE);
+}
+
 /* The CPUs a thread may run on, as a list "0" or "0,1". */
 static void task_cpus(pid_t pid, const char *tid, char *buf, size_t len)
 {
