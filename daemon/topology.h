@@ -62,6 +62,10 @@ struct component {
         int *fds;
         int n_fds;
 
+        /* on_message, and every producer on the same worker: only its own worker marks it
+         * ready, with plain loads and stores (set by the workers' start and by reloads). */
+        bool local_marks;
+
         /* Scheduling links, owned by the worker: its ready FIFO and its timer heap. */
         struct component *ready_next;
         int heap_index;

@@ -213,7 +213,10 @@ static int host_watch_fd(struct actord_ctx *ctx, int fd, uint32_t events)
 
 static struct actord_notifier *host_notifier(struct actord_ctx *ctx)
 {
-        return &comp_of(ctx)->notifier;
+        /* Only on_event components take notifies: the others are marked ready by their
+         * producers alone, which local_marks relies on. */
+        struct component *c = comp_of(ctx);
+        return c->rule == ACTORD_RULE_ON_EVENT ? &c->notifier : NULL;
 }
 
 static void mark_ready(struct worker *self, struct component *c);
@@ -274,6 +277,14 @@ static void ready_append(struct worker *w, struct component *c)
 /* Makes c run soon. self: the worker of the calling thread, or NULL for any thread. */
 static void mark_ready(struct worker *self, struct component *c)
 {
+        if (c->local_marks) {
+                /* No other thread marks it: no atomic read-modify-write needed. */
+                if (!atomic_load_explicit(&c->queued, memory_order_relaxed)) {
+                        atomic_store_explicit(&c->queued, true, memory_order_relaxed);
+                        ready_append(self, c);
+                }
+                return;
+        }
         /* acq_rel: the release half orders the caller's publications (or notify) before the
          * flag; the worker's exchange that clears it acquires them, so a run that starts after
          * the clear sees them. If the flag was already set, the component is queued and has
@@ -569,8 +580,11 @@ static int run_ready(struct worker *w, uint64_t now)
                 if (!w->ready_head)
                         w->ready_tail = NULL;
                 /* acq_rel: acquires what the markers released (see mark_ready); from here on a
-                 * new message marks it again. */
-                atomic_exchange_explicit(&c->queued, false, memory_order_acq_rel);
+                 * new message marks it again. Only this thread marks a local_marks one. */
+                if (c->local_marks)
+                        atomic_store_explicit(&c->queued, false, memory_order_relaxed);
+                else
+                        atomic_exchange_explicit(&c->queued, false, memory_order_acq_rel);
                 /* An on_message component runs only with a message to read: a mark can be
                  * stale when an earlier run already read what it announced. */
                 if (!c->stopped && (c->rule != ACTORD_RULE_ON_MESSAGE || inputs_readable(c))) {
@@ -626,6 +640,19 @@ static void worker_sleep(struct worker *w)
         atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
         poll_resume(w);
         handle_events(w, evs, n);
+}
+
+/* Which components only their own worker marks ready (topology.h, local_marks). Called
+ * while no worker runs. */
+static void set_local_marks(struct topology *t)
+{
+        for (int i = 0; i < t->n_comps; i++) {
+                struct component *c = t->comps[i];
+                bool local = c->rule == ACTORD_RULE_ON_MESSAGE;
+                for (uint32_t k = 0; local && k < c->n_in; k++)
+                        local = t->comps[t->link_from[c->in_link[k]]]->worker == c->worker;
+                c->local_marks = local;
+        }
 }
 
 /* ---- reload: pausing the workers between runs ---- */
@@ -938,6 +965,7 @@ int runtime_reload(struct runtime *rt, struct topology *running, struct topology
                 w->comps[w->n_comps++] = c;
         }
         rt->topo = running;
+        set_local_marks(next);
         run_phase(rt, PHASE_START, rt->n_workers);
         for (int i = 0; i < next->n_comps; i++)
                 if (plan->keep[i] < 0 && next->comps[i]->failed)
@@ -1169,6 +1197,7 @@ int runtime_start(struct runtime *rt, struct topology *t, const struct config *c
                 c->w = w;
                 w->comps[w->n_comps++] = c;
         }
+        set_local_marks(t);
         for (int i = 0; i < rt->n_workers; i++) {
                 struct worker *w = &rt->workers[i];
                 pthread_attr_t attr;

@@ -299,7 +299,7 @@ static inline int actord_watch_fd(struct actord_ctx *ctx, int fd, uint32_t event
 }
 
 /* The handle that makes this ON_EVENT component run when passed to actord_notify(). Valid
- * until fini returns. */
+ * until fini returns. NULL for a component scheduled otherwise. */
 static inline struct actord_notifier *actord_notifier(struct actord_ctx *ctx)
 {
         return ctx->host->notifier(ctx);
