@@ -288,7 +288,7 @@ static int run_pipeline(const struct popts *o, enum placement pl, const char *id
                 uint64_t v;
                 if (read(mb.done_fd, &v, sizeof(v)) < 0)
                         r = -1;
-                runtime_stop(&rt);
+                runtime_stop(&rt, 0);
         }
         topology_free(&topo);
         plugin_registry_free(&reg);

@@ -414,7 +414,7 @@ int main(int argc, char **argv)
         bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0;
         if (supervisor_init(&sup, cfg->n_workers, (uint64_t)cfg->stall_ms * 1000000u) < 0) {
                 log_error("out of memory");
-                runtime_stop(&rt);
+                runtime_stop(&rt, 0);
                 goto out;
         }
         if (watchdog)
@@ -463,7 +463,12 @@ int main(int argc, char **argv)
                 break;
         }
         sd_notify(0, "STOPPING=1\nSTATUS=stopping");
-        runtime_stop(&rt);
+        /* A run may take up to stall_ms; one that takes longer is stuck and cannot be stopped:
+         * exit without it rather than hang until systemd kills the daemon. */
+        if (runtime_stop(&rt, ((uint64_t)cfg->stall_ms + 1000) * 1000000u) < 0) {
+                log_error("exiting with a stuck worker");
+                _exit(EXIT_FAILURE);
+        }
         for (int i = 0; i < topo.n_comps; i++) {
                 const struct component *c = topo.comps[i];
                 if (c->rule == ACTORD_RULE_PERIODIC)

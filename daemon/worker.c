@@ -1233,15 +1233,48 @@ int runtime_start(struct runtime *rt, struct topology *t, const struct config *c
         return 0;
 }
 
-void runtime_stop(struct runtime *rt)
+int runtime_stop(struct runtime *rt, uint64_t timeout_ns)
 {
         if (!rt->workers)
-                return;
+                return 0;
         for (int i = 0; i < rt->n_workers; i++) {
                 struct worker *w = &rt->workers[i];
                 /* seq_cst: the sleeper loads it after storing its flag (worker_sleep). */
                 atomic_fetch_or_explicit(&w->ctl, WORKER_STOP, memory_order_seq_cst);
                 worker_wake(w);
         }
+        if (!timeout_ns) {
+                runtime_join(rt);
+                return 0;
+        }
+        /* A worker stuck inside a component never comes back: wait for each until the
+         * deadline, and leave the stuck ones (and all memory they may touch) alone. */
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline); /* pthread_timedjoin_np's clock */
+        uint64_t dl =
+            (uint64_t)deadline.tv_sec * 1000000000u + (uint64_t)deadline.tv_nsec + timeout_ns;
+        deadline.tv_sec = (time_t)(dl / 1000000000u);
+        deadline.tv_nsec = (long)(dl % 1000000000u);
+        int stuck = 0;
+        for (int i = 0; i < rt->n_workers; i++) {
+                struct worker *w = &rt->workers[i];
+                if (!w->thread_started)
+                        continue;
+                if (pthread_timedjoin_np(w->thread, NULL, &deadline) == 0) {
+                        w->thread_started = false;
+                        continue;
+                }
+                const struct component *c = atomic_load_explicit(&w->running, memory_order_relaxed);
+                log_error("worker %d (CPU %d) did not stop: it is stuck in component '%s'; its "
+                          "components are left without fini",
+                          i, w->cpu,
+                          c && atomic_load_explicit(&w->busy_since_ns, memory_order_relaxed)
+                              ? c->name
+                              : "?");
+                stuck++;
+        }
+        if (stuck)
+                return -ETIMEDOUT;
         runtime_join(rt);
+        return 0;
 }

@@ -103,8 +103,11 @@ struct runtime {
  * components. Returns 0 once every component initialised and runs, or a negative errno after
  * logging which component failed and why (everything started is stopped and fini'd again). */
 int runtime_start(struct runtime *rt, struct topology *t, const struct config *cfg);
-/* Stops every worker (each calls fini for its components) and joins them. */
-void runtime_stop(struct runtime *rt);
+/* Stops every worker (each calls fini for its components) and joins them. With a timeout
+ * (ns; 0: none), a worker that has not stopped by then is stuck inside a component: it is
+ * logged and left running, and -ETIMEDOUT returned; the caller must then exit without freeing
+ * anything the workers use (topology, plugins). */
+int runtime_stop(struct runtime *rt, uint64_t timeout_ns);
 
 /* Applies a reload: pauses every worker between two runs (none is preempted: this waits for
  * the runs in progress, at most pause_timeout_ns), computes the plan (reload.h) into *plan,

@@ -386,3 +386,67 @@ Test(daemon, reload_with_an_invalid_file_keeps_the_pipeline_running)
         free(conf);
         free(out);
 }
+
+/* A worker stuck inside a component: a reload gives up after stall_ms naming it, and SIGTERM
+ * stops the other workers (fini runs) and exits without it instead of hanging. */
+Test(daemon, a_stuck_worker_fails_reloads_and_does_not_hang_the_stop)
+{
+        int a, b;
+        two_cpus(&a, &b);
+        if (a == b)
+                cr_skip_test("needs two CPUs");
+        char *out, *log, *text;
+        cr_assert(asprintf(&out, "%s/slow.txt", dir) > 0);
+        cr_assert(asprintf(&log, "%s/log.txt", dir) > 0);
+        /* Every second run of `slow` spins for a minute. */
+        cr_assert(asprintf(&text,
+                           "actord: { plugin_dirs = [ \"%s\", \"%s\" ]; stall_ms = 200;\n"
+                           "          workers = ( { cpu = %d; }, { cpu = %d; } ); };\n"
+                           "components: {\n"
+                           "  slow = { class = \"test.slowtick\"; schedule = { every_us = 1000; "
+                           "};\n"
+                           "           settings = { path = \"%s\"; busy_us = 60000000; every = 2; "
+                           "}; worker = 0; };\n"
+                           "  p = { class = \"test.probe\"; settings = { path = \"%s/p.txt\"; }; "
+                           "worker = 0; };\n"
+                           "  tick = { class = \"core.tick\"; schedule = { every_us = 1000; }; "
+                           "worker = 1; };\n"
+                           "  log = { class = \"core.log\"; settings = { path = \"%s\"; }; "
+                           "worker = 1; };\n"
+                           "};\n"
+                           "links = ( \"slow.out -> p.in\", \"tick.out -> log.in\" );\n",
+                           ACTORD_TEST_PLUGIN_DIR, ACTORD_TEST_TESTPLUGIN_DIR "/schedkit", a, b,
+                           out, dir, log) > 0);
+        char *conf = tu_write(dir, "stuck.conf", text);
+        struct daemon d;
+        const char *args[] = {"--config", conf, NULL};
+        daemon_start(&d, dir, args);
+        cr_assert(
+            daemon_wait_notify(&d, "STATUS=STALLED: worker 0 stuck in component 'slow'", 10000),
+            "%s", daemon_stderr(&d));
+        char *st = daemon_reload(&d, 10000);
+        cr_assert(st && strstr(st, "STATUS=reload failed (worker 0 is busy in component 'slow')"),
+                  "%s", st ? st : daemon_notes(&d));
+        free(st);
+        int lines = count_lines(log);
+        cr_assert(wait_lines(dir, log, lines + 10, 10000), "worker 1 stopped after the reload");
+
+        int64_t t0 = now_ms();
+        kill(d.pid, SIGTERM);
+        int status = daemon_wait_exit(&d, 10000);
+        cr_assert_neq(status, -1, "actord hangs on its stuck worker");
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status 0x%x", status);
+        /* stall_ms + 1 s of grace, and some slack for a loaded machine. */
+        cr_assert_lt(now_ms() - t0, 5000);
+        char want[128];
+        snprintf(want, sizeof(want),
+                 "worker 0 (CPU %d) did not stop: it is stuck in component 'slow'", a);
+        cr_assert(wait_contains(dir, d.err_path, want, 1000), "%s", daemon_stderr(&d));
+        /* Worker 1 stopped normally: its sink's fini wrote the closing line. */
+        cr_assert(wait_contains(dir, log, "end messages=", 1000), "no fini on worker 1");
+        daemon_cleanup(&d);
+        free(conf);
+        free(text);
+        free(out);
+        free(log);
+}
