@@ -53,8 +53,8 @@ static bool use_journal(void)
 
 static void journal_send(int priority, const struct log_fields *f, const char *msg)
 {
-        char buf[6][300];
-        struct iovec iov[6];
+        char buf[7][300];
+        struct iovec iov[7];
         int n = 0;
 #define FIELD(...)                                                                                 \
         do {                                                                                       \
@@ -71,12 +71,14 @@ static void journal_send(int priority, const struct log_fields *f, const char *m
                 FIELD("CLASS=%s", f->cls);
         if (f && f->worker >= 0)
                 FIELD("WORKER=%d", f->worker);
+        if (f && f->channel)
+                FIELD("CHANNEL=%s", f->channel);
 #undef FIELD
         /* The message may be long: its own iovec, not a fixed buffer. */
         char *m = NULL;
         if (asprintf(&m, "MESSAGE=%s", msg) < 0)
                 return;
-        struct iovec all[7];
+        struct iovec all[8];
         memcpy(all, iov, (size_t)n * sizeof(*iov));
         all[n].iov_base = m;
         all[n].iov_len = strlen(m);

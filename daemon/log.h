@@ -1,5 +1,5 @@
 /* Logging for every thread of the daemon. Under systemd (stderr is the journal stream) each
- * message goes to the journal with structured fields (PRIORITY, COMPONENT, CLASS, WORKER);
+ * message goes to the journal with structured fields (PRIORITY, COMPONENT, CLASS, WORKER, CHANNEL);
  * otherwise one line on stderr, prefixed with the sd-daemon priority ("<6>") unless stderr is
  * a terminal. Thread safe; never blocks longer than a write to stderr or the journal socket. */
 #ifndef ACTORD_LOG_H
@@ -18,6 +18,7 @@ struct log_fields {
         const char *component;
         const char *cls;
         int worker;
+        const char *channel; /* "comp.port -> comp.port" */
 };
 
 void log_msg(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

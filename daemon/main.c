@@ -311,6 +311,65 @@ static void status_line(const struct topology *t, const struct config *cfg, doub
                  cfg->n_workers, rate, (unsigned long long)lost);
 }
 
+/* Losses go to the log per channel, with its CHANNEL field: the first at once, then at most
+ * every LOSS_REPORT_NS per channel, with the count since the last report. */
+#define LOSS_REPORT_NS (10 * 1000000000ull)
+
+struct loss_report {
+        uint64_t reported; /* losses already reported */
+        uint64_t at_ns;    /* when, 0: never */
+};
+
+/* Baseline: what the channels lost so far counts as reported (at start, after a reload). */
+static struct loss_report *loss_reports_new(const struct topology *t)
+{
+        struct loss_report *lr = calloc((size_t)t->n_chans + 1, sizeof(*lr));
+        for (int i = 0; lr && i < t->n_chans; i++) {
+                struct channel_stats st;
+                channel_stats(&t->chans[i], &st);
+                lr[i].reported = st.lost;
+        }
+        return lr;
+}
+
+static void endpoint_name(const struct config_endpoint *e, char *buf, size_t len)
+{
+        if (e->index >= 0)
+                snprintf(buf, len, "%s.%s[%d]", e->component, e->port, e->index);
+        else
+                snprintf(buf, len, "%s.%s", e->component, e->port);
+}
+
+static void report_losses(const struct topology *t, struct loss_report *lr, uint64_t now)
+{
+        for (int i = 0; lr && i < t->n_chans; i++) {
+                struct channel_stats st;
+                channel_stats(&t->chans[i], &st);
+                struct loss_report *r = &lr[i];
+                if (st.lost <= r->reported || (r->at_ns && now - r->at_ns < LOSS_REPORT_NS))
+                        continue;
+                const struct config_link *l = &t->cfg->links[i];
+                char from[160], to[160], name[330];
+                endpoint_name(&l->from, from, sizeof(from));
+                endpoint_name(&l->to, to, sizeof(to));
+                snprintf(name, sizeof(name), "%s -> %s", from, to);
+                const struct component *reader = t->comps[t->link_to[i]];
+                log_fields(LOG_WARNING,
+                           &(struct log_fields){.component = reader->name,
+                                                .cls = reader->cls->name,
+                                                .worker = reader->worker,
+                                                .channel = name},
+                           "channel %s: %llu messages lost%s: its reader lags (%s, capacity "
+                           "%u; %llu lost in all)",
+                           name, (unsigned long long)(st.lost - r->reported),
+                           r->at_ns ? " since the last report" : "",
+                           channel_policy_to_string(l->policy), st.capacity,
+                           (unsigned long long)st.lost);
+                r->reported = st.lost;
+                r->at_ns = now;
+        }
+}
+
 static void totals(const struct topology *t, uint64_t *ret_consumed, uint64_t *ret_lost)
 {
         uint64_t consumed = 0, lost = 0;
@@ -421,6 +480,7 @@ int main(int argc, char **argv)
                 log_info("systemd watchdog: %llu ms", (unsigned long long)(wd_usec / 1000));
 
         uint64_t last_ns = mono_ns(), last_consumed = 0, lost = 0;
+        struct loss_report *losses = loss_reports_new(&topo);
         int was_stuck = 0;
         for (;;) {
                 struct pollfd pfd = {.fd = sfd, .events = POLLIN};
@@ -442,6 +502,7 @@ int main(int argc, char **argv)
                         sd_notifyf(0, "STATUS=%s", stuck ? stall : status);
                         last_ns = now;
                         last_consumed = consumed;
+                        report_losses(&topo, losses, now);
                 }
                 was_stuck = stuck;
                 if (watchdog && !stuck)
@@ -456,12 +517,15 @@ int main(int argc, char **argv)
                                 /* Other channels now: the rate starts again from here. */
                                 totals(&topo, &last_consumed, &lost);
                                 last_ns = mono_ns();
+                                free(losses);
+                                losses = loss_reports_new(&topo);
                         }
                         continue;
                 }
                 log_info("%s: stopping", strsignal((int)si.ssi_signo));
                 break;
         }
+        free(losses);
         sd_notify(0, "STOPPING=1\nSTATUS=stopping");
         /* A run may take up to stall_ms; one that takes longer is stuck and cannot be stopped:
          * exit without it rather than hang until systemd kills the daemon. */

@@ -450,3 +450,52 @@ Test(daemon, a_stuck_worker_fails_reloads_and_does_not_hang_the_stop)
         free(out);
         free(log);
 }
+
+/* A reader that lags behind a producer loses messages: the log says so per channel, naming
+ * it, at once for the first losses. */
+Test(daemon, losses_are_logged_per_channel)
+{
+        int a, b;
+        two_cpus(&a, &b);
+        if (a == b)
+                cr_skip_test("needs two CPUs");
+        char *text;
+        /* src publishes on every iteration of worker 0; worker 1 spends 50 ms of every 100 in
+         * `slow`, meanwhile p cannot read. */
+        cr_assert(asprintf(&text,
+                           "actord: { plugin_dirs = [ \"%s\", \"%s\", \"%s\" ];\n"
+                           "          workers = ( { cpu = %d; }, { cpu = %d; } ); };\n"
+                           "components: {\n"
+                           "  src = { class = \"test.bytes\"; schedule = \"loop\"; worker = 0; };\n"
+                           "  p = { class = \"test.probe\"; settings = { path = \"%s/p.txt\"; }; "
+                           "worker = 1; };\n"
+                           "  slow = { class = \"test.slowtick\"; schedule = { every_us = 100000; "
+                           "};\n"
+                           "           settings = { path = \"%s/slow.txt\"; busy_us = 50000; "
+                           "every = 1; }; worker = 1; };\n"
+                           "  q = { class = \"test.probe\"; settings = { path = \"%s/q.txt\"; }; "
+                           "worker = 1; };\n"
+                           "};\n"
+                           "links = ( { from = \"src.out\"; to = \"p.in\"; capacity = 2; },\n"
+                           "          \"slow.out -> q.in\" );\n",
+                           ACTORD_TEST_PLUGIN_DIR, ACTORD_TEST_TESTPLUGIN_DIR "/schedkit",
+                           ACTORD_TEST_TESTPLUGIN_DIR "/testkit", a, b, dir, dir, dir) > 0);
+        char *conf = tu_write(dir, "lossy.conf", text);
+        struct daemon d;
+        const char *args[] = {"--config", conf, NULL};
+        daemon_start(&d, dir, args);
+        cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "%s", daemon_stderr(&d));
+        cr_assert(wait_contains(dir, d.err_path, "<4>channel src.out -> p.in: ", 10000), "%s",
+                  daemon_stderr(&d));
+        cr_assert(wait_contains(dir, d.err_path,
+                                " messages lost: its reader lags (overwrite, capacity 2; ", 1000),
+                  "%s", daemon_stderr(&d));
+        char *err = daemon_stderr(&d);
+        cr_assert_null(strstr(err, "channel slow.out -> q.in"), "%s", err);
+        free(err);
+        kill(d.pid, SIGTERM);
+        cr_assert_neq(daemon_wait_exit(&d, 10000), -1);
+        daemon_cleanup(&d);
+        free(conf);
+        free(text);
+}
