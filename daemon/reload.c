@@ -72,6 +72,9 @@ static bool link_equal(const struct topology *old, int lo, const struct topology
 static bool component_same(const struct topology *old, const struct component *o,
                            const struct topology *next, const struct component *n)
 {
+        /* One stopped by an error gets another chance; one that finished (DONE) stays so. */
+        if (o->failed)
+                return false;
         if (o->cls != n->cls || o->rule != n->rule || o->period_ns != n->period_ns ||
             o->n_in != n->n_in || o->n_out != n->n_out)
                 return false;

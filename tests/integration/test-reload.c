@@ -151,6 +151,9 @@ static void stop_daemon(struct daemon *d)
                   daemon_stderr(d));
 }
 
+/* other -> osink, when there: drop_new (src -> sink is reject; the second test's overwrite). */
+#define OTHER_LINK ", { from = \"other.out\"; to = \"osink.in\"; overflow = \"drop_new\"; }"
+
 /* The first test's configuration: src -> sink, plus more components and links. */
 static char *first_body(const char *sink_path, const char *more, const char *more_links)
 {
@@ -162,7 +165,8 @@ static char *first_body(const char *sink_path, const char *more, const char *mor
                            "  sink = { class = \"test.version\"; settings = { path = \"%s\"; "
                            "}; };\n"
                            "%s};\n"
-                           "links = ( \"src.out -> sink.in\"%s );\n",
+                           "links = ( { from = \"src.out\"; to = \"sink.in\"; overflow = "
+                           "\"reject\"; }%s );\n",
                            sink_path, more, more_links) > 0);
         return body;
 }
@@ -205,7 +209,7 @@ Test(reload, components_added_removed_changed_while_channels_keep_every_message)
                  "  n1 = { class = \"test.bytes\"; schedule = { every_us = 300; }; };\n"
                  "  n2 = { class = \"test.version\"; settings = { path = \"%s\"; }; };\n",
                  c);
-        char *body = first_body(a, other1, ", \"other.out -> osink.in\"");
+        char *body = first_body(a, other1, OTHER_LINK);
         char *conf = write_conf(plugins, body);
         free(body);
 
@@ -217,7 +221,7 @@ Test(reload, components_added_removed_changed_while_channels_keep_every_message)
         wait_more_lines(b, 50);
 
         /* 1: the producer `other` changes; its consumer and their channel stay. */
-        body = first_body(a, other2, ", \"other.out -> osink.in\"");
+        body = first_body(a, other2, OTHER_LINK);
         free(write_conf(plugins, body));
         free(body);
         reload_expect(&d, "STATUS=reloaded: 3 kept, 1 restarted, 0 started, 0 stopped");
@@ -407,7 +411,7 @@ Test(reload, twenty_reloads_in_a_row_lose_nothing)
         char *a = out_path("a.txt"), *b = out_path("b.txt");
         char other[512];
         other_block(300, b, other, sizeof(other));
-        char *body = first_body(a, other, ", \"other.out -> osink.in\"");
+        char *body = first_body(a, other, OTHER_LINK);
         char *conf = write_conf_idle(plugins, "sleep", body);
         free(body);
         struct daemon d;
@@ -417,7 +421,7 @@ Test(reload, twenty_reloads_in_a_row_lose_nothing)
         wait_more_lines(a, 20);
         for (int i = 0; i < 20; i++) {
                 other_block(300 + 10 * (i % 2 + 1), b, other, sizeof(other));
-                body = first_body(a, other, ", \"other.out -> osink.in\"");
+                body = first_body(a, other, OTHER_LINK);
                 free(write_conf_idle(plugins, "sleep", body));
                 free(body);
                 reload_expect(&d, "STATUS=reloaded: 3 kept, 1 restarted, 0 started, 0 stopped");
@@ -434,5 +438,57 @@ Test(reload, twenty_reloads_in_a_row_lose_nothing)
         free(conf);
         free(a);
         free(b);
+        free(plugins);
+}
+
+/* A component that fails to start in a reload is reported and stays stopped while the rest
+ * runs; the next reload tries it again, even with the same file. */
+Test(reload, a_component_failing_to_start_is_retried_by_the_next_reload)
+{
+        char *plugins = plugin_folder();
+        install_plugin(plugins, ACTORD_TEST_TESTPLUGIN_DIR "/version1/version.so", "version.so");
+        char *l = out_path("l.txt"), *sub = out_path("sub"), *v = out_path("sub/v.txt");
+        char *body = second_body(l, "", "");
+        char *conf = write_conf(plugins, body);
+        free(body);
+        struct daemon d;
+        const char *args[] = {"--config", conf, NULL};
+        daemon_start(&d, dir, args);
+        cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "%s", daemon_stderr(&d));
+        cr_assert(wait_lines(dir, l, 20, 10000));
+
+        /* Its output folder does not exist yet: init fails. */
+        char more[512];
+        snprintf(more, sizeof(more),
+                 "  s2 = { class = \"test.bytes\"; schedule = { every_us = 300; }; };\n"
+                 "  ver = { class = \"test.version\"; settings = { path = \"%s\"; }; };\n",
+                 v);
+        /* reject: what s2 sends while ver is down waits for it, however long that is. */
+        body = second_body(l, more,
+                           ", { from = \"s2.out\"; to = \"ver.in\"; overflow = \"reject\"; }");
+        free(write_conf(plugins, body));
+        free(body);
+        reload_expect(&d, "STATUS=reloaded: 2 kept, 0 restarted, 2 started, 0 stopped (some "
+                          "failed to start)");
+        cr_assert(wait_contains(dir, d.err_path,
+                                "component 'ver' (test.version) failed to start: "
+                                "cannot open",
+                                5000),
+                  "%s", daemon_stderr(&d));
+        int n = count_lines(l);
+        cr_assert(wait_lines(dir, l, n + 20, 10000), "the pipeline stopped");
+
+        /* The folder appears; the same file again: `ver` gets another chance. */
+        cr_assert_eq(mkdir(sub, 0755), 0);
+        reload_expect(&d, "STATUS=reloaded: 3 kept, 1 restarted, 0 started, 0 stopped;");
+        cr_assert(wait_lines(dir, v, 30, 10000), "ver does not run");
+        stop_daemon(&d);
+        struct vfile vv = read_vfile(v, true);
+        cr_assert_eq(vv.first, 0, "the messages queued while it was down come first");
+        daemon_cleanup(&d);
+        free(conf);
+        free(l);
+        free(v);
+        free(sub);
         free(plugins);
 }
