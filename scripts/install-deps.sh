@@ -8,7 +8,7 @@ pkgs="build-essential cmake pkg-config libconfig-dev libsystemd-dev libcriterion
       clang libclang-rt-14-dev clang-format
       libck-dev libdpdk-dev libboost-dev libreaderwriterqueue-dev"
 if [ "${1:-}" = "--systemd" ]; then
-        pkgs="$pkgs systemd-container debootstrap zstd"
+        pkgs="$pkgs systemd-container debootstrap"
 fi
 
 missing=""
