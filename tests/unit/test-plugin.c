@@ -2,6 +2,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include "plugin.h"
@@ -215,5 +216,70 @@ Test(plugin, files_owned_by_another_user_are_refused)
         diag_free(&d);
         tu_rmrf(dir);
         free(path);
+        free(dir);
+}
+
+/* Copies `from` into dir as name.so through a temporary name (a new file, as install(1)). */
+static void put(const char *dir, const char *from, const char *name)
+{
+        char *cmd;
+        cr_assert(asprintf(&cmd,
+                           "cp '%s' '%s/.tmp' && chmod 0644 '%s/.tmp' && mv '%s/.tmp' '%s/%s'",
+                           from, dir, dir, dir, dir, name) > 0);
+        cr_assert_eq(system(cmd), 0, "%s", cmd);
+        free(cmd);
+}
+
+static const struct actord_class *version_class(const struct plugin_registry *reg)
+{
+        const struct plugin_class *pc = plugin_registry_find(reg, "test.version");
+        cr_assert_not_null(pc);
+        return pc->cls;
+}
+
+/* Reloading against the running registry: an unchanged file is the same loaded code, a file
+ * replaced by a new one is loaded again as new code (beside the old, still loaded), and a
+ * file rewritten in place is refused. */
+Test(plugin, reloading_keeps_unchanged_code_and_loads_replaced_files_again)
+{
+        char *dir = tu_tmpdir();
+        put(dir, TP "/version1/version.so", "version.so");
+        const char *dirs[] = {dir};
+        struct plugin_registry r1 = {0}, r2 = {0}, r3 = {0}, r4 = {0};
+        struct diag d = {0};
+        cr_assert_eq(plugin_registry_load(&r1, dirs, 1, &d), 0);
+        cr_assert_eq(d.n, 0);
+
+        r2.prev = &r1;
+        cr_assert_eq(plugin_registry_load(&r2, dirs, 1, &d), 0);
+        cr_assert_eq(d.n, 0);
+        cr_assert_eq(version_class(&r2), version_class(&r1), "unchanged: the same code");
+
+        put(dir, TP "/version2/version.so", "version.so");
+        r3.prev = &r2;
+        cr_assert_eq(plugin_registry_load(&r3, dirs, 1, &d), 0);
+        dump(&d);
+        cr_assert_eq(d.n, 0);
+        cr_assert_neq(version_class(&r3), version_class(&r2), "replaced: new code");
+        cr_assert_str_eq(r3.plugins[0].path, r2.plugins[0].path, "known by its own path");
+        /* Both versions are loaded and usable side by side until the old registry goes. */
+        cr_assert_str_eq(version_class(&r2)->name, version_class(&r3)->name);
+        plugin_registry_free(&r1);
+        plugin_registry_free(&r2);
+
+        char *so;
+        cr_assert(asprintf(&so, "%s/version.so", dir) > 0);
+        struct timespec times[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = 1000000000}};
+        cr_assert_eq(utimensat(AT_FDCWD, so, times, 0), 0);
+        r4.prev = &r3;
+        cr_assert_eq(plugin_registry_load(&r4, dirs, 1, &d), 0);
+        dump(&d);
+        cr_assert(diag_has(&d, "version.so: plugin file was rewritten in place while loaded"));
+        cr_assert_eq(r4.n_plugins, 0);
+        plugin_registry_free(&r3);
+        plugin_registry_free(&r4);
+        diag_free(&d);
+        tu_rmrf(dir);
+        free(so);
         free(dir);
 }
