@@ -68,6 +68,7 @@ struct opts {
         bool quick;
         bool json;
         int cpu[2];
+        const char *only; /* NULL, or a comma-separated list of impl names to run */
 };
 
 /* Sizes of one run. Throughput runs are sized from a first, discarded run so that each lasts
@@ -94,6 +95,8 @@ struct results {
 };
 
 static int cpus[2];
+/* Impls left out with --impls. */
+static bool skipped[NIMPLS];
 static double tsc_hz;
 static unsigned long failures;
 
@@ -476,6 +479,8 @@ static void run_all(struct results *res, const struct sizes *sz)
                         res->hw[rep] = hw_run(sz->pingpong_n);
                 for (size_t i = 0; i < NIMPLS; i++) {
                         const struct bench_impl *im = impls[i];
+                        if (skipped[i])
+                                continue;
                         if (!im->lossy) {
                                 tput_point(res, sz, i, M_TPUT8, rep, im->produce8, im->consume8,
                                            sizeof(struct msg8));
@@ -606,6 +611,8 @@ static void print_table(const struct results *res, const struct opts *o, const s
                 printf("%10s", metric_info[m].head2);
         printf("\n");
         for (size_t i = 0; i < NIMPLS; i++) {
+                if (skipped[i])
+                        continue;
                 printf("%-17s", impls[i]->name);
                 for (int m = 0; m < M_COUNT; m++) {
                         if (res->have[i][m])
@@ -630,8 +637,9 @@ static void print_table(const struct results *res, const struct opts *o, const s
         ratio_to_peer(res, "actord/reject", M_TPUT64, false, "tput_64B", false, 1.0);
         ratio_to_peer(res, "actord/reject", M_BURST64, false, "tput_batch_64B", false, 1.0);
         size_t ow = impl_index("actord/overwrite");
-        target("actord/overwrite send_paced_mean", res->med[ow][M_PACED_MEAN], " ns", "", true,
-               10.0);
+        if (res->have[ow][M_PACED_MEAN])
+                target("actord/overwrite send_paced_mean", res->med[ow][M_PACED_MEAN], " ns", "",
+                       true, 10.0);
         ratio_to_peer(res, "actord/overwrite", M_PACED_MEAN, true, "send_paced_mean", true, 0.3);
         static const char *const policies[] = {"actord/overwrite", "actord/drop_new",
                                                "actord/reject"};
@@ -639,6 +647,8 @@ static void print_table(const struct results *res, const struct opts *o, const s
                 size_t a = impl_index(policies[k]);
                 char what[100], versus[80];
                 ratio_to_peer(res, policies[k], M_PP_P50, true, "pingpong_p50", true, 1.0);
+                if (!res->have[a][M_PP_P50])
+                        continue;
                 snprintf(what, sizeof(what), "%s pingpong_p50 vs cache-line one-way", policies[k]);
                 snprintf(versus, sizeof(versus), " (%.1f ns)", res->hw_med);
                 target(what, res->med[a][M_PP_P50] / res->hw_med, "x", versus, true, 1.8);
@@ -668,13 +678,40 @@ static int parse_cpus(const char *s, int cpu[2])
         return 0;
 }
 
+/* Marks every impl not named in the comma-separated list as skipped. */
+static int select_impls(const char *list)
+{
+        bool named[NIMPLS] = {false};
+        const char *p = list;
+        while (*p) {
+                size_t len = strcspn(p, ",");
+                size_t i;
+                for (i = 0; i < NIMPLS; i++)
+                        if (strlen(impls[i]->name) == len && !strncmp(impls[i]->name, p, len))
+                                break;
+                if (i == NIMPLS) {
+                        fprintf(stderr, "actord-bench: no impl '%.*s' in this build\n", (int)len,
+                                p);
+                        return -1;
+                }
+                named[i] = true;
+                p += len + (p[len] == ',');
+        }
+        for (size_t i = 0; i < NIMPLS; i++)
+                skipped[i] = !named[i];
+        return 0;
+}
+
 static void usage(FILE *f)
 {
         fprintf(f, "usage: actord-bench channel [--json] [--reps N] [--quick] [--cpus A,B]\n"
+                   "                           [--impls L]\n"
                    "  --json      one JSON object per line instead of the table\n"
                    "  --reps N    repetitions, N >= 5 (default 9); medians are reported\n"
                    "  --quick     fewer messages per run: a smoke test, not a measurement\n"
-                   "  --cpus A,B  the producer's and the consumer's CPU (default 0,1)\n");
+                   "  --cpus A,B  the producer's and the consumer's CPU (default 0,1)\n"
+                   "  --impls L   only the impls in the comma-separated list L; \"best peer\"\n"
+                   "              is then the best of the peers listed\n");
 }
 
 int bench_channel_main(int argc, char **argv)
@@ -699,6 +736,8 @@ int bench_channel_main(int argc, char **argv)
                                                 "CPU numbers, A,B\n");
                                 return 2;
                         }
+                } else if (!strcmp(argv[i], "--impls") && i + 1 < argc) {
+                        o.only = argv[++i];
                 } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
                         usage(stdout);
                         return 0;
@@ -719,6 +758,9 @@ int bench_channel_main(int argc, char **argv)
                 }
                 cpus[i] = o.cpu[i];
         }
+
+        if (o.only && select_impls(o.only) < 0)
+                return 2;
 
         const struct sizes *sz = o.quick ? &quick_sizes : &full_sizes;
         tsc_calibrate(sz->tsc_secs);

@@ -7,6 +7,7 @@
 static void usage(FILE *f)
 {
         fprintf(f, "usage: actord-bench channel [--json] [--reps N] [--quick] [--cpus A,B]\n"
+                   "                           [--impls L]\n"
                    "       actord-bench pipeline [--json] [--quick] [--cpus A,B]\n"
                    "  channel   actord's channel against SPSC queues from other projects and\n"
                    "            the hardware's cache-line transfer\n"

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #define CHANNEL_MAGIC 0x61636863u /* "achc" */
-#define CHANNEL_VERSION 1u
+#define CHANNEL_VERSION 2u
 
 static uint32_t round_up_pow2(uint32_t v)
 {
@@ -17,6 +17,11 @@ static uint32_t round_up_pow2(uint32_t v)
         while (p < v)
                 p <<= 1;
         return p;
+}
+
+static uint64_t round_up(uint64_t v, uint64_t to)
+{
+        return (v + to - 1) / to * to;
 }
 
 int channel_create(struct channel *ret, uint32_t capacity, uint32_t payload_size,
@@ -27,11 +32,25 @@ int channel_create(struct channel *ret, uint32_t capacity, uint32_t payload_size
                 return -EINVAL;
 
         uint32_t nslots = round_up_pow2(capacity);
-        uint32_t stride = (uint32_t)((sizeof(struct channel_slot) + payload_size + 15) & ~15u);
-        size_t slots_offset = sizeof(struct channel_shared);
-        size_t size = slots_offset + (size_t)nslots * stride;
+        uint32_t hdr_stride, payload_stride;
+        uint64_t hdr_offset = sizeof(struct channel_shared), payload_offset, size;
+        if (payload_size <= CHANNEL_INLINE_PAYLOAD_MAX) {
+                /* Header and payload in one slot of 32 or 64 bytes: one line per message,
+                 * and a slot never straddles two. */
+                hdr_stride = payload_stride =
+                    round_up_pow2((uint32_t)sizeof(struct channel_hdr) + payload_size);
+                payload_offset = hdr_offset + sizeof(struct channel_hdr);
+                size = hdr_offset + (uint64_t)nslots * hdr_stride;
+        } else {
+                /* The headers dense on their own lines, the payloads on 64-byte multiples: a
+                 * 64-byte message is one line, not two. */
+                hdr_stride = sizeof(struct channel_hdr);
+                payload_stride = (uint32_t)round_up(payload_size, 64);
+                payload_offset = hdr_offset + round_up((uint64_t)nslots * hdr_stride, CHANNEL_LINE);
+                size = payload_offset + (uint64_t)nslots * payload_stride;
+        }
         long page = sysconf(_SC_PAGESIZE);
-        size = (size + (size_t)page - 1) & ~((size_t)page - 1);
+        size = round_up(size, (uint64_t)page);
 
         /* A memfd, so that another process can later map the same ring (tap, isolated
          * components); the mapping keeps the memory alive once the fd is closed. */
@@ -55,11 +74,13 @@ int channel_create(struct channel *ret, uint32_t capacity, uint32_t payload_size
         sh->version = CHANNEL_VERSION;
         sh->policy = (uint32_t)policy;
         sh->payload_size = payload_size;
-        sh->stride = stride;
         sh->nslots = nslots;
-        sh->slots_offset = slots_offset;
+        sh->hdr_stride = hdr_stride;
+        sh->payload_stride = payload_stride;
+        sh->hdr_offset = hdr_offset;
+        sh->payload_offset = payload_offset;
         sh->region_size = size;
-        *ret = (struct channel){.sh = sh, .map_size = size};
+        *ret = (struct channel){.sh = sh, .map_size = (size_t)size};
         return 0;
 }
 
@@ -75,24 +96,37 @@ int channel_tx_open(struct channel_tx *ret, struct channel *c)
         struct channel_shared *sh = c->sh;
         unsigned char *scratch = NULL;
         if (sh->policy == CHANNEL_DROP_NEW) {
-                scratch = aligned_alloc(16, sh->stride);
+                scratch = aligned_alloc(64, round_up(sh->payload_stride, 64));
                 if (!scratch)
                         return -ENOMEM;
         }
+        unsigned char *base = (unsigned char *)sh;
+        /* A reopened end carries on where the last one stopped: under drop_new the ring
+         * position lags the sequence by the drops. Relaxed: the previous producer was stopped
+         * by its own thread, which happens before this open. */
+        uint64_t seq = atomic_load_explicit(&sh->published, memory_order_relaxed);
+        uint64_t drops = atomic_load_explicit(&sh->dropped, memory_order_relaxed);
+        uint64_t head = seq - drops;
+        uint64_t idx = head & (sh->nslots - 1);
+        /* Acquire, as in channel_claim_slow_(). */
+        uint64_t tail = atomic_load_explicit(&sh->tail, memory_order_acquire);
         *ret = (struct channel_tx){
+            .hdr = base + sh->hdr_offset + idx * sh->hdr_stride,
+            .payload = base + sh->payload_offset + idx * sh->payload_stride,
+            .seq = seq,
+            /* Nothing known free: the first claim takes the slow path, which works it out. */
+            .seq_limit = seq,
             .sh = sh,
-            .slots = (unsigned char *)sh + sh->slots_offset,
-            .stride = sh->stride,
-            .mask = sh->nslots - 1,
-            .nslots = sh->nslots,
             .policy = sh->policy,
-            /* A reopened end carries on where the last one stopped: under drop_new the ring
-             * position lags the sequence by the drops. Relaxed: the previous producer was
-             * stopped by its own thread, which happens before this open. */
-            .head = atomic_load_explicit(&sh->published, memory_order_relaxed) -
-                    atomic_load_explicit(&sh->dropped, memory_order_relaxed),
-            .seq = atomic_load_explicit(&sh->published, memory_order_relaxed),
-            .cached_tail = atomic_load_explicit(&sh->tail, memory_order_acquire),
+            .hdr_stride = sh->hdr_stride,
+            .payload_stride = sh->payload_stride,
+            .hdr_base = base + sh->hdr_offset,
+            .hdr_end = base + sh->hdr_offset + (size_t)sh->nslots * sh->hdr_stride,
+            .payload_base = base + sh->payload_offset,
+            .nslots = sh->nslots,
+            .mask = sh->nslots - 1,
+            .drops = drops,
+            .cached_tail = sh->policy == CHANNEL_OVERWRITE ? 0 : tail >> 1,
             .scratch = scratch,
         };
         return 0;
@@ -102,45 +136,59 @@ void channel_tx_close(struct channel_tx *tx)
 {
         free(tx->scratch);
         tx->scratch = NULL;
-        tx->claimed = NULL;
+        tx->claimed = 0;
 }
 
 int channel_rx_open(struct channel_rx *ret, struct channel *c)
 {
         struct channel_shared *sh = c->sh;
-        struct channel_slot *copy = NULL;
+        unsigned char *copy = NULL;
         if (sh->policy == CHANNEL_OVERWRITE) {
-                copy = aligned_alloc(16, sh->stride);
+                copy =
+                    aligned_alloc(64, round_up(sizeof(struct channel_hdr) + sh->payload_size, 64));
                 if (!copy)
                         return -ENOMEM;
+                memset(copy, 0, sizeof(struct channel_hdr));
         }
+        unsigned char *base = (unsigned char *)sh;
+        /* A reopened end carries on where the last one stopped (relaxed: the previous
+         * consumer was closed by a thread that happens before this open). A closed end holds
+         * nothing: `tail` is even. */
+        uint64_t tail = atomic_load_explicit(&sh->tail, memory_order_relaxed);
+        uint64_t resume = atomic_load_explicit(&sh->resume_seq, memory_order_relaxed);
+        uint64_t pos = sh->policy == CHANNEL_OVERWRITE ? tail : tail >> 1;
+        uint64_t idx = pos & (sh->nslots - 1);
         *ret = (struct channel_rx){
+            .hdr = base + sh->hdr_offset + idx * sh->hdr_stride,
+            .payload = base + sh->payload_offset + idx * sh->payload_stride,
+            .hdr_end = base + sh->hdr_offset + (size_t)sh->nslots * sh->hdr_stride,
+            /* Under drop_new the sequence runs ahead of the position by the drops: the
+             * closing end saved where it was. */
+            .want = 2 * resume + 2,
+            .taken = pos,
             .sh = sh,
-            .slots = (unsigned char *)sh + sh->slots_offset,
-            .stride = sh->stride,
-            .mask = sh->nslots - 1,
-            .nslots = sh->nslots,
             .policy = sh->policy,
+            .hdr_stride = sh->hdr_stride,
+            .payload_stride = sh->payload_stride,
+            .nslots = sh->nslots,
+            .hdr_base = base + sh->hdr_offset,
+            .payload_base = base + sh->payload_offset,
+            .mask = sh->nslots - 1,
             .payload_size = sh->payload_size,
-            .copy = copy,
-            /* A reopened end carries on where the last one stopped (relaxed: the previous
-             * consumer was closed by a thread that happens before this open). */
-            .tail = atomic_load_explicit(&sh->tail, memory_order_relaxed),
+            .pos = pos,
+            .next_seq = pos,
             .consumed = atomic_load_explicit(&sh->consumed, memory_order_relaxed),
             .overwritten = atomic_load_explicit(&sh->overwritten, memory_order_relaxed),
+            .copy = copy,
         };
-        /* Under drop_new the sequence runs ahead of the position by the drops: the closing
-         * end saved where it was. */
-        ret->next_seq = sh->policy == CHANNEL_OVERWRITE
-                            ? ret->tail
-                            : atomic_load_explicit(&sh->resume_seq, memory_order_relaxed);
         return 0;
 }
 
 void channel_rx_close(struct channel_rx *rx)
 {
         channel_rx_end(rx);
-        atomic_store_explicit(&rx->sh->resume_seq, rx->next_seq, memory_order_relaxed);
+        uint64_t next_seq = rx->policy == CHANNEL_OVERWRITE ? rx->next_seq : rx->want / 2 - 1;
+        atomic_store_explicit(&rx->sh->resume_seq, next_seq, memory_order_relaxed);
         free(rx->copy);
         rx->copy = NULL;
 }
@@ -151,9 +199,18 @@ void channel_stats(const struct channel *c, struct channel_stats *ret)
         /* Relaxed throughout: each counter has one writer and is read as a number only. */
         uint64_t dropped = atomic_load_explicit(&sh->dropped, memory_order_relaxed);
         uint64_t overwritten = atomic_load_explicit(&sh->overwritten, memory_order_relaxed);
+        uint64_t consumed = atomic_load_explicit(&sh->consumed, memory_order_relaxed);
+        if (sh->policy != CHANNEL_OVERWRITE) {
+                /* In place, every position taken is one message delivered: those released, and
+                 * one more while `tail` says held; a batch read holding more stored how many
+                 * it took in `consumed`. Both only grow, so the larger is the count. */
+                uint64_t w = atomic_load_explicit(&sh->tail, memory_order_relaxed);
+                if ((w >> 1) + (w & 1) > consumed)
+                        consumed = (w >> 1) + (w & 1);
+        }
         *ret = (struct channel_stats){
             .published = atomic_load_explicit(&sh->published, memory_order_relaxed),
-            .consumed = atomic_load_explicit(&sh->consumed, memory_order_relaxed),
+            .consumed = consumed,
             .lost = dropped + overwritten,
             .dropped = dropped,
             .overwritten = overwritten,
@@ -161,6 +218,106 @@ void channel_stats(const struct channel *c, struct channel_stats *ret)
             .high_water = atomic_load_explicit(&sh->high_water, memory_order_relaxed),
             .capacity = sh->nslots,
         };
+}
+
+/* Single writer: a relaxed load and store, no read-modify-write needed. */
+static void counter_set_max(_Atomic uint64_t *c, uint64_t v)
+{
+        if (v > atomic_load_explicit(c, memory_order_relaxed))
+                atomic_store_explicit(c, v, memory_order_relaxed);
+}
+
+void *channel_claim_slow_(struct channel_tx *tx, uint32_t n, uint32_t *ret_count)
+{
+        if (tx->claimed == CHANNEL_CLAIMED_SCRATCH) {
+                *ret_count = 1;
+                return tx->scratch;
+        }
+        if (n == 0)
+                n = 1;
+        if (tx->seq == tx->seq_limit) {
+                struct channel_shared *sh = tx->sh;
+                uint64_t head = tx->seq - tx->drops;
+                if (tx->hdr == tx->hdr_end) {
+                        tx->hdr = tx->hdr_base;
+                        tx->payload = tx->payload_base;
+                }
+                /* The fast path never wraps: a run ends at the ring's end. */
+                uint64_t room = tx->nslots - (head & tx->mask);
+                if (tx->policy == CHANNEL_OVERWRITE) {
+                        if ((head & tx->mask) == 0) {
+                                /* One sample per lap of the consumer's position, for the
+                                 * high-water mark only: relaxed, nothing is ordered by it. */
+                                uint64_t depth =
+                                    head - atomic_load_explicit(&sh->tail, memory_order_relaxed);
+                                counter_set_max(&sh->high_water,
+                                                depth > tx->nslots ? tx->nslots : depth);
+                        }
+                } else {
+                        uint64_t free = tx->cached_tail + tx->nslots - head;
+                        if (free == 0) {
+                                /* Acquire, pairs with the consumer's release stores of `tail`
+                                 * (channel_rx_take_(), channel_rx_release_()): its reads of
+                                 * the slots it released happen before our writes into them. */
+                                tx->cached_tail =
+                                    atomic_load_explicit(&sh->tail, memory_order_acquire) >> 1;
+                                free = tx->cached_tail + tx->nslots - head;
+                                counter_set_max(&sh->high_water, head - tx->cached_tail);
+                                if (free == 0) {
+                                        if (tx->policy == CHANNEL_REJECT) {
+                                                atomic_store_explicit(
+                                                    &sh->rejected,
+                                                    atomic_load_explicit(&sh->rejected,
+                                                                         memory_order_relaxed) +
+                                                        1,
+                                                    memory_order_relaxed);
+                                                *ret_count = 0;
+                                                return NULL;
+                                        }
+                                        tx->claimed = CHANNEL_CLAIMED_SCRATCH;
+                                        *ret_count = 1;
+                                        return tx->scratch;
+                                }
+                        }
+                        if (free < room)
+                                room = free;
+                }
+                tx->seq_limit = tx->seq + room;
+        }
+        return channel_claim_n(tx, n, ret_count);
+}
+
+void channel_publish_slow_(struct channel_tx *tx)
+{
+        uint32_t k = tx->claimed;
+        if (k == 0)
+                return;
+        tx->claimed = 0;
+        struct channel_shared *sh = tx->sh;
+        if (k == CHANNEL_CLAIMED_SCRATCH) {
+                tx->drops++;
+                tx->seq++;
+                /* The ring was full: the next claim asks again. */
+                tx->seq_limit = tx->seq;
+                /* Relaxed: counters for channel_stats(), they order nothing. */
+                atomic_store_explicit(&sh->dropped, tx->drops, memory_order_relaxed);
+                atomic_store_explicit(&sh->published, tx->seq, memory_order_relaxed);
+                return;
+        }
+        uint64_t seq = tx->seq, now = tx->now_ns;
+        unsigned char *h = tx->hdr;
+        for (uint32_t i = 0; i < k; i++, h += tx->hdr_stride) {
+                struct channel_hdr *s = (struct channel_hdr *)(void *)h;
+                s->publish_ns = now;
+                /* Release, as in channel_publish(): slot by slot, in order, so that the
+                 * consumer can take any prefix of the batch. */
+                atomic_store_explicit(&s->stamp, 2 * (seq + i) + 2, memory_order_release);
+        }
+        tx->seq = seq + k;
+        tx->hdr = h;
+        tx->payload += (size_t)k * tx->payload_stride;
+        /* Relaxed: a counter for channel_stats(). */
+        atomic_store_explicit(&sh->published, tx->seq, memory_order_relaxed);
 }
 
 int channel_policy_from_string(const char *s)
@@ -206,7 +363,7 @@ __attribute__((no_sanitize("thread"), noinline)) static void copy_racy(void *dst
                                                                        size_t n)
 {
         /* Word by word; the empty asm keeps the compiler from turning the loop into a memcpy
-         * call, which the sanitizer would intercept and check. Strides are multiples of 16. */
+         * call, which the sanitizer would intercept and check. Sizes are multiples of 8. */
         uint64_t *d = dst;
         const uint64_t *s = src;
         for (size_t i = 0; i < n / 8; i++) {
@@ -215,62 +372,97 @@ __attribute__((no_sanitize("thread"), noinline)) static void copy_racy(void *dst
         }
 }
 #else
+/* Sizes are multiples of 8. The usual small ones get copies of a constant size, which the
+ * compiler emits as a few moves instead of a call to memcpy. */
 static inline void copy_racy(void *dst, const void *src, size_t n)
 {
-        memcpy(dst, src, n);
+        switch (n) {
+        case 8:
+                memcpy(dst, src, 8);
+                break;
+        case 16:
+                memcpy(dst, src, 16);
+                break;
+        case 24:
+                memcpy(dst, src, 24);
+                break;
+        case 32:
+                memcpy(dst, src, 32);
+                break;
+        case 64:
+                memcpy(dst, src, 64);
+                break;
+        default:
+                memcpy(dst, src, n);
+        }
 }
 #endif
 
 const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq, uint64_t *ret_lost,
                                     uint64_t *ret_publish_ns)
 {
+        size_t copy_size = ((size_t)rx->payload_size + 7) & ~(size_t)7;
+        struct channel_hdr *copy = (struct channel_hdr *)(void *)rx->copy;
+        bool torn = false;
         for (;;) {
-                struct channel_slot *s =
-                    channel_slot_at_(rx->slots, rx->stride, rx->tail, rx->mask);
+                uint64_t pos = rx->pos;
+                size_t idx = (size_t)(pos & rx->mask);
+                const struct channel_hdr *h = (const void *)(rx->hdr_base + idx * rx->hdr_stride);
                 /* Acquire, pairs with the release store of the even stamp in
                  * channel_publish(): the payload of that message is visible to the copy. */
-                uint64_t s1 = atomic_load_explicit(&s->stamp, memory_order_acquire);
+                uint64_t s1 = atomic_load_explicit(&h->stamp, memory_order_acquire);
                 if (s1 == 0)
                         return NULL;
                 uint64_t seq = (s1 - 1) / 2; /* for odd and even stamps alike */
-                if (seq < rx->tail)
+                if (seq < pos)
                         return NULL; /* an earlier lap's message: nothing new yet */
-                if (seq == rx->tail) {
+                if (seq == pos) {
                         if (s1 & 1)
                                 return NULL; /* the next message is being written */
-                        copy_racy(rx->copy, s, rx->stride);
+                        copy_racy(&copy->publish_ns, &h->publish_ns, sizeof(copy->publish_ns));
+                        copy_racy(rx->copy + sizeof(*copy),
+                                  rx->payload_base + idx * rx->payload_stride, copy_size);
                         /* Acquire fence: the copy's loads are ordered before the second stamp
                          * load. Pairs with the release fence after the odd stamp store in
-                         * channel_claim(): if the copy read any byte of a later message, this
-                         * load reads that message's odd stamp or a later one. */
+                         * channel_mark_writing_(): if the copy read any byte of a later
+                         * message, this load reads that message's odd stamp or a later one. */
                         atomic_thread_fence(memory_order_acquire);
-                        uint64_t s2 = atomic_load_explicit(&s->stamp, memory_order_relaxed);
+                        uint64_t s2 = atomic_load_explicit(&h->stamp, memory_order_relaxed);
                         if (s2 == s1) {
+                                uint64_t gap = seq - rx->next_seq;
                                 *ret_seq = seq;
-                                *ret_lost = seq - rx->next_seq;
-                                *ret_publish_ns = rx->copy->publish_ns;
-                                rx->overwritten += seq - rx->next_seq;
+                                *ret_lost = gap;
+                                *ret_publish_ns = copy->publish_ns;
                                 rx->next_seq = seq + 1;
-                                rx->tail = seq + 1;
+                                rx->pos = seq + 1;
                                 rx->consumed++;
                                 /* Relaxed: counters for channel_stats(), and the position for
                                  * the producer's high-water sample, order nothing. */
                                 atomic_store_explicit(&rx->sh->consumed, rx->consumed,
                                                       memory_order_relaxed);
-                                atomic_store_explicit(&rx->sh->overwritten, rx->overwritten,
-                                                      memory_order_relaxed);
-                                atomic_store_explicit(&rx->sh->tail, rx->tail,
-                                                      memory_order_relaxed);
-                                return rx->copy->payload;
+                                if (gap) {
+                                        rx->overwritten += gap;
+                                        atomic_store_explicit(&rx->sh->overwritten, rx->overwritten,
+                                                              memory_order_relaxed);
+                                }
+                                atomic_store_explicit(&rx->sh->tail, rx->pos, memory_order_relaxed);
+                                return rx->copy + sizeof(*copy);
                         }
                         seq = (s2 - 1) / 2; /* lapped while copying */
+                        torn = true;
                 }
                 /* Lapped: message `seq` replaced ours. At most nslots - 1 messages older than
                  * it can still be in the ring; skip to the oldest of them and try again.
-                 * Every pass moves the cursor forward, so this ends. */
-                uint64_t oldest = seq - rx->nslots + 1;
-                if (seq + 1 < rx->nslots)
-                        oldest = 0;
-                rx->tail = oldest > rx->tail ? oldest : rx->tail + 1;
+                 * After a torn copy the producer is writing where we read: the oldest of them
+                 * is the next it overwrites, so skip a quarter of the ring further, or we
+                 * chase it slot by slot (the skipped messages are counted as lost like the
+                 * others). Every pass moves the cursor forward, so this ends. */
+                uint64_t oldest = seq + 1 < rx->nslots ? 0 : seq - rx->nslots + 1;
+                if (torn) {
+                        oldest += rx->nslots / 4;
+                        if (oldest > seq)
+                                oldest = seq;
+                }
+                rx->pos = oldest > pos ? oldest : pos + 1;
         }
 }

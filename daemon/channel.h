@@ -5,8 +5,11 @@
  * --------
  * Memory is one region (from a memfd, addressed by offsets from its start, never by pointers):
  * a header with three cache-line pairs (immutable geometry; producer-written counters;
- * consumer-written position and counters), then `nslots` slots (a power of two). A slot is a
- * 16-byte header {stamp, publish_ns} followed by the payload.
+ * consumer-written position and counters), then the slots. A slot is a 16-byte header
+ * {stamp, publish_ns} and a payload. Small payloads (up to 48 bytes) follow their header in
+ * the same slot, so that a message is one cache line for the consumer; larger ones live in an
+ * array of their own with a 64-byte-multiple stride (a 64-byte message is exactly one line)
+ * and the headers in a dense array beside it. Slots never straddle a line they do not need.
  *
  * - stamp is the slot's only synchronisation variable. 0: never written. 2*seq+2: holds the
  *   complete message `seq`. 2*seq+1: the producer is writing message `seq` into it (only under
@@ -15,13 +18,14 @@
  *   the consumer line. Each side keeps its private cursor in its own struct (channel_tx,
  *   channel_rx), outside shared memory.
  * - The consumer finds new messages by reading the stamp of the slot at its cursor: it never
- *   reads a producer index, so a message costs it the transfer of the slot's line and nothing
- *   else.
+ *   reads a producer index, so a message costs it the transfer of the slot's line(s) and
+ *   nothing else. Stamps along the ring increase with the position, so a batch read checks the
+ *   stamp of the last slot it wants first and takes the whole run when it is the one expected.
  *
  * overwrite (default): the producer never reads anything the consumer writes, except one
  * relaxed sample of the consumer's position per lap for the high-water mark. It writes the odd
  * stamp, then the payload, then the even stamp (a seqlock per slot). The consumer copies the
- * payload out between two reads of the stamp and keeps the copy only if the stamp did not
+ * message out between two reads of the stamp and keeps the copy only if the stamp did not
  * change, so it never sees a torn message; if the stamp shows a later message, the producer
  * lapped it and it skips forward to the oldest message that can still be in the ring, counting
  * the skipped ones as lost.
@@ -29,7 +33,14 @@
  * drop_new / reject: the producer may not reuse a slot before the consumer released it. It
  * keeps a cached copy of the consumer's position and reloads it (acquire) only when the ring
  * looks full, so in steady state it reads no consumer line. The consumer reads in place
- * (zero copy) and releases a slot by storing its position (release) when it moves on.
+ * (zero copy) and releases slots by storing its position (release) when it moves on: one
+ * word, `tail` = 2 * (position released up to) + 1 while the messages from there on (one, or
+ * the run of a batch read) are still being read in place.
+ *
+ * The producer's fast path is one compare (`seq` against `seq_limit`, the end of the run of
+ * slots known free and contiguous), a flag, and the stores of the message; the wrap of the
+ * ring, reloading the consumer's position, the high-water sample, drops and refusals all
+ * happen in channel_claim_slow_() when `seq` reaches `seq_limit`.
  *
  * Wrap-around: positions and sequence numbers are 64-bit and only compared after subtraction
  * or against each other; at 10^10 messages per second they wrap after 58 years.
@@ -54,6 +65,7 @@
 /* The data path is small and called in loops: keep it inline even where the compiler's
  * heuristics would emit a call (GCC 12 at -O2 did, in loops with several call sites). */
 #define CHANNEL_INLINE static inline __attribute__((always_inline))
+#define CHANNEL_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 enum channel_policy {
         CHANNEL_OVERWRITE = 0,
@@ -64,11 +76,12 @@ enum channel_policy {
 #define CHANNEL_CAPACITY_DEFAULT 1024u
 #define CHANNEL_CAPACITY_MAX (1u << 24)
 #define CHANNEL_PAYLOAD_MAX (1u << 20)
+/* Payloads up to this size share a line with their header. */
+#define CHANNEL_INLINE_PAYLOAD_MAX 48u
 
-struct channel_slot {
+struct channel_hdr {
         _Atomic uint64_t stamp;
         uint64_t publish_ns;
-        alignas(16) unsigned char payload[];
 };
 
 struct channel_shared {
@@ -77,9 +90,12 @@ struct channel_shared {
         uint32_t version;
         uint32_t policy;
         uint32_t payload_size;
-        uint32_t stride; /* bytes per slot, header included */
         uint32_t nslots;
-        uint64_t slots_offset;
+        uint32_t hdr_stride;     /* bytes from one slot header to the next */
+        uint32_t payload_stride; /* bytes from one payload to the next */
+        uint32_t reserved;
+        uint64_t hdr_offset;     /* of the first header, from the region's start */
+        uint64_t payload_offset; /* of the first payload */
         uint64_t region_size;
 
         /* Producer line: single writer, relaxed stores, read by channel_stats(). */
@@ -90,10 +106,14 @@ struct channel_shared {
                                       * looking full (sampled at most once per lap) */
 
         /* Consumer line: single writer. */
-        alignas(CHANNEL_LINE) _Atomic uint64_t tail; /* position released to the producer */
-        _Atomic uint64_t consumed;                   /* messages delivered */
-        _Atomic uint64_t overwritten;                /* overwrite losses, seen as gaps */
-        _Atomic uint64_t resume_seq; /* next sequence number, saved when the end is closed */
+        alignas(CHANNEL_LINE) _Atomic uint64_t tail; /* drop_new/reject: 2 * position released
+                                                      * + 1 while messages from there on are
+                                                      * read in place; overwrite: the read
+                                                      * position */
+        _Atomic uint64_t consumed;    /* messages delivered (drop_new/reject: as of the last batch
+                                       * read; see channel_stats()) */
+        _Atomic uint64_t overwritten; /* overwrite losses, seen as gaps */
+        _Atomic uint64_t resume_seq;  /* next sequence number, saved when the end is closed */
 };
 
 struct channel {
@@ -101,35 +121,57 @@ struct channel {
         size_t map_size;
 };
 
+/* channel_tx.claimed while the scratch area of drop_new is claimed. */
+#define CHANNEL_CLAIMED_SCRATCH UINT32_MAX
+
+/* Both ends keep the pointers they step apart from each other and from their strides: GCC
+ * otherwise steps the pair with one SSE add, and the next message's scalar load of the
+ * pointer then waits for a forward from a vector store. */
 struct channel_tx {
+        /* The fast path's state, in one line. */
+        unsigned char *hdr;     /* header of the slot the next message goes into */
+        uint64_t seq;           /* sequence number of the next message (the worker reads it) */
+        unsigned char *payload; /* its payload */
+        uint64_t seq_limit;     /* slots from seq up to here are free and contiguous */
+        size_t hdr_stride;
+        uint64_t now_ns; /* publish time stamped on slots, set by the owner per run */
+        size_t payload_stride;
         struct channel_shared *sh;
-        unsigned char *slots;
-        uint32_t stride;
-        uint32_t mask;
-        uint32_t nslots;
+        uint32_t claimed; /* slots claimed from `hdr` on, or CHANNEL_CLAIMED_SCRATCH */
         uint32_t policy;
-        uint64_t head;        /* position of the next slot to write */
-        uint64_t seq;         /* sequence number of the next message */
-        uint64_t cached_tail; /* last consumer position read */
-        uint64_t now_ns;      /* publish time stamped on slots, set by the owner per run */
-        struct channel_slot *claimed;
+
+        /* The slow path's. */
+        unsigned char *hdr_base, *hdr_end, *payload_base;
+        uint32_t nslots;
+        uint32_t mask;
+        uint64_t drops;         /* drop_new: messages dropped, so position = seq - drops */
+        uint64_t cached_tail;   /* drop_new/reject: slots released by the consumer, last read */
         unsigned char *scratch; /* drop_new: where a message bound to be dropped is written */
 };
 
 struct channel_rx {
+        /* drop_new/reject, the fast path's state. */
+        unsigned char *hdr;     /* header of the next slot to read */
+        uint64_t want;          /* the smallest stamp a new message can carry: 2 * next_seq + 2 */
+        unsigned char *payload; /* its payload */
+        uint64_t taken;         /* messages taken, the `held` last of them still read */
+        size_t hdr_stride;
+        unsigned char *hdr_end;
+        size_t payload_stride;
         struct channel_shared *sh;
-        unsigned char *slots;
-        uint32_t stride;
-        uint32_t mask;
-        uint32_t nslots;
         uint32_t policy;
+        uint32_t held;
+        unsigned char *hdr_base, *payload_base;
+        uint32_t nslots;
+        uint32_t mask;
         uint32_t payload_size;
-        bool holding;      /* a slot is read in place and not yet released */
-        uint64_t tail;     /* position of the next slot to read */
+
+        /* overwrite. */
+        uint64_t pos;      /* position of the next slot to read */
         uint64_t next_seq; /* sequence number expected next */
         uint64_t consumed;
         uint64_t overwritten;
-        struct channel_slot *copy; /* overwrite: private copy of the last message read */
+        unsigned char *copy; /* private copy of the last message read: a header, the payload */
 };
 
 struct channel_stats {
@@ -143,6 +185,19 @@ struct channel_stats {
         uint32_t capacity;
 };
 
+/* A run of messages read at once by channel_next_burst(): message i (i < count) has sequence
+ * number seq + i, its payload at channel_burst_msg() and its publish time at
+ * channel_burst_publish_ns(); lost_before is the gap before the first. */
+struct channel_burst {
+        const unsigned char *payload;
+        const unsigned char *hdr;
+        uint32_t count;
+        size_t payload_stride;
+        size_t hdr_stride;
+        uint64_t seq;
+        uint64_t lost_before;
+};
+
 /* Creates a channel of `capacity` messages (rounded up to a power of two) of `payload_size`
  * bytes in a fresh memfd mapping. Returns 0, or -EINVAL (capacity or size 0 or too large,
  * unknown policy) or the errno of memfd_create/ftruncate/mmap. */
@@ -151,10 +206,13 @@ int channel_create(struct channel *ret, uint32_t capacity, uint32_t payload_size
 /* Unmaps the channel. Both ends must be closed first. Accepts a zeroed struct. */
 void channel_destroy(struct channel *c);
 
-/* Opens the producer end. Returns 0 or -ENOMEM. */
+/* Opens the producer end; a reopened end carries on where the last one stopped. Returns 0 or
+ * -ENOMEM. */
 int channel_tx_open(struct channel_tx *ret, struct channel *c);
+/* Closes the producer end; a message claimed and not published is abandoned. */
 void channel_tx_close(struct channel_tx *tx);
-/* Opens the consumer end. Returns 0 or -ENOMEM. */
+/* Opens the consumer end; a reopened end carries on where the last one stopped. Returns 0 or
+ * -ENOMEM. */
 int channel_rx_open(struct channel_rx *ret, struct channel *c);
 void channel_rx_close(struct channel_rx *rx);
 
@@ -166,161 +224,248 @@ void channel_stats(const struct channel *c, struct channel_stats *ret);
 int channel_policy_from_string(const char *s);
 const char *channel_policy_to_string(enum channel_policy p);
 
-CHANNEL_INLINE struct channel_slot *channel_slot_at_(unsigned char *slots, uint32_t stride,
-                                                     uint64_t pos, uint32_t mask)
+/* ---- producer ---- */
+
+/* The slow paths, out of line: the ring's wrap, a full ring, drops, batches. */
+void *channel_claim_slow_(struct channel_tx *tx, uint32_t n, uint32_t *ret_count);
+void channel_publish_slow_(struct channel_tx *tx);
+
+/* Under overwrite, marks `k` slots from the cursor as being written. */
+CHANNEL_INLINE void channel_mark_writing_(struct channel_tx *tx, uint32_t k)
 {
-        return (struct channel_slot *)(void *)(slots + (size_t)(pos & mask) * stride);
+        unsigned char *h = tx->hdr;
+        for (uint32_t i = 0; i < k; i++, h += tx->hdr_stride)
+                /* Seqlock write side: relaxed, ordered by the fence below. */
+                atomic_store_explicit(&((struct channel_hdr *)(void *)h)->stamp,
+                                      2 * (tx->seq + i) + 1, memory_order_relaxed);
+        /* The odd stamp must be visible before any payload byte: the release fence orders it
+         * before the payload stores that follow, so a consumer whose acquire fence follows a
+         * read of new payload bytes also reads this stamp (or a later one) on its second
+         * stamp load (channel_next_overwrite_()). */
+        atomic_thread_fence(memory_order_release);
+}
+
+/* Claims up to `n` (>= 1) consecutive slots for the next messages and returns the first
+ * payload; slot i's payload is at i * tx->payload_stride bytes from it. Sets *ret_count to
+ * the number claimed, which can be fewer than n (the ring's end, or a full ring under
+ * drop_new/reject). Returns NULL and 0 under reject when the ring is full. Under drop_new
+ * with a full ring it returns one scratch area; publishing it counts one drop. Claiming again
+ * before channel_publish() returns the same first slot. Producer thread; never blocks. */
+CHANNEL_INLINE void *channel_claim_n(struct channel_tx *tx, uint32_t n, uint32_t *ret_count)
+{
+        uint64_t avail = tx->seq_limit - tx->seq;
+        if (CHANNEL_UNLIKELY(avail == 0 || n == 0))
+                return channel_claim_slow_(tx, n, ret_count);
+        uint32_t k = avail < n ? (uint32_t)avail : n;
+        if (tx->policy == CHANNEL_OVERWRITE)
+                channel_mark_writing_(tx, k);
+        /* Under drop_new/reject the consumer released these slots, and it reads stamps
+         * older than the ones it waits for until the release stores in publish: no odd stamp
+         * needed. */
+        tx->claimed = k;
+        *ret_count = k;
+        return tx->payload;
 }
 
 /* Returns where to write the next message, or NULL under reject when the ring is full. Under
- * drop_new with a full ring it returns a scratch area; publishing it counts one drop. */
+ * drop_new with a full ring it returns a scratch area; publishing it counts one drop. Claiming
+ * again before channel_publish() returns the same slot. Producer thread; never blocks. */
 CHANNEL_INLINE void *channel_claim(struct channel_tx *tx)
 {
-        if (tx->claimed)
-                return tx->claimed->payload;
-        if (tx->head - tx->cached_tail >= tx->nslots) {
-                if (tx->policy == CHANNEL_OVERWRITE) {
-                        /* One sample per lap of the consumer's position, for the high-water
-                         * mark only: relaxed, nothing is ordered by it. */
-                        uint64_t t = atomic_load_explicit(&tx->sh->tail, memory_order_relaxed);
-                        uint64_t depth = tx->head - t;
-                        if (depth > tx->nslots)
-                                depth = tx->nslots;
-                        if (depth > atomic_load_explicit(&tx->sh->high_water, memory_order_relaxed))
-                                atomic_store_explicit(&tx->sh->high_water, depth,
-                                                      memory_order_relaxed);
-                        tx->cached_tail = tx->head;
-                } else {
-                        /* Acquire, pairs with the consumer's release store of tail in
-                         * channel_rx_release_(): its reads of the slots below tail happen
-                         * before our writes into them. */
-                        tx->cached_tail = atomic_load_explicit(&tx->sh->tail, memory_order_acquire);
-                        uint64_t depth = tx->head - tx->cached_tail;
-                        if (depth > atomic_load_explicit(&tx->sh->high_water, memory_order_relaxed))
-                                atomic_store_explicit(&tx->sh->high_water, depth,
-                                                      memory_order_relaxed);
-                        if (depth >= tx->nslots) {
-                                if (tx->policy == CHANNEL_REJECT) {
-                                        atomic_store_explicit(
-                                            &tx->sh->rejected,
-                                            atomic_load_explicit(&tx->sh->rejected,
-                                                                 memory_order_relaxed) +
-                                                1,
-                                            memory_order_relaxed);
-                                        return NULL;
-                                }
-                                tx->claimed = (struct channel_slot *)(void *)tx->scratch;
-                                return tx->claimed->payload;
-                        }
-                }
+        if (CHANNEL_UNLIKELY(tx->seq == tx->seq_limit)) {
+                uint32_t k;
+                return channel_claim_slow_(tx, 1, &k);
         }
-        struct channel_slot *s = channel_slot_at_(tx->slots, tx->stride, tx->head, tx->mask);
-        if (tx->policy == CHANNEL_OVERWRITE) {
-                /* Seqlock write side. The odd stamp must be visible before any payload byte:
-                 * the release fence orders it before the payload stores that follow, so a
-                 * consumer whose acquire fence follows a read of new payload bytes also reads
-                 * this stamp (or a later one) on its second stamp load. */
-                atomic_store_explicit(&s->stamp, 2 * tx->seq + 1, memory_order_relaxed);
-                atomic_thread_fence(memory_order_release);
-        }
-        /* Under drop_new/reject the consumer released this slot, and it reads a stamp older
-         * than the one it waits for until the release store below: no odd stamp needed. */
-        tx->claimed = s;
-        return s->payload;
+        if (tx->policy == CHANNEL_OVERWRITE)
+                channel_mark_writing_(tx, 1);
+        tx->claimed = 1;
+        return tx->payload;
 }
 
-/* Commits the claimed message. A publish without a claim does nothing. */
+/* Commits the claimed message(s), in order, each stamped with tx->now_ns. A publish without a
+ * claim does nothing. Producer thread; never blocks. */
 CHANNEL_INLINE void channel_publish(struct channel_tx *tx)
 {
-        struct channel_slot *s = tx->claimed;
-        if (!s)
+        if (CHANNEL_UNLIKELY(tx->claimed != 1)) {
+                channel_publish_slow_(tx);
                 return;
-        tx->claimed = NULL;
-        uint64_t seq = tx->seq++;
-        if ((unsigned char *)s == tx->scratch) {
-                atomic_store_explicit(&tx->sh->dropped,
-                                      atomic_load_explicit(&tx->sh->dropped, memory_order_relaxed) +
-                                          1,
-                                      memory_order_relaxed);
-        } else {
-                s->publish_ns = tx->now_ns;
-                /* Release, pairs with the consumer's acquire load of the stamp in
-                 * channel_next(): payload and publish_ns are visible before the stamp. */
-                atomic_store_explicit(&s->stamp, 2 * seq + 2, memory_order_release);
-                tx->head++;
         }
+        tx->claimed = 0;
+        struct channel_hdr *h = (struct channel_hdr *)(void *)tx->hdr;
+        uint64_t seq = tx->seq;
+        h->publish_ns = tx->now_ns;
+        /* Release, pairs with the consumer's acquire load of the stamp in channel_next():
+         * payload and publish_ns are visible before the stamp. */
+        atomic_store_explicit(&h->stamp, 2 * seq + 2, memory_order_release);
+        tx->seq = seq + 1;
+        tx->hdr += tx->hdr_stride;
+        tx->payload += tx->payload_stride;
         /* Relaxed: a counter for channel_stats(), orders nothing. */
-        atomic_store_explicit(&tx->sh->published, tx->seq, memory_order_relaxed);
+        atomic_store_explicit(&tx->sh->published, seq + 1, memory_order_relaxed);
 }
+
+/* ---- consumer ---- */
 
 /* Copy-and-validate of the seqlock read side, out of line. */
 const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq, uint64_t *ret_lost,
                                     uint64_t *ret_publish_ns);
 
+/* drop_new/reject: gives back the slots read in place. */
 CHANNEL_INLINE void channel_rx_release_(struct channel_rx *rx)
 {
-        rx->holding = false;
-        rx->tail++;
-        /* Release, pairs with the producer's acquire load of tail in channel_claim(): our
-         * reads of the slot happen before the producer reuses it. */
-        atomic_store_explicit(&rx->sh->tail, rx->tail, memory_order_release);
+        rx->held = 0;
+        /* Release, pairs with the producer's acquire load of `tail` in channel_claim_slow_():
+         * our reads of the slots happen before the producer reuses them. */
+        atomic_store_explicit(&rx->sh->tail, 2 * rx->taken, memory_order_release);
+}
+
+/* drop_new/reject: takes `k` messages from the cursor on; the ones read before are released
+ * by the same store. */
+CHANNEL_INLINE void channel_rx_take_(struct channel_rx *rx, uint64_t last_stamp, uint32_t k)
+{
+        rx->want = last_stamp + 2;
+        /* Release, pairs with the producer's acquire load of `tail` in channel_claim_slow_():
+         * our reads of the slots before these happen before the producer reuses them. */
+        atomic_store_explicit(&rx->sh->tail, 2 * rx->taken + 1, memory_order_release);
+        rx->taken += k;
+        rx->held = k;
+        rx->hdr += k * rx->hdr_stride;
+        rx->payload += k * rx->payload_stride;
+        if (rx->hdr == rx->hdr_end) {
+                rx->hdr = rx->hdr_base;
+                rx->payload = rx->payload_base;
+        }
 }
 
 /* Returns the oldest unread message, or NULL when there is none, and its sequence number, the
  * count lost just before it and its publish time. The pointer stays valid until the next call
- * or channel_rx_end(). */
+ * or channel_rx_end(). Consumer thread; never blocks. */
 CHANNEL_INLINE const void *channel_next(struct channel_rx *rx, uint64_t *ret_seq,
                                         uint64_t *ret_lost, uint64_t *ret_publish_ns)
 {
         if (rx->policy == CHANNEL_OVERWRITE)
                 return channel_next_overwrite_(rx, ret_seq, ret_lost, ret_publish_ns);
-        if (rx->holding)
-                channel_rx_release_(rx);
-        struct channel_slot *s = channel_slot_at_(rx->slots, rx->stride, rx->tail, rx->mask);
+        const struct channel_hdr *h = (const struct channel_hdr *)(void *)rx->hdr;
         /* Acquire, pairs with the release store in channel_publish(). */
-        uint64_t stamp = atomic_load_explicit(&s->stamp, memory_order_acquire);
-        if (stamp == 0)
+        uint64_t stamp = atomic_load_explicit(&h->stamp, memory_order_acquire);
+        /* A stamp from an earlier lap (or 0) is below `want`. */
+        if (stamp < rx->want) {
+                if (rx->held)
+                        channel_rx_release_(rx);
                 return NULL;
-        uint64_t seq = (stamp - 2) / 2;
-        /* A stamp from an earlier lap carries a smaller sequence number. */
-        if (seq < rx->next_seq)
-                return NULL;
-        *ret_lost = seq - rx->next_seq; /* drop_new gaps; 0 under reject */
+        }
+        uint64_t seq = stamp / 2 - 1;
         *ret_seq = seq;
-        *ret_publish_ns = s->publish_ns;
-        rx->next_seq = seq + 1;
-        rx->holding = true;
-        rx->consumed++;
-        /* Relaxed: a counter for channel_stats(). */
-        atomic_store_explicit(&rx->sh->consumed, rx->consumed, memory_order_relaxed);
-        return s->payload;
+        *ret_lost = seq - (rx->want / 2 - 1); /* drop_new gaps; 0 under reject */
+        *ret_publish_ns = h->publish_ns;
+        const void *p = rx->payload;
+        channel_rx_take_(rx, stamp, 1);
+        return p;
 }
 
-/* Ends a read pass: releases the slot held in place, if any. The worker calls it when the
+/* Reads up to `max` (>= 1) consecutive messages at once: fills *ret and returns their count,
+ * or 0 when none is readable. Under drop_new/reject they are read in place, up to the ring's
+ * end and the first gap in the sequence; under overwrite one message at a time (the copy).
+ * They stay valid until the next call or channel_rx_end(). Consumer thread; never blocks. */
+CHANNEL_INLINE uint32_t channel_next_burst(struct channel_rx *rx, uint32_t max,
+                                           struct channel_burst *ret)
+{
+        if (rx->policy == CHANNEL_OVERWRITE) {
+                uint64_t seq, lost, ns;
+                if (!channel_next_overwrite_(rx, &seq, &lost, &ns))
+                        return 0;
+                *ret = (struct channel_burst){.payload = rx->copy + sizeof(struct channel_hdr),
+                                              .hdr = rx->copy,
+                                              .count = 1,
+                                              .seq = seq,
+                                              .lost_before = lost};
+                return 1;
+        }
+        const unsigned char *h = rx->hdr;
+        uint64_t first = atomic_load_explicit(&((const struct channel_hdr *)(const void *)h)->stamp,
+                                              memory_order_acquire);
+        if (first < rx->want) {
+                if (rx->held)
+                        channel_rx_release_(rx);
+                return 0;
+        }
+        size_t to_end = (size_t)(rx->hdr_end - rx->hdr) / rx->hdr_stride;
+        uint32_t k = max == 0 ? 1 : max;
+        if (k > to_end)
+                k = (uint32_t)to_end;
+        /* Stamps increase by at least 2 per slot along the run and are published in order: the
+         * last slot holding exactly first + 2 (k - 1) means the whole run is complete and has
+         * no gap. Acquire, as in channel_next(). */
+        uint32_t n = 1;
+        if (k > 1) {
+                const struct channel_hdr *last =
+                    (const void *)(h + (size_t)(k - 1) * rx->hdr_stride);
+                if (atomic_load_explicit(&last->stamp, memory_order_acquire) ==
+                    first + 2 * (uint64_t)(k - 1)) {
+                        n = k;
+                } else {
+                        for (; n < k; n++) {
+                                const struct channel_hdr *s =
+                                    (const void *)(h + (size_t)n * rx->hdr_stride);
+                                if (atomic_load_explicit(&s->stamp, memory_order_acquire) !=
+                                    first + 2 * (uint64_t)n)
+                                        break;
+                        }
+                }
+        }
+        *ret = (struct channel_burst){.payload = rx->payload,
+                                      .hdr = h,
+                                      .count = n,
+                                      .payload_stride = rx->payload_stride,
+                                      .hdr_stride = rx->hdr_stride,
+                                      .seq = first / 2 - 1,
+                                      .lost_before = first / 2 - 1 - (rx->want / 2 - 1)};
+        channel_rx_take_(rx, first + 2 * (uint64_t)(n - 1), n);
+        /* Relaxed: a counter for channel_stats(); `tail` tells only one message held. */
+        if (n > 1)
+                atomic_store_explicit(&rx->sh->consumed, rx->taken, memory_order_relaxed);
+        return n;
+}
+
+CHANNEL_INLINE const void *channel_burst_msg(const struct channel_burst *b, uint32_t i)
+{
+        return b->payload + (size_t)i * b->payload_stride;
+}
+
+CHANNEL_INLINE uint64_t channel_burst_publish_ns(const struct channel_burst *b, uint32_t i)
+{
+        return ((const struct channel_hdr *)(const void *)(b->hdr + (size_t)i * b->hdr_stride))
+            ->publish_ns;
+}
+
+/* Ends a read pass: releases the slot(s) held in place, if any. The worker calls it when the
  * consumer's run returns. */
 CHANNEL_INLINE void channel_rx_end(struct channel_rx *rx)
 {
-        if (rx->holding)
+        if (rx->policy != CHANNEL_OVERWRITE && rx->held)
                 channel_rx_release_(rx);
 }
 
 /* Whether a message is readable now; consumer thread only. Reads one stamp. */
 CHANNEL_INLINE bool channel_readable(const struct channel_rx *rx)
 {
-        uint64_t pos = rx->tail + (rx->holding ? 1 : 0);
-        const struct channel_slot *s = channel_slot_at_(rx->slots, rx->stride, pos, rx->mask);
+        if (rx->policy != CHANNEL_OVERWRITE) {
+                const struct channel_hdr *h = (const struct channel_hdr *)(void *)rx->hdr;
+                /* Acquire: a true answer is followed by reading the slot. */
+                return atomic_load_explicit(&h->stamp, memory_order_acquire) >= rx->want;
+        }
+        uint64_t pos = rx->pos;
+        const struct channel_hdr *h =
+            (const void *)(rx->hdr_base + (size_t)(pos & rx->mask) * rx->hdr_stride);
         /* Acquire: a true answer is followed by reading the slot. */
-        uint64_t stamp = atomic_load_explicit(&s->stamp, memory_order_acquire);
+        uint64_t stamp = atomic_load_explicit(&h->stamp, memory_order_acquire);
         if (stamp == 0)
                 return false;
-        if (rx->policy == CHANNEL_OVERWRITE) {
-                /* Odd: message (stamp-1)/2 is being written; it is the one we wait for, or a
-                 * later one, which means older messages wait behind our cursor. */
-                if (stamp & 1)
-                        return rx->nslots > 1 && (stamp - 1) / 2 > pos;
-                return (stamp - 2) / 2 >= pos;
-        }
-        return (stamp - 2) / 2 >= rx->next_seq;
+        /* Odd: message (stamp-1)/2 is being written; it is the one we wait for, or a later
+         * one, which means older messages wait behind our cursor. */
+        if (stamp & 1)
+                return rx->nslots > 1 && (stamp - 1) / 2 > pos;
+        return (stamp - 2) / 2 >= pos;
 }
 
 #endif /* ACTORD_CHANNEL_H */

@@ -106,6 +106,7 @@ struct config {
         uint32_t capacity;
         uint64_t messages;
         bool stalls; /* the consumer stalls until lapped or refused, and dawdles */
+        bool batch;  /* batch claims of 1 to 16 slots, and batch reads mixed with single ones */
 };
 
 struct run {
@@ -225,7 +226,16 @@ static void *producer_main(void *arg)
                 }
                 if (atomic_load_explicit(&r->pacing, memory_order_relaxed))
                         pace(r, kept_end, slack);
-                void *p = channel_claim(&r->tx);
+                uint32_t k = 1;
+                unsigned char *p;
+                if (cfg->batch) {
+                        uint64_t want = 1 + xorshift(&rng) % 16;
+                        if (want > cfg->messages - c)
+                                want = cfg->messages - c;
+                        p = channel_claim_n(&r->tx, (uint32_t)want, &k);
+                } else {
+                        p = channel_claim(&r->tx);
+                }
                 if (!p) {
                         atomic_store_explicit(
                             &r->refused,
@@ -235,12 +245,14 @@ static void *producer_main(void *arg)
                         continue;
                 }
                 /* Under drop_new a full ring hands out its scratch area: a drop. */
-                if (!r->tx.scratch || p != ((struct channel_slot *)(void *)r->tx.scratch)->payload)
-                        kept_end = c + 1;
-                fill(p, cfg->payload_size, c);
+                if (p != r->tx.scratch)
+                        kept_end = c + k;
+                for (uint32_t i = 0; i < k; i++)
+                        fill(p + i * r->tx.payload_stride, cfg->payload_size, c + i);
+                /* A batch carries the time of its first message. */
                 r->tx.now_ns = publish_time(c);
                 channel_publish(&r->tx);
-                c++;
+                c += k;
                 atomic_store_explicit(&r->sent, c, memory_order_relaxed);
                 /* Pauses of its own let the consumer catch up and poll an empty ring or a
                  * slot being written. */
@@ -274,7 +286,9 @@ static void check_message(struct run *r, struct tally *t, const void *p, uint64_
                 t->bad_counter++;
                 FAIL(t, "seq %lu carries counter %lu", (unsigned long)seq, (unsigned long)c);
         }
-        if (ns != publish_time(seq)) {
+        uint64_t behind = publish_time(seq) - ns; /* a batch: its first message's time */
+        if (cfg->batch ? ns > publish_time(seq) || behind % 3 || behind / 3 >= 16
+                       : ns != publish_time(seq)) {
                 t->bad_time++;
                 FAIL(t, "seq %lu: publish_ns %lu", (unsigned long)seq, (unsigned long)ns);
         }
@@ -290,9 +304,9 @@ static void check_message(struct run *r, struct tally *t, const void *p, uint64_
         if (cfg->policy == CHANNEL_OVERWRITE) {
                 /* Evidence that the sides meet on a slot, where a copy can tear: the producer
                  * is already rewriting the one just read. */
-                const struct channel_slot *s =
-                    channel_slot_at_(r->rx.slots, r->rx.stride, seq, r->rx.mask);
-                if (atomic_load_explicit(&s->stamp, memory_order_relaxed) != 2 * seq + 2)
+                const struct channel_hdr *h =
+                    (const void *)(r->rx.hdr_base + (seq & r->rx.mask) * r->rx.hdr_stride);
+                if (atomic_load_explicit(&h->stamp, memory_order_relaxed) != 2 * seq + 2)
                         t->overtaken++;
         }
         t->received++;
@@ -332,7 +346,22 @@ static void consume(struct run *r, struct tally *t)
                 uint64_t dice = xorshift(&rng);
                 bool said_readable = (dice & 3) == 0 && channel_readable(&r->rx);
                 uint64_t seq, lost, ns;
-                const void *p = channel_next(&r->rx, &seq, &lost, &ns);
+                const void *p;
+                if (cfg->batch && (dice & 4)) {
+                        struct channel_burst b = {0};
+                        uint32_t k = channel_next_burst(&r->rx, 1 + (uint32_t)(dice >> 8) % 16, &b);
+                        for (uint32_t i = 0; i + 1 < k; i++)
+                                check_message(r, t, channel_burst_msg(&b, i), b.seq + i,
+                                              i ? 0 : b.lost_before,
+                                              channel_burst_publish_ns(&b, i));
+                        /* The last goes through the common path below. */
+                        p = k ? channel_burst_msg(&b, k - 1) : NULL;
+                        seq = b.seq + k - 1;
+                        lost = k == 1 ? b.lost_before : 0;
+                        ns = k ? channel_burst_publish_ns(&b, k - 1) : 0;
+                } else {
+                        p = channel_next(&r->rx, &seq, &lost, &ns);
+                }
                 if (!p) {
                         /* Under overwrite a lapping producer can take the announced message
                          * away again; the in-place policies must deliver it. */
@@ -534,4 +563,45 @@ Test(stress, overwrite_race_capacity_1, .timeout = STRESS_TIMEOUT)
 Test(stress, overwrite_race_capacity_2, .timeout = STRESS_TIMEOUT)
 {
         race(2);
+}
+
+/* Batch claims and batch reads, mixed with single reads, under every policy. */
+static void stress_batch(enum channel_policy policy, uint32_t payload_size)
+{
+        run_stress((struct config){.policy = policy,
+                                   .payload_size = payload_size,
+                                   .capacity = STRESS_CAPACITY,
+                                   .messages = STRESS_MESSAGES / 2,
+                                   .stalls = true,
+                                   .batch = true});
+}
+
+Test(stress, batch_overwrite_8, .timeout = STRESS_TIMEOUT)
+{
+        stress_batch(CHANNEL_OVERWRITE, 8);
+}
+
+Test(stress, batch_overwrite_64, .timeout = STRESS_TIMEOUT)
+{
+        stress_batch(CHANNEL_OVERWRITE, 64);
+}
+
+Test(stress, batch_drop_new_8, .timeout = STRESS_TIMEOUT)
+{
+        stress_batch(CHANNEL_DROP_NEW, 8);
+}
+
+Test(stress, batch_drop_new_64, .timeout = STRESS_TIMEOUT)
+{
+        stress_batch(CHANNEL_DROP_NEW, 64);
+}
+
+Test(stress, batch_reject_8, .timeout = STRESS_TIMEOUT)
+{
+        stress_batch(CHANNEL_REJECT, 8);
+}
+
+Test(stress, batch_reject_64, .timeout = STRESS_TIMEOUT)
+{
+        stress_batch(CHANNEL_REJECT, 64);
 }

@@ -832,3 +832,186 @@ Test(channel, capacity_one_claim_in_progress_is_not_readable)
         cr_assert(channel_readable(&e.rx));
         close_ends(&e);
 }
+
+/* ---- batches ---- */
+
+/* Claims up to n slots, writes values v, v+1, ... and publishes them; returns the count. */
+static uint32_t send_n(struct ends *e, uint32_t n, uint64_t v)
+{
+        uint32_t k;
+        unsigned char *p = channel_claim_n(&e->tx, n, &k);
+        if (!p) {
+                cr_assert_eq(k, 0);
+                return 0;
+        }
+        cr_assert_gt(k, 0);
+        cr_assert_leq(k, n);
+        for (uint32_t i = 0; i < k; i++) {
+                uint64_t x = v + i;
+                memcpy(p + i * e->tx.payload_stride, &x, sizeof(x));
+        }
+        channel_publish(&e->tx);
+        return k;
+}
+
+/* Reads one run; checks that it holds `count` messages from `seq` with values from `value`. */
+static void expect_burst(struct ends *e, uint32_t max, uint32_t count, uint64_t seq, uint64_t lost,
+                         uint64_t value)
+{
+        struct channel_burst b = {0};
+        uint32_t k = channel_next_burst(&e->rx, max, &b);
+        cr_assert_eq(k, count, "burst of %u from seq %lu: got %u", count, (unsigned long)seq, k);
+        if (!k)
+                return;
+        cr_assert_eq(b.count, k);
+        cr_assert_eq(b.seq, seq, "seq %lu, expected %lu", (unsigned long)b.seq, (unsigned long)seq);
+        cr_assert_eq(b.lost_before, lost);
+        for (uint32_t i = 0; i < k; i++) {
+                uint64_t x;
+                memcpy(&x, channel_burst_msg(&b, i), sizeof(x));
+                cr_assert_eq(x, value + i, "message %u: %lu, expected %lu", i, (unsigned long)x,
+                             (unsigned long)(value + i));
+        }
+}
+
+Test(channel, batch_publish_and_read_every_policy)
+{
+        static const uint32_t sizes[] = {8, 64, 200};
+        for (size_t i = 0; i < 3; i++) {
+                for (size_t z = 0; z < 3; z++) {
+                        struct ends e;
+                        open_ends(&e, 8, sizes[z], all_policies[i]);
+                        cr_assert_eq(send_n(&e, 5, 100), 5);
+                        cr_assert_eq(stats_of(&e).published, 5);
+                        for (uint64_t s = 0; s < 5; s++)
+                                expect_msg(&e, s, 0, 100 + s);
+                        expect_empty(&e);
+                        /* A run ends at the ring's end: 3 slots are left before it. */
+                        cr_assert_eq(send_n(&e, 8, 200), 3);
+                        cr_assert_eq(send_n(&e, 2, 203), 2);
+                        if (all_policies[i] == CHANNEL_OVERWRITE) {
+                                /* One message at a time, through the copy. */
+                                for (uint64_t s = 5; s < 10; s++)
+                                        expect_burst(&e, 8, 1, s, 0, 200 + s - 5);
+                        } else {
+                                expect_burst(&e, 8, 3, 5, 0, 200);
+                                expect_burst(&e, 8, 2, 8, 0, 203);
+                        }
+                        expect_burst(&e, 8, 0, 0, 0, 0);
+                        channel_rx_end(&e.rx);
+                        struct channel_stats st = stats_of(&e);
+                        cr_assert_eq(st.published, 10);
+                        cr_assert_eq(st.consumed, 10);
+                        expect_balanced(&e);
+                        close_ends(&e);
+                }
+        }
+}
+
+/* Each message of a batch gets the publish time in force at the publish, and its own seq. */
+Test(channel, batch_carries_publish_time)
+{
+        for (size_t i = 0; i < 3; i++) {
+                struct ends e;
+                open_ends(&e, 8, 8, all_policies[i]);
+                e.tx.now_ns = 5;
+                uint32_t k;
+                unsigned char *p = channel_claim_n(&e.tx, 4, &k);
+                cr_assert_eq(k, 4);
+                memset(p, 0, 4 * e.tx.payload_stride);
+                e.tx.now_ns = 77;
+                channel_publish(&e.tx);
+                for (uint64_t s = 0; s < 4; s++) {
+                        struct msg m;
+                        cr_assert(recv(&e, &m));
+                        cr_assert_eq(m.seq, s);
+                        cr_assert_eq(m.ns, 77);
+                }
+                cr_assert(send(&e, 9));
+                struct channel_burst b;
+                cr_assert_eq(channel_next_burst(&e.rx, 4, &b), 1);
+                cr_assert_eq(channel_burst_publish_ns(&b, 0), 77);
+                close_ends(&e);
+        }
+}
+
+/* Claiming again before the publish gives the same first slot; publishing twice does nothing
+ * the second time. */
+Test(channel, batch_claim_twice_and_publish_twice)
+{
+        for (size_t i = 0; i < 3; i++) {
+                struct ends e;
+                open_ends(&e, 8, 8, all_policies[i]);
+                uint32_t k1, k2;
+                void *a = channel_claim_n(&e.tx, 4, &k1);
+                void *b = channel_claim_n(&e.tx, 2, &k2);
+                cr_assert_eq(a, b);
+                cr_assert_eq(k1, 4);
+                cr_assert_eq(k2, 2, "the later claim decides how many are published");
+                memcpy(a, &(uint64_t){1}, 8);
+                memcpy((unsigned char *)a + e.tx.payload_stride, &(uint64_t){2}, 8);
+                channel_publish(&e.tx);
+                channel_publish(&e.tx);
+                cr_assert_eq(stats_of(&e).published, 2);
+                expect_msg(&e, 0, 0, 1);
+                expect_msg(&e, 1, 0, 2);
+                expect_empty(&e);
+                /* A single claim after a batch claim narrows it to one slot. */
+                a = channel_claim_n(&e.tx, 3, &k1);
+                cr_assert_eq(channel_claim(&e.tx), a);
+                memcpy(a, &(uint64_t){3}, 8);
+                channel_publish(&e.tx);
+                expect_msg(&e, 2, 0, 3);
+                expect_empty(&e);
+                cr_assert_eq(stats_of(&e).published, 3);
+                close_ends(&e);
+        }
+}
+
+/* Under reject a batch claim takes what is free; the whole run read at once stays held until
+ * the next call, and is released by it. */
+Test(channel, batch_reject_holds_the_whole_run)
+{
+        struct ends e;
+        open_ends(&e, 4, 8, CHANNEL_REJECT);
+        cr_assert_eq(send_n(&e, 3, 0), 3);
+        cr_assert_eq(send_n(&e, 3, 3), 1, "one slot left");
+        cr_assert_eq(send_n(&e, 3, 4), 0, "full");
+        expect_burst(&e, 4, 4, 0, 0, 0);
+        struct channel_stats st = stats_of(&e);
+        cr_assert_eq(st.consumed, 4, "four held, all delivered");
+        cr_assert_eq(send_n(&e, 1, 4), 0, "a run read in place is not released yet");
+        expect_burst(&e, 4, 0, 0, 0, 0); /* moving on releases all four */
+        cr_assert_eq(send_n(&e, 4, 4), 4);
+        expect_burst(&e, 2, 2, 4, 0, 4);
+        cr_assert_eq(send_n(&e, 4, 8), 0, "the run of two is held");
+        expect_msg(&e, 6, 0, 6);
+        cr_assert_eq(send_n(&e, 4, 8), 2, "moving on released the run of two");
+        expect_msg(&e, 7, 0, 7);
+        expect_burst(&e, 4, 2, 8, 0, 8);
+        channel_rx_end(&e.rx);
+        st = stats_of(&e);
+        cr_assert_eq(st.published, 10);
+        cr_assert_eq(st.consumed, 10);
+        cr_assert_eq(st.lost, 0);
+        cr_assert_eq(st.rejected, 3);
+        close_ends(&e);
+}
+
+/* Under drop_new a batch read stops at a gap, which the next run reports. */
+Test(channel, batch_drop_new_stops_at_a_gap)
+{
+        struct ends e;
+        open_ends(&e, 4, 8, CHANNEL_DROP_NEW);
+        cr_assert_eq(send_n(&e, 4, 0), 4);
+        cr_assert_eq(send_n(&e, 4, 4), 1, "full: one scratch slot");
+        cr_assert_eq(stats_of(&e).dropped, 1);
+        expect_burst(&e, 2, 2, 0, 0, 0);
+        expect_burst(&e, 4, 2, 2, 0, 2);
+        channel_rx_end(&e.rx);
+        cr_assert_eq(send_n(&e, 4, 5), 4);
+        expect_burst(&e, 4, 4, 5, 1, 5);
+        expect_empty(&e);
+        expect_balanced(&e);
+        close_ends(&e);
+}
