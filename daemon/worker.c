@@ -1031,7 +1031,9 @@ static void worker_loop(struct worker *w)
                         now = mono_ns();
                         continue;
                 }
-                if (w->idle == IDLE_SLEEP) {
+                /* A worker with no component has nothing to spin for (a reload that gives it
+                 * some wakes it). */
+                if (w->idle == IDLE_SLEEP || w->n_comps == 0) {
                         worker_sleep(w);
                         now = mono_ns();
                         continue;
