@@ -919,7 +919,11 @@ int runtime_reload(struct runtime *rt, struct topology *running, struct topology
         }
 
         /* Every worker waits in worker_pause: no component runs, no channel moves. */
-        if (reload_plan(plan, running, next, &(struct diag){0}) < 0) {
+        /* The caller checked the workers: only memory can fail here. */
+        struct diag d = {0};
+        int pr = reload_plan(plan, running, next, &d);
+        diag_free(&d);
+        if (pr < 0) {
                 resume_all(rt, rt->n_workers);
                 pthread_mutex_unlock(&rt->lock);
                 arrays_free(arrays, rt->n_workers);
