@@ -369,7 +369,8 @@ static int cmp_str(const void *a, const void *b)
 int plugin_registry_load(struct plugin_registry *reg, const char *const *dirs, int n_dirs,
                          struct diag *d)
 {
-        struct stat seen[256];
+        /* Files already seen, by device and inode: a file reachable by two paths loads once. */
+        struct stat *seen = NULL;
         int n_seen = 0;
         for (int i = 0; i < n_dirs; i++) {
                 DIR *dir = opendir(dirs[i]);
@@ -401,19 +402,32 @@ int plugin_registry_load(struct plugin_registry *reg, const char *const *dirs, i
                                 for (int s = 0; s < n_seen && !dup; s++)
                                         dup = seen[s].st_dev == st.st_dev &&
                                               seen[s].st_ino == st.st_ino;
-                                if (!dup && n_seen < (int)(sizeof(seen) / sizeof(seen[0])))
+                                struct stat *ns =
+                                    dup ? seen
+                                        : realloc(seen, (size_t)(n_seen + 1) * sizeof(*seen));
+                                if (!ns) {
+                                        for (; k < n; k++)
+                                                free(names[k]);
+                                        free(names);
+                                        free(seen);
+                                        return -ENOMEM;
+                                }
+                                seen = ns;
+                                if (!dup)
                                         seen[n_seen++] = st;
                         }
                         if (!dup && plugin_registry_load_file(reg, names[k], d) == -ENOMEM) {
                                 for (; k < n; k++)
                                         free(names[k]);
                                 free(names);
+                                free(seen);
                                 return -ENOMEM;
                         }
                         free(names[k]);
                 }
                 free(names);
         }
+        free(seen);
         return 0;
 }
 
