@@ -25,6 +25,7 @@
 
 #include "bench.h"
 #include "benchkit.h"
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "plugin.h"
@@ -40,13 +41,6 @@ struct popts {
 struct pct {
         double p50, p99, p999;
 };
-
-static uint64_t mono_ns(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int cmp_u64(const void *a, const void *b)
 {

@@ -14,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "actord-build.h"
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "plugin.h"
@@ -294,13 +295,6 @@ static int tick_ms(uint64_t watchdog_usec, uint32_t stall_ms)
         if ((int)stall_ms / 4 < t)
                 t = (int)stall_ms / 4;
         return t < 1 ? 1 : t;
-}
-
-static uint64_t mono_ns(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* One line for STATUS= and the log: components, workers, throughput and losses. */

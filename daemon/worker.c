@@ -28,17 +28,11 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "clock.h"
 #include "reload.h"
 
 #define TAG_WAKE 0u
 #define TAG_TIMER 1u
-
-static uint64_t mono_ns(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static inline struct component *comp_of(struct actord_ctx *ctx)
 {
