@@ -430,16 +430,28 @@ static void poll_add(struct worker *w, struct component *c)
         atomic_store_explicit(&c->polled, true, memory_order_relaxed);
 }
 
-/* Each iteration: the watched components with a message become ready. */
-static void poll_inputs(struct worker *w)
+static void run_component(struct worker *w, struct component *c, uint64_t now);
+
+/* Each iteration: the watched components with a message run at once, without going through
+ * the ready list (no exchange of `queued`, no append). One that a producer marked ready
+ * meanwhile (it had not seen `polled` yet) waits in the list as usual and runs there, if a
+ * message is left then. Returns how many ran. */
+static int poll_inputs(struct worker *w, uint64_t now)
 {
-        for (int i = 0; i < w->n_poll; i++) {
+        int ran = 0;
+        for (int i = 0; i < w->n_poll;) {
                 struct component *c = w->poll[i];
-                if (!atomic_load_explicit(&c->queued, memory_order_relaxed) && inputs_readable(c)) {
+                if (!atomic_load_explicit(&c->queued, memory_order_relaxed) && !c->stopped &&
+                    inputs_readable(c)) {
                         w->poll_hit[i] = w->iter;
-                        mark_ready(w, c);
+                        run_component(w, c, now);
+                        ran++;
+                        if (c->stopped)
+                                continue; /* it left the set: slot i holds another one now */
                 }
+                i++;
         }
+        return ran;
 }
 
 /* Before sleeping: producers must mark the watched components ready again. Returns true if
@@ -1015,9 +1027,8 @@ static void worker_loop(struct worker *w)
                         w->iter++;
                 }
                 inbox_drain(w);
-                if (w->n_poll)
-                        poll_inputs(w);
-                int ran = run_timers(w, now);
+                int ran = w->n_poll ? poll_inputs(w, now) : 0;
+                ran += run_timers(w, now);
                 for (int i = 0; i < w->n_loops; i++)
                         if (!w->loops[i]->stopped) {
                                 run_component(w, w->loops[i], now);
