@@ -402,9 +402,10 @@ Test(reload, changing_the_workers_is_refused_and_the_pipeline_goes_on)
         free(plugins);
 }
 
-/* Reload after reload with sleeping workers, each restarting one producer and its consumer on
- * another worker: every reload pauses and wakes both workers; the kept pair loses nothing. */
-Test(reload, twenty_reloads_in_a_row_lose_nothing)
+/* Reload after reload, each restarting one producer whose consumer is kept: every reload
+ * pauses both workers (asleep, or spinning with components in their poll sets); the kept pair
+ * src -> sink loses nothing. */
+static void twenty_reloads(const char *idle)
 {
         char *plugins = plugin_folder();
         install_plugin(plugins, ACTORD_TEST_TESTPLUGIN_DIR "/version1/version.so", "version.so");
@@ -412,7 +413,7 @@ Test(reload, twenty_reloads_in_a_row_lose_nothing)
         char other[512];
         other_block(300, b, other, sizeof(other));
         char *body = first_body(a, other, OTHER_LINK);
-        char *conf = write_conf_idle(plugins, "sleep", body);
+        char *conf = write_conf_idle(plugins, idle, body);
         free(body);
         struct daemon d;
         const char *args[] = {"--config", conf, NULL};
@@ -422,7 +423,7 @@ Test(reload, twenty_reloads_in_a_row_lose_nothing)
         for (int i = 0; i < 20; i++) {
                 other_block(300 + 10 * (i % 2 + 1), b, other, sizeof(other));
                 body = first_body(a, other, OTHER_LINK);
-                free(write_conf_idle(plugins, "sleep", body));
+                free(write_conf_idle(plugins, idle, body));
                 free(body);
                 reload_expect(&d, "STATUS=reloaded: 3 kept, 1 restarted, 0 started, 0 stopped");
                 wait_more_lines(a, 5);
@@ -491,4 +492,14 @@ Test(reload, a_component_failing_to_start_is_retried_by_the_next_reload)
         free(v);
         free(sub);
         free(plugins);
+}
+
+Test(reload, twenty_reloads_in_a_row_lose_nothing_sleeping_workers)
+{
+        twenty_reloads("sleep");
+}
+
+Test(reload, twenty_reloads_in_a_row_lose_nothing_spinning_workers)
+{
+        twenty_reloads("spin");
 }
