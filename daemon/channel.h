@@ -337,14 +337,41 @@ CHANNEL_INLINE void channel_rx_take_(struct channel_rx *rx, uint64_t last_stamp,
         }
 }
 
+/* Whether a message is readable now; consumer thread only. Reads one stamp. */
+CHANNEL_INLINE bool channel_readable(const struct channel_rx *rx)
+{
+        if (rx->policy != CHANNEL_OVERWRITE) {
+                const struct channel_hdr *h = (const struct channel_hdr *)(void *)rx->hdr;
+                /* Acquire: a true answer is followed by reading the slot. */
+                return atomic_load_explicit(&h->stamp, memory_order_acquire) >= rx->want;
+        }
+        uint64_t pos = rx->pos;
+        const struct channel_hdr *h =
+            (const void *)(rx->hdr_base + (size_t)(pos & rx->mask) * rx->hdr_stride);
+        /* Acquire: a true answer is followed by reading the slot. */
+        uint64_t stamp = atomic_load_explicit(&h->stamp, memory_order_acquire);
+        if (stamp == 0)
+                return false;
+        /* Odd: message (stamp-1)/2 is being written; it is the one we wait for, or a later
+         * one, which means older messages wait behind our cursor. */
+        if (stamp & 1)
+                return rx->nslots > 1 && (stamp - 1) / 2 > pos;
+        return (stamp - 2) / 2 >= pos;
+}
+
 /* Returns the oldest unread message, or NULL when there is none, and its sequence number, the
  * count lost just before it and its publish time. The pointer stays valid until the next call
  * or channel_rx_end(). Consumer thread; never blocks. */
 CHANNEL_INLINE const void *channel_next(struct channel_rx *rx, uint64_t *ret_seq,
                                         uint64_t *ret_lost, uint64_t *ret_publish_ns)
 {
-        if (rx->policy == CHANNEL_OVERWRITE)
+        if (rx->policy == CHANNEL_OVERWRITE) {
+                /* Nothing new is answered here, without the call: a reader's last call of a
+                 * run is that one. (Not readable implies the copy path returns NULL too.) */
+                if (!channel_readable(rx))
+                        return NULL;
                 return channel_next_overwrite_(rx, ret_seq, ret_lost, ret_publish_ns);
+        }
         const struct channel_hdr *h = (const struct channel_hdr *)(void *)rx->hdr;
         /* Acquire, pairs with the release store in channel_publish(). */
         uint64_t stamp = atomic_load_explicit(&h->stamp, memory_order_acquire);
@@ -444,28 +471,6 @@ CHANNEL_INLINE void channel_rx_end(struct channel_rx *rx)
 {
         if (rx->policy != CHANNEL_OVERWRITE && rx->held)
                 channel_rx_release_(rx);
-}
-
-/* Whether a message is readable now; consumer thread only. Reads one stamp. */
-CHANNEL_INLINE bool channel_readable(const struct channel_rx *rx)
-{
-        if (rx->policy != CHANNEL_OVERWRITE) {
-                const struct channel_hdr *h = (const struct channel_hdr *)(void *)rx->hdr;
-                /* Acquire: a true answer is followed by reading the slot. */
-                return atomic_load_explicit(&h->stamp, memory_order_acquire) >= rx->want;
-        }
-        uint64_t pos = rx->pos;
-        const struct channel_hdr *h =
-            (const void *)(rx->hdr_base + (size_t)(pos & rx->mask) * rx->hdr_stride);
-        /* Acquire: a true answer is followed by reading the slot. */
-        uint64_t stamp = atomic_load_explicit(&h->stamp, memory_order_acquire);
-        if (stamp == 0)
-                return false;
-        /* Odd: message (stamp-1)/2 is being written; it is the one we wait for, or a later
-         * one, which means older messages wait behind our cursor. */
-        if (stamp & 1)
-                return rx->nslots > 1 && (stamp - 1) / 2 > pos;
-        return (stamp - 2) / 2 >= pos;
 }
 
 #endif /* ACTORD_CHANNEL_H */
