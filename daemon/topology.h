@@ -55,6 +55,7 @@ struct component {
         uint64_t next_deadline_ns;
         uint64_t missed_periods;
         uint64_t runs;
+        uint64_t drained; /* during a run: bit k set when the last read of input k found none */
         char error[256];
         struct worker *w;
 

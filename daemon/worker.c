@@ -85,7 +85,11 @@ static const void *host_next(struct actord_ctx *ctx, uint32_t in, struct actord_
         struct actord_msg_info tmp;
         if (!info)
                 info = &tmp;
-        return channel_next(&c->in[in], &info->seq, &info->lost_before, &info->publish_ns);
+        const void *m = channel_next(&c->in[in], &info->seq, &info->lost_before, &info->publish_ns);
+        /* Which inputs this run read to the end (run_component). */
+        uint64_t bit = in < 64 ? 1ull << in : 0;
+        c->drained = m ? c->drained & ~bit : c->drained | bit;
+        return m;
 }
 
 static uint32_t host_port_count(struct actord_ctx *ctx, bool output)
@@ -498,6 +502,14 @@ static void component_stop(struct component *c)
         c->state = NULL;
 }
 
+/* Whether the run's last read of every input found nothing (host_next). */
+static bool all_drained(const struct component *c)
+{
+        if (c->n_in == 0 || c->n_in > 64)
+                return false;
+        return c->drained == (c->n_in == 64 ? ~0ull : (1ull << c->n_in) - 1);
+}
+
 static void run_component(struct worker *w, struct component *c, uint64_t now)
 {
         for (uint32_t k = 0; k < c->n_out; k++) {
@@ -507,6 +519,7 @@ static void run_component(struct worker *w, struct component *c, uint64_t now)
         /* Relaxed: read by the supervisor as diagnostics only. `now`: see worker_loop. */
         atomic_store_explicit(&w->running, c, memory_order_relaxed);
         atomic_store_explicit(&w->busy_since_ns, now, memory_order_relaxed);
+        c->drained = 0;
         int r = c->cls->process(&c->ctx, c->state);
         atomic_store_explicit(&w->busy_since_ns, 0, memory_order_relaxed);
         for (uint32_t k = 0; k < c->n_in; k++)
@@ -545,9 +558,12 @@ static void run_component(struct worker *w, struct component *c, uint64_t now)
                            c->error[0] ? c->error : "process returned an error");
                 c->failed = true;
                 component_stop(c);
-        } else if (r == ACTORD_OK && c->rule == ACTORD_RULE_ON_MESSAGE && inputs_readable(c)) {
+        } else if (r == ACTORD_OK && c->rule == ACTORD_RULE_ON_MESSAGE && !all_drained(c) &&
+                   inputs_readable(c)) {
                 /* It stopped reading with messages left (a batch limit, a full output): it
-                 * runs again. After IDLE it waits for the next message instead. */
+                 * runs again. After IDLE it waits for the next message instead. Not when its
+                 * last read of every input found nothing: a message published since then
+                 * marks it ready again (its producer, or the poll set), as for any other. */
                 mark_ready(w, c);
         }
 }

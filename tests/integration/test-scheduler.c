@@ -334,6 +334,50 @@ Test(scheduler, many_circles_between_adaptive_workers)
         many_circles("adaptive", 20000 / SCALE);
 }
 
+/* A component that stops reading with messages left (here one per run) runs again until
+ * its input is empty, without a new message to wake it; one that read everything waits. */
+static void batch_reader(const char *idle)
+{
+        char *out = path_in_dir("probe.txt"), *body;
+        cr_assert(asprintf(&body,
+                           "components: {\n"
+                           "  src = { class = \"core.tick\"; schedule = { every_us = 20000; };\n"
+                           "          settings = { count = 500; burst = 50; }; worker = 0; };\n"
+                           "  p = { class = \"test.probe\"; settings = { path = \"%s\"; batch = "
+                           "1; }; worker = %d; };\n"
+                           "};\n"
+                           "links = ( \"src.out -> p.in\" );\n",
+                           out, cpu_a == cpu_b ? 0 : 1) > 0);
+        struct daemon d;
+        char *conf = start(&d, idle, body);
+        cr_assert(wait_contains(dir, d.err_path, "component 'src' finished (DONE)", 20000), "%s",
+                  daemon_stderr(&d));
+        /* The last burst is read to the end, one message per run, with nothing published
+         * after it: only the rerun of a component that left messages gets there. */
+        free(stop(&d));
+        char *text = tu_read(out);
+        cr_assert_not_null(text);
+        cr_assert_eq(field(text, "msgs="), 500, "%s", text);
+        cr_assert_eq(field(text, "lost="), 0, "%s", text);
+        cr_assert_eq(field(text, "empty="), 0, "%s", text);
+        cr_assert_eq(field(text, "runs="), 500, "%s", text);
+        free(text);
+        daemon_cleanup(&d);
+        free(conf);
+        free(body);
+        free(out);
+}
+
+Test(scheduler, a_reader_that_leaves_messages_runs_again_sleeping)
+{
+        batch_reader("sleep");
+}
+
+Test(scheduler, a_reader_that_leaves_messages_runs_again_spinning)
+{
+        batch_reader("spin");
+}
+
 /* The CPUs a thread may run on, as a list "0" or "0,1". */
 static void task_cpus(pid_t pid, const char *tid, char *buf, size_t len)
 {

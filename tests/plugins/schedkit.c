@@ -38,6 +38,7 @@ static void write_file(const char *path, const char *text)
 struct probe {
         char *path;
         uint64_t runs, empty, msgs, lost;
+        int64_t batch; /* messages read per run at most; 0: all */
 };
 
 static int probe_init(struct actord_ctx *ctx, void **ret_state)
@@ -46,6 +47,7 @@ static int probe_init(struct actord_ctx *ctx, void **ret_state)
         if (!p)
                 return -ENOMEM;
         p->path = path_setting(ctx);
+        actord_setting_int(ctx, "batch", &p->batch);
         *ret_state = p;
         return 0;
 }
@@ -57,7 +59,7 @@ static int probe_process(struct actord_ctx *ctx, void *state)
         uint64_t n = 0;
         p->runs++;
         for (uint32_t k = 0; k < actord_port_count(ctx, false); k++)
-                while (actord_next(ctx, k, &info)) {
+                while ((!p->batch || n < (uint64_t)p->batch) && actord_next(ctx, k, &info)) {
                         n++;
                         p->lost += info.lost_before;
                 }
@@ -85,8 +87,9 @@ static void probe_fini(struct actord_ctx *ctx, void *state)
 
 static const struct actord_port any_in[] = {{.name = "in", .type = ACTORD_TYPE_GENERIC}};
 static const struct actord_port any_out[] = {{.name = "out", .type = ACTORD_TYPE_GENERIC}};
-static const struct actord_setting path_only[] = {
-    {.name = "path", .type = ACTORD_SETTING_STRING, .required = true}};
+static const struct actord_setting probe_settings[] = {
+    {.name = "path", .type = ACTORD_SETTING_STRING, .required = true},
+    {.name = "batch", .type = ACTORD_SETTING_INT, .help = "messages read per run at most"}};
 
 static const struct actord_class probe_class = {
     .struct_size = sizeof(struct actord_class),
@@ -97,8 +100,8 @@ static const struct actord_class probe_class = {
     .default_rule = ACTORD_RULE_ON_MESSAGE,
     .inputs = any_in,
     .n_inputs = 1,
-    .settings = path_only,
-    .n_settings = 1,
+    .settings = probe_settings,
+    .n_settings = 2,
     .init = probe_init,
     .process = probe_process,
     .fini = probe_fini,
