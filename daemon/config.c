@@ -187,6 +187,42 @@ static void load_plugin_dirs(struct loader *l, const config_setting_t *s, const 
         }
 }
 
+/* Workers without a cpu take the CPUs this process may use that no worker names, in order;
+ * with more workers than that, they share them (in order again), which is said in
+ * shares_with: fine for sleeping workers, a spinning one takes its CPU from the others. */
+static void assign_cpus(struct config *c, const cpu_set_t *allowed)
+{
+        cpu_set_t free_cpus;
+        CPU_ZERO(&free_cpus);
+        CPU_OR(&free_cpus, &free_cpus, allowed);
+        for (int i = 0; i < c->n_workers; i++)
+                if (c->workers[i].cpu >= 0)
+                        CPU_CLR(c->workers[i].cpu, &free_cpus);
+        int cpu = 0, shared = 0;
+        for (int i = 0; i < c->n_workers; i++) {
+                struct config_worker *w = &c->workers[i];
+                if (!w->cpu_auto)
+                        continue;
+                while (cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &free_cpus))
+                        cpu++;
+                if (cpu < CPU_SETSIZE) {
+                        w->cpu = cpu++;
+                        continue;
+                }
+                /* None left: the allowed CPUs again, in order, each shared with the first
+                 * worker on it. */
+                int n = CPU_COUNT(allowed), k = n ? shared++ % n : 0;
+                for (int x = 0; x < CPU_SETSIZE; x++)
+                        if (CPU_ISSET(x, allowed) && k-- == 0) {
+                                w->cpu = x;
+                                break;
+                        }
+                for (int j = 0; j < i && w->shares_with < 0; j++)
+                        if (c->workers[j].cpu == w->cpu)
+                                w->shares_with = j;
+        }
+}
+
 static void load_workers(struct loader *l, const config_setting_t *s)
 {
         if (config_setting_type(s) != CONFIG_TYPE_LIST) {
@@ -211,6 +247,7 @@ static void load_workers(struct loader *l, const config_setting_t *s)
                 const config_setting_t *w = config_setting_get_elem(s, (unsigned)i);
                 struct config_worker *cw = &l->c->workers[l->c->n_workers++];
                 *cw = (struct config_worker){.cpu = -1,
+                                             .shares_with = -1,
                                              .idle = IDLE_SLEEP,
                                              .spin_us = CONFIG_SPIN_US_DEFAULT,
                                              .file = src_file(l, w),
@@ -225,7 +262,7 @@ static void load_workers(struct loader *l, const config_setting_t *s)
                 char what[64];
                 snprintf(what, sizeof(what), "workers[%d].cpu", i);
                 if (!(m = config_setting_get_member(w, "cpu")))
-                        ERR(l, w, "workers[%d] has no cpu", i);
+                        cw->cpu_auto = true;
                 else if (get_int(l, m, what, 0, CPU_SETSIZE - 1, &v)) {
                         if (!CPU_ISSET((int)v, &allowed))
                                 ERR(l, m,
@@ -261,6 +298,7 @@ static void load_workers(struct loader *l, const config_setting_t *s)
                     get_int(l, m, what, 0, 10000000, &v))
                         cw->spin_us = (uint32_t)v;
         }
+        assign_cpus(l->c, &allowed);
 }
 
 static void default_workers(struct config *c)
@@ -276,8 +314,11 @@ static void default_workers(struct config *c)
                 return;
         for (int cpu = 0; cpu < CPU_SETSIZE && c->n_workers < n; cpu++)
                 if (CPU_ISSET(cpu, &allowed))
-                        c->workers[c->n_workers++] = (struct config_worker){
-                            .cpu = cpu, .idle = IDLE_SLEEP, .spin_us = CONFIG_SPIN_US_DEFAULT};
+                        c->workers[c->n_workers++] =
+                            (struct config_worker){.cpu = cpu,
+                                                   .shares_with = -1,
+                                                   .idle = IDLE_SLEEP,
+                                                   .spin_us = CONFIG_SPIN_US_DEFAULT};
         c->workers_default = true;
 }
 

@@ -22,6 +22,9 @@ enum idle_policy {
 
 struct config_worker {
         int cpu;
+        bool cpu_auto;   /* no cpu given: the next CPU no other worker names */
+        int shares_with; /* -1, or the worker whose CPU this one shares (more workers than
+                          * CPUs, some without a cpu) */
         enum idle_policy idle;
         uint32_t spin_us; /* adaptive: how long to spin before sleeping */
         const char *file;

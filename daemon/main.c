@@ -454,6 +454,11 @@ int main(int argc, char **argv)
                 log_error("startup failed; stopping");
                 goto out;
         }
+        for (int i = 0; i < cfg->n_workers; i++)
+                if (cfg->workers[i].shares_with >= 0)
+                        log_warning("workers[%d] shares CPU %d with workers[%d]: fewer CPUs than "
+                                    "workers; a worker that spins takes the CPU from the other",
+                                    i, cfg->workers[i].cpu, cfg->workers[i].shares_with);
         for (int i = 0; i < topo.n_comps; i++)
                 component_log_placement(topo.comps[i]);
         char status[256];

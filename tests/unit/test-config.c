@@ -253,3 +253,43 @@ Test(config, duplicate_component_names_are_errors)
         config_free(&c);
         diag_free(&d);
 }
+
+/* Workers without a cpu take the CPUs no other worker names, in order; with more workers than
+ * CPUs they share them, and say with whom. */
+Test(config, workers_without_a_cpu_take_the_free_ones_then_share)
+{
+        cpu_set_t set;
+        cr_assert_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+        int first = -1, n = CPU_COUNT(&set);
+        for (int c = 0; c < CPU_SETSIZE && first < 0; c++)
+                if (CPU_ISSET(c, &set))
+                        first = c;
+        /* One worker pinned to the first CPU, then n workers without a cpu: n - 1 take the
+         * others, the last shares the first CPU with workers[0]. */
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        fprintf(f, "actord: { workers = ( { cpu = %d; }", first);
+        for (int i = 0; i < n; i++)
+                fprintf(f, ", { idle = \"sleep\"; }");
+        fprintf(f, " ); };\ncomponents: { a = { class = \"x.y\"; }; };\n");
+        fclose(f);
+        struct config c;
+        struct diag d = {0};
+        cr_assert_eq(load(text, &c, &d, NULL), 0);
+        dump(&d);
+        cr_assert_eq(c.n_workers, n + 1);
+        cpu_set_t seen;
+        CPU_ZERO(&seen);
+        for (int i = 0; i < n; i++) {
+                cr_assert(CPU_ISSET(c.workers[i].cpu, &set));
+                cr_assert_not(CPU_ISSET(c.workers[i].cpu, &seen), "CPU %d twice", c.workers[i].cpu);
+                CPU_SET(c.workers[i].cpu, &seen);
+                cr_assert_eq(c.workers[i].shares_with, -1);
+        }
+        cr_assert_eq(c.workers[n].cpu, first);
+        cr_assert_eq(c.workers[n].shares_with, 0);
+        free(text);
+        config_free(&c);
+        diag_free(&d);
+}
