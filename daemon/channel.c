@@ -134,9 +134,12 @@ int channel_tx_open(struct channel_tx *ret, struct channel *c)
 
 void channel_tx_close(struct channel_tx *tx)
 {
+        if (!tx->sh)
+                return;
         free(tx->scratch);
         tx->scratch = NULL;
         tx->claimed = 0;
+        tx->sh = NULL;
 }
 
 int channel_rx_open(struct channel_rx *ret, struct channel *c)
@@ -186,11 +189,14 @@ int channel_rx_open(struct channel_rx *ret, struct channel *c)
 
 void channel_rx_close(struct channel_rx *rx)
 {
+        if (!rx->sh)
+                return;
         channel_rx_end(rx);
         uint64_t next_seq = rx->policy == CHANNEL_OVERWRITE ? rx->next_seq : rx->want / 2 - 1;
         atomic_store_explicit(&rx->sh->resume_seq, next_seq, memory_order_relaxed);
         free(rx->copy);
         rx->copy = NULL;
+        rx->sh = NULL;
 }
 
 void channel_stats(const struct channel *c, struct channel_stats *ret)

@@ -209,11 +209,14 @@ void channel_destroy(struct channel *c);
 /* Opens the producer end; a reopened end carries on where the last one stopped. Returns 0 or
  * -ENOMEM. */
 int channel_tx_open(struct channel_tx *ret, struct channel *c);
-/* Closes the producer end; a message claimed and not published is abandoned. */
+/* Closes the producer end; a message claimed and not published is abandoned. Closing a closed
+ * end (or one never opened, zeroed) does nothing. */
 void channel_tx_close(struct channel_tx *tx);
 /* Opens the consumer end; a reopened end carries on where the last one stopped. Returns 0 or
  * -ENOMEM. */
 int channel_rx_open(struct channel_rx *ret, struct channel *c);
+/* Closes the consumer end, saving where it stopped for the next end opened; closing a closed
+ * (or zeroed) end does nothing. */
 void channel_rx_close(struct channel_rx *rx);
 
 /* Reads the counters; any thread, no lock. Counters are read one at a time, so while both

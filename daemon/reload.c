@@ -125,12 +125,14 @@ int reload_plan(struct reload_plan *p, const struct topology *old, const struct 
                 return -EINVAL;
         p->keep = calloc((size_t)next->n_comps + 1, sizeof(*p->keep));
         p->chan_from = calloc((size_t)next->n_chans + 1, sizeof(*p->chan_from));
-        p->old_kept = calloc((size_t)old->n_comps + 1, sizeof(*p->old_kept));
+        p->old_next = calloc((size_t)old->n_comps + 1, sizeof(*p->old_next));
         p->old_chan_kept = calloc((size_t)old->n_chans + 1, sizeof(*p->old_chan_kept));
-        if (!p->keep || !p->chan_from || !p->old_kept || !p->old_chan_kept) {
+        if (!p->keep || !p->chan_from || !p->old_next || !p->old_chan_kept) {
                 reload_plan_free(p);
                 return -ENOMEM;
         }
+        for (int j = 0; j < old->n_comps; j++)
+                p->old_next[j] = -1;
         for (int i = 0; i < next->n_comps; i++) {
                 const struct component *n = next->comps[i];
                 p->keep[i] = -1;
@@ -139,9 +141,11 @@ int reload_plan(struct reload_plan *p, const struct topology *old, const struct 
                         j++;
                 if (j == old->n_comps) {
                         p->n_started++;
-                } else if (component_same(old, old->comps[j], next, n)) {
+                        continue;
+                }
+                p->old_next[j] = i;
+                if (component_same(old, old->comps[j], next, n)) {
                         p->keep[i] = j;
-                        p->old_kept[j] = true;
                         p->n_kept++;
                 } else {
                         p->n_restarted++;
@@ -164,51 +168,28 @@ void reload_plan_free(struct reload_plan *p)
 {
         free(p->keep);
         free(p->chan_from);
-        free(p->old_kept);
+        free(p->old_next);
         free(p->old_chan_kept);
         *p = (struct reload_plan){0};
-}
-
-static void rx_close(struct channel_rx *rx)
-{
-        if (rx->sh)
-                channel_rx_close(rx);
-        rx->sh = NULL;
-}
-
-static void tx_close(struct channel_tx *tx)
-{
-        if (tx->sh)
-                channel_tx_close(tx);
-        tx->sh = NULL;
 }
 
 int reload_hand_over(struct topology *old, struct topology *next, const struct reload_plan *p)
 {
         /* The leaving components let go of their ends first: closing saves where the reader
          * stopped, for the arriving end to carry on from there. */
-        for (int j = 0; j < old->n_comps; j++) {
-                struct component *o = old->comps[j];
-                if (p->old_kept[j])
-                        continue;
-                for (uint32_t k = 0; k < o->n_in; k++)
-                        rx_close(&o->in[k]);
-                for (uint32_t k = 0; k < o->n_out; k++)
-                        tx_close(&o->out[k]);
-        }
+        for (int j = 0; j < old->n_comps; j++)
+                if (!reload_kept(p, j))
+                        topology_component_close(old->comps[j]);
         int failed = 0;
         for (int i = 0; i < next->n_comps; i++) {
                 struct component *n = next->comps[i];
                 int j = p->keep[i];
                 if (j >= 0) {
                         /* The running object carries on, renamed into the new model; the one
-                         * built for it never ran. Its links are all kept channels, on which
-                         * the running object's ends stay open. */
+                         * built for it never ran (freeing it closes its ends on the new
+                         * channels). Its links are all kept channels, on which the running
+                         * object's ends stay open. */
                         struct component *o = old->comps[j];
-                        for (uint32_t k = 0; k < n->n_in; k++)
-                                rx_close(&n->in[k]);
-                        for (uint32_t k = 0; k < n->n_out; k++)
-                                tx_close(&n->out[k]);
                         int *tmp = o->in_link;
                         o->in_link = n->in_link;
                         n->in_link = tmp;
@@ -228,14 +209,14 @@ int reload_hand_over(struct topology *old, struct topology *next, const struct r
                         int from = p->chan_from[n->in_link[k]];
                         if (from < 0)
                                 continue;
-                        rx_close(&n->in[k]);
+                        channel_rx_close(&n->in[k]);
                         ok = channel_rx_open(&n->in[k], &old->chans[from]) == 0 && ok;
                 }
                 for (uint32_t k = 0; k < n->n_out; k++) {
                         int from = p->chan_from[n->out_link[k]];
                         if (from < 0)
                                 continue;
-                        tx_close(&n->out[k]);
+                        channel_tx_close(&n->out[k]);
                         ok = channel_tx_open(&n->out[k], &old->chans[from]) == 0 && ok;
                 }
                 if (!ok) {

@@ -22,7 +22,7 @@
 struct reload_plan {
         int *keep;      /* by new component: the running component it continues, or -1 */
         int *chan_from; /* by new link: the running link whose channel it takes over, or -1 */
-        bool *old_kept; /* by running component: continued by a new one */
+        int *old_next;  /* by running component: the new one of the same name, or -1 */
         bool *old_chan_kept;
         int n_kept;      /* components that keep running */
         int n_restarted; /* same name, something changed: stopped, then started anew */
@@ -37,6 +37,12 @@ struct reload_plan {
 int reload_plan(struct reload_plan *p, const struct topology *old, const struct topology *next,
                 struct diag *d);
 void reload_plan_free(struct reload_plan *p);
+
+/* Whether running component j carries on in the new topology. */
+static inline bool reload_kept(const struct reload_plan *p, int j)
+{
+        return p->old_next[j] >= 0 && p->keep[p->old_next[j]] == j;
+}
 
 /* Whether `b` has the workers of `a` (they cannot change without a restart); if not, the
  * reasons go to *d. */

@@ -529,14 +529,17 @@ out:
         return r;
 }
 
-void topology_component_free(struct component *c)
+void topology_component_close(struct component *c)
 {
         for (uint32_t k = 0; c->in && k < c->n_in; k++)
-                if (c->in[k].sh)
-                        channel_rx_close(&c->in[k]);
+                channel_rx_close(&c->in[k]);
         for (uint32_t k = 0; c->out && k < c->n_out; k++)
-                if (c->out[k].sh)
-                        channel_tx_close(&c->out[k]);
+                channel_tx_close(&c->out[k]);
+}
+
+void topology_component_free(struct component *c)
+{
+        topology_component_close(c);
         free(c->in);
         free(c->out);
         free(c->in_type);

@@ -110,6 +110,8 @@ struct topology {
 int topology_build(struct topology *ret, const struct config *cfg,
                    const struct plugin_registry *reg, struct diag *d);
 void topology_free(struct topology *t);
+/* Closes a component's channel ends (those open), saving where each reader stopped. */
+void topology_component_close(struct component *c);
 /* Closes a component's channel ends and frees it (it must not run). */
 void topology_component_free(struct component *c);
 

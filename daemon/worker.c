@@ -405,12 +405,20 @@ static void poll_release(struct worker *w, struct component *c)
                 mark_ready(w, c);
 }
 
-static void poll_remove(struct worker *w, int i)
+/* Takes entry i out of the set (the last entry moves there). */
+static void poll_drop(struct worker *w, int i)
 {
-        poll_release(w, w->poll[i]);
+        atomic_store_explicit(&w->poll[i]->polled, false, memory_order_relaxed);
         w->n_poll--;
         w->poll[i] = w->poll[w->n_poll];
         w->poll_hit[i] = w->poll_hit[w->n_poll];
+}
+
+static void poll_remove(struct worker *w, int i)
+{
+        struct component *c = w->poll[i];
+        poll_drop(w, i);
+        poll_release(w, c);
 }
 
 /* c was made ready from another worker: watch it, if there is room. */
@@ -484,9 +492,7 @@ static void component_stop(struct component *c)
 {
         for (int i = 0; i < c->w->n_poll; i++)
                 if (c->w->poll[i] == c) {
-                        atomic_store_explicit(&c->polled, false, memory_order_relaxed);
-                        c->w->poll[i] = c->w->poll[--c->w->n_poll];
-                        c->w->poll_hit[i] = c->w->poll_hit[c->w->n_poll];
+                        poll_drop(c->w, i);
                         break;
                 }
         /* Its fds leave the worker's epoll set first: fini may close them, and the number
@@ -960,12 +966,10 @@ int runtime_reload(struct runtime *rt, struct topology *running, struct topology
         }
         for (int j = 0; j < running->n_comps; j++) {
                 struct component *c = running->comps[j];
-                if (plan->old_kept[j])
+                if (reload_kept(plan, j))
                         continue;
-                int i = 0;
-                while (i < next->n_comps && strcmp(next->comps[i]->name, c->name))
-                        i++;
-                if (i == next->n_comps)
+                int i = plan->old_next[j];
+                if (i < 0)
                         c->leaving = COMPONENT_REMOVED;
                 else if (next->comps[i]->cls != c->cls &&
                          !strcmp(next->comps[i]->cls->name, c->cls->name) &&
@@ -1009,16 +1013,9 @@ int runtime_reload(struct runtime *rt, struct topology *running, struct topology
 static void worker_loop(struct worker *w)
 {
         uint64_t now = mono_ns();
-        for (int i = 0; i < w->n_comps; i++) {
-                struct component *c = w->comps[i];
-                c->heap_index = -1;
-                if (c->rule == ACTORD_RULE_PERIODIC) {
-                        c->next_deadline_ns = now + c->period_ns;
-                        heap_push(w, c);
-                } else if (c->rule == ACTORD_RULE_LOOP) {
-                        w->loops[w->n_loops++] = c;
-                }
-        }
+        for (int i = 0; i < w->n_comps; i++)
+                w->comps[i]->next_deadline_ns = now + w->comps[i]->period_ns;
+        schedule_rebuild(w);
         /* The clock is read after work and while idle, not between finding work and doing
          * it: `now`, the run's time stamp (publish_ns, busy_since_ns), is early by at most the
          * iteration's earlier runs, or by a few idle iterations (well under a microsecond). */
@@ -1088,22 +1085,8 @@ static void *worker_main(void *arg)
         snprintf(tname, sizeof(tname), "actord-w%d", w->index);
         pthread_setname_np(pthread_self(), tname);
 
-        for (int i = 0; i < w->n_comps; i++) {
-                struct component *c = w->comps[i];
-                c->state = NULL;
-                if (c->cls->init) {
-                        int r = c->cls->init(&c->ctx, &c->state);
-                        if (r < 0) {
-                                log_fields(LOG_ERR, &LOG_FIELDS_OF(c),
-                                           "component '%s' (%s) failed to start: %s", c->name,
-                                           c->cls->name, c->error[0] ? c->error : strerror(-r));
-                                c->failed = true;
-                                w->init_failed = 1;
-                                break;
-                        }
-                }
-                c->initialized = true;
-        }
+        for (int i = 0; i < w->n_comps && !w->init_failed; i++)
+                w->init_failed = !component_start(w->comps[i]);
         pthread_mutex_lock(&rt->lock);
         rt->n_reported++;
         rt->n_failed += w->init_failed;
