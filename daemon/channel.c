@@ -187,6 +187,11 @@ int channel_rx_open(struct channel_rx *ret, struct channel *c)
         return 0;
 }
 
+void channel_rx_set_same_thread(struct channel_rx *rx, bool same_thread)
+{
+        rx->same_thread = same_thread;
+}
+
 void channel_rx_close(struct channel_rx *rx)
 {
         if (!rx->sh)

@@ -28,7 +28,9 @@
  * message out between two reads of the stamp and keeps the copy only if the stamp did not
  * change, so it never sees a torn message; if the stamp shows a later message, the producer
  * lapped it and it skips forward to the oldest message that can still be in the ring, counting
- * the skipped ones as lost.
+ * the skipped ones as lost. A consumer whose producer runs on the same thread between its reads
+ * (the daemon's channels between components of one worker) skips the copy: nothing can write
+ * the slot while it holds the message, so it reads in place (channel_rx_set_same_thread()).
  *
  * drop_new / reject: the producer may not reuse a slot before the consumer released it. It
  * keeps a cached copy of the consumer's position and reloads it (acquire) only when the ring
@@ -167,6 +169,8 @@ struct channel_rx {
         uint32_t payload_size;
 
         /* overwrite. */
+        bool same_thread;  /* the producer runs on this thread only: read in place (see
+                            * channel_rx_set_same_thread()) */
         uint64_t pos;      /* position of the next slot to read */
         uint64_t next_seq; /* sequence number expected next */
         uint64_t consumed;
@@ -218,6 +222,13 @@ int channel_rx_open(struct channel_rx *ret, struct channel *c);
 /* Closes the consumer end, saving where it stopped for the next end opened; closing a closed
  * (or zeroed) end does nothing. */
 void channel_rx_close(struct channel_rx *rx);
+
+/* Declares that the producer runs on the consumer's thread only, between the consumer's reads
+ * (the daemon's channels between components of one worker), or no longer. Then, under
+ * overwrite, a message is read in place rather than copied out: no write into the ring can
+ * happen while the consumer holds a message. Other policies read in place anyway. Call it
+ * while neither end is in use, e.g. before the ends start or when their threads change. */
+void channel_rx_set_same_thread(struct channel_rx *rx, bool same_thread);
 
 /* Reads the counters; any thread, no lock. Counters are read one at a time, so while both
  * ends run they are each exact but not a snapshot of one instant. */
@@ -369,6 +380,29 @@ CHANNEL_INLINE const void *channel_next(struct channel_rx *rx, uint64_t *ret_seq
                                         uint64_t *ret_lost, uint64_t *ret_publish_ns)
 {
         if (rx->policy == CHANNEL_OVERWRITE) {
+                if (rx->same_thread) {
+                        /* The producer does not run while we read: the next message in order,
+                         * complete, is taken in place. Gaps and the rest go the copy path. */
+                        uint64_t pos = rx->pos;
+                        size_t idx = (size_t)(pos & rx->mask);
+                        const struct channel_hdr *h =
+                            (const void *)(rx->hdr_base + idx * rx->hdr_stride);
+                        /* Relaxed: the producer's stores come before on this thread. */
+                        if (atomic_load_explicit(&h->stamp, memory_order_relaxed) == 2 * pos + 2 &&
+                            pos == rx->next_seq) {
+                                *ret_seq = pos;
+                                *ret_lost = 0;
+                                *ret_publish_ns = h->publish_ns;
+                                rx->next_seq = rx->pos = pos + 1;
+                                rx->consumed++;
+                                /* Relaxed: as in channel_next_overwrite_(). */
+                                atomic_store_explicit(&rx->sh->consumed, rx->consumed,
+                                                      memory_order_relaxed);
+                                atomic_store_explicit(&rx->sh->tail, pos + 1,
+                                                      memory_order_relaxed);
+                                return rx->payload_base + idx * rx->payload_stride;
+                        }
+                }
                 /* Nothing new is answered here, without the call: a reader's last call of a
                  * run is that one. (Not readable implies the copy path returns NULL too.) */
                 if (!channel_readable(rx))

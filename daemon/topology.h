@@ -56,6 +56,7 @@ struct component {
         uint64_t missed_periods;
         uint64_t runs;
         uint64_t drained; /* during a run: bit k set when the last read of input k found none */
+        struct actord_msg_info info_unused; /* where next() puts what its caller did not ask for */
         char error[256];
         struct worker *w;
 

@@ -82,9 +82,8 @@ static const void *host_next(struct actord_ctx *ctx, uint32_t in, struct actord_
         struct component *c = comp_of(ctx);
         if (__builtin_expect(in >= c->n_in, 0))
                 return NULL;
-        struct actord_msg_info tmp;
         if (!info)
-                info = &tmp;
+                info = &c->info_unused; /* not on the stack: no stack protector here */
         const void *m = channel_next(&c->in[in], &info->seq, &info->lost_before, &info->publish_ns);
         /* Which inputs this run read to the end (run_component). */
         uint64_t bit = in < 64 ? 1ull << in : 0;
@@ -217,14 +216,15 @@ static struct actord_notifier *host_notifier(struct actord_ctx *ctx)
         return c->rule == ACTORD_RULE_ON_EVENT ? &c->notifier : NULL;
 }
 
-static void mark_ready(struct worker *self, struct component *c);
+static void mark_ready_shared(struct worker *self, struct component *c);
 
 static void host_notify(struct actord_notifier *n)
 {
         struct component *c =
             (struct component *)(void *)((char *)n - offsetof(struct component, notifier));
-        /* Through the inbox even from c's own worker: the caller may be any thread. */
-        mark_ready(NULL, c);
+        /* Through the inbox even from c's own worker: the caller may be any thread (an
+         * on_event component is never local_marks). */
+        mark_ready_shared(NULL, c);
 }
 
 __attribute__((format(printf, 2, 3))) static void host_set_error(struct actord_ctx *ctx,
@@ -272,8 +272,10 @@ static void ready_append(struct worker *w, struct component *c)
         w->ready_tail = c;
 }
 
+static void mark_ready_shared(struct worker *self, struct component *c);
+
 /* Makes c run soon. self: the worker of the calling thread, or NULL for any thread. */
-static void mark_ready(struct worker *self, struct component *c)
+static inline void mark_ready(struct worker *self, struct component *c)
 {
         if (c->local_marks) {
                 /* No other thread marks it: no atomic read-modify-write needed. */
@@ -283,6 +285,12 @@ static void mark_ready(struct worker *self, struct component *c)
                 }
                 return;
         }
+        mark_ready_shared(self, c);
+}
+
+/* mark_ready() of a component that other threads may mark too. */
+static __attribute__((noinline)) void mark_ready_shared(struct worker *self, struct component *c)
+{
         /* acq_rel: the release half orders the caller's publications (or notify) before the
          * flag; the worker's exchange that clears it acquires them, so a run that starts after
          * the clear sees them. If the flag was already set, the component is queued and has
@@ -670,15 +678,19 @@ static void worker_sleep(struct worker *w)
         handle_events(w, evs, n);
 }
 
-/* Which components only their own worker marks ready (topology.h, local_marks). Called
+/* Which components only their own worker marks ready (topology.h, local_marks), and which
+ * inputs come from the same worker (read in place, channel_rx_set_same_thread()). Called
  * while no worker runs. */
 static void set_local_marks(struct topology *t)
 {
         for (int i = 0; i < t->n_comps; i++) {
                 struct component *c = t->comps[i];
                 bool local = c->rule == ACTORD_RULE_ON_MESSAGE;
-                for (uint32_t k = 0; local && k < c->n_in; k++)
-                        local = t->comps[t->link_from[c->in_link[k]]]->worker == c->worker;
+                for (uint32_t k = 0; k < c->n_in; k++) {
+                        bool same = t->comps[t->link_from[c->in_link[k]]]->worker == c->worker;
+                        channel_rx_set_same_thread(&c->in[k], same);
+                        local = local && same;
+                }
                 c->local_marks = local;
         }
 }

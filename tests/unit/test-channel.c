@@ -253,10 +253,11 @@ Test(channel, wrap_around_with_losses)
 }
 
 /* The lossyq README example: the two newest survive, the gap is reported on the first. */
-Test(channel, overwrite_readme_example)
+static void overwrite_readme_example(bool same_thread)
 {
         struct ends e;
         open_ends(&e, 2, sizeof(uint64_t), CHANNEL_OVERWRITE);
+        channel_rx_set_same_thread(&e.rx, same_thread);
         cr_assert(send(&e, 1));
         cr_assert(send(&e, 2));
         cr_assert(send(&e, 3));
@@ -272,10 +273,16 @@ Test(channel, overwrite_readme_example)
         close_ends(&e);
 }
 
-Test(channel, overwrite_keeps_the_newest_and_counts_the_gap)
+Test(channel, overwrite_readme_example)
+{
+        overwrite_readme_example(false);
+}
+
+static void overwrite_keeps_the_newest(bool same_thread)
 {
         struct ends e;
         open_ends(&e, 4, 8, CHANNEL_OVERWRITE);
+        channel_rx_set_same_thread(&e.rx, same_thread);
         for (uint64_t v = 0; v < 10; v++)
                 cr_assert(send(&e, v * 10));
         cr_assert(channel_readable(&e.rx));
@@ -295,6 +302,54 @@ Test(channel, overwrite_keeps_the_newest_and_counts_the_gap)
         cr_assert_eq(st.rejected, 0);
         expect_balanced(&e);
         close_ends(&e);
+}
+
+Test(channel, overwrite_keeps_the_newest_and_counts_the_gap)
+{
+        overwrite_keeps_the_newest(false);
+}
+
+/* A consumer whose producer runs on its own thread reads in place under overwrite, with the
+ * same messages, gaps and counters as the copying reader. */
+Test(channel, same_thread_overwrite_reads_in_place)
+{
+        overwrite_readme_example(true);
+        overwrite_keeps_the_newest(true);
+
+        for (int same = 0; same < 2; same++) {
+                struct ends e;
+                open_ends(&e, 4, 8, CHANNEL_OVERWRITE);
+                channel_rx_set_same_thread(&e.rx, same);
+                const unsigned char *lo = (const unsigned char *)e.ch.sh;
+                const unsigned char *hi = lo + e.ch.map_size;
+                for (uint64_t lap = 0; lap < 100; lap++) {
+                        /* Five into four slots: the oldest is overwritten each lap. */
+                        for (uint64_t k = 0; k < 5; k++)
+                                cr_assert(send(&e, lap * 5 + k));
+                        for (uint64_t k = 1; k < 5; k++) {
+                                uint64_t seq, lost, ns;
+                                const unsigned char *p = channel_next(&e.rx, &seq, &lost, &ns);
+                                cr_assert_not_null(p);
+                                cr_assert_eq(seq, lap * 5 + k);
+                                cr_assert_eq(lost, k == 1 ? 1 : 0);
+                                uint64_t v;
+                                memcpy(&v, p, sizeof(v));
+                                cr_assert_eq(v, seq);
+                                /* In place: inside the channel's mapping, except the first
+                                 * after a gap, which the copy path reads. */
+                                bool inside = p >= lo && p < hi;
+                                cr_assert_eq(inside, same && k > 1, "seq %lu: in place %d",
+                                             (unsigned long)seq, inside);
+                        }
+                        expect_empty(&e);
+                }
+                struct channel_stats st = stats_of(&e);
+                cr_assert_eq(st.published, 500);
+                cr_assert_eq(st.consumed, 400);
+                cr_assert_eq(st.overwritten, 100);
+                expect_balanced(&e);
+                close_ends(&e);
+        }
 }
 
 /* The producer is part-way through writing the oldest slot: the reader skips past it to the
