@@ -373,6 +373,23 @@ CHANNEL_INLINE bool channel_readable(const struct channel_rx *rx)
         return (stamp - 2) / 2 >= pos;
 }
 
+/* For a thread that polls many inputs: the stamp word that the next message changes, and the
+ * value from which on it means that the producer has written (or, under overwrite, is
+ * writing) past what the consumer read. Valid until the consumer reads again: a reader moves
+ * on to another word. A true test still needs channel_readable(). */
+CHANNEL_INLINE const _Atomic uint64_t *channel_rx_watch(const struct channel_rx *rx,
+                                                       uint64_t *ret_from)
+{
+        const unsigned char *h = rx->hdr;
+        if (rx->policy != CHANNEL_OVERWRITE) {
+                *ret_from = rx->want;
+        } else {
+                h = rx->hdr_base + (size_t)(rx->pos & rx->mask) * rx->hdr_stride;
+                *ret_from = 2 * rx->pos + 1;
+        }
+        return &((const struct channel_hdr *)(const void *)h)->stamp;
+}
+
 /* Returns the oldest unread message, or NULL when there is none, and its sequence number, the
  * count lost just before it and its publish time. The pointer stays valid until the next call
  * or channel_rx_end(). Consumer thread; never blocks. */

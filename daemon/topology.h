@@ -68,6 +68,8 @@ struct component {
          * ready, with plain loads and stores (set by the workers' start and by reloads). */
         bool local_marks;
 
+        unsigned poll_hit; /* the worker's iteration when the poll set last found a message */
+
         /* Scheduling links, owned by the worker: its ready FIFO and its timer heap. */
         struct component *ready_next;
         int heap_index;

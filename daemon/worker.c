@@ -390,10 +390,12 @@ static bool inputs_readable(const struct component *c)
 /* ---- the poll set ----
  * A cross-worker hop through the inbox moves three lines between the CPUs before the message
  * itself (the consumer's `queued` flag, the inbox, then the flag again). A worker that spins
- * instead watches the inputs of up to WORKER_POLL_MAX components that other workers feed:
- * while a component's `polled` is set, its producers elsewhere only publish, and the spinning
- * worker finds the message at the next look at the slot, which is the one line a hop must
- * move. The set holds the components last fed through the inbox; one that had nothing for
+ * instead watches, itself, the inputs that other workers feed of the components last fed
+ * through its inbox, up to WORKER_POLL_MAX inputs: while a component's `polled` is set, its
+ * producers elsewhere only publish, and the spinning worker finds the message at its next
+ * look at the slot, which is the one line a hop must move. The inputs are kept in a dense
+ * array, each with the stamp word its next message changes (channel_rx_watch()), so a look is
+ * two loads and a compare and a set of dozens costs tens of nanoseconds per iteration. A component that had nothing for
  * POLL_STALE_ITERS iterations makes room for a newer one. Only workers that spin or spin for
  * a while (adaptive) keep a set; before sleeping they withdraw it.
  *
@@ -413,39 +415,52 @@ static void poll_release(struct worker *w, struct component *c)
                 mark_ready(w, c);
 }
 
-/* Takes entry i out of the set (the last entry moves there). */
-static void poll_drop(struct worker *w, int i)
+/* Takes c's inputs out of the set (the last entries move into their places). */
+static void poll_drop(struct worker *w, struct component *c)
 {
-        atomic_store_explicit(&w->poll[i]->polled, false, memory_order_relaxed);
-        w->n_poll--;
-        w->poll[i] = w->poll[w->n_poll];
-        w->poll_hit[i] = w->poll_hit[w->n_poll];
+        atomic_store_explicit(&c->polled, false, memory_order_relaxed);
+        for (int i = w->n_poll - 1; i >= 0; i--)
+                if (w->poll[i].c == c)
+                        w->poll[i] = w->poll[--w->n_poll];
 }
 
-static void poll_remove(struct worker *w, int i)
+/* The inputs of c that other workers feed (the others are marked by their producers). */
+static uint32_t cross_inputs(const struct component *c)
 {
-        struct component *c = w->poll[i];
-        poll_drop(w, i);
-        poll_release(w, c);
+        uint32_t n = 0;
+        for (uint32_t k = 0; k < c->n_in; k++)
+                n += !c->in[k].same_thread;
+        return n;
 }
 
-/* c was made ready from another worker: watch it, if there is room. */
+/* c was made ready from another worker: watch its inputs from other workers, if there is
+ * room (made by dropping components that had nothing for a while). */
 static void poll_add(struct worker *w, struct component *c)
 {
         if (w->idle == IDLE_SLEEP || c->rule != ACTORD_RULE_ON_MESSAGE || c->stopped ||
             atomic_load_explicit(&c->polled, memory_order_relaxed))
                 return;
-        if (w->n_poll == WORKER_POLL_MAX) {
-                int stalest = 0;
+        uint32_t need = cross_inputs(c);
+        if (need == 0 || need > WORKER_POLL_MAX)
+                return;
+        while (w->n_poll + need > WORKER_POLL_MAX) {
+                struct component *stalest = w->poll[0].c;
                 for (int i = 1; i < w->n_poll; i++)
-                        if (w->iter - w->poll_hit[i] > w->iter - w->poll_hit[stalest])
-                                stalest = i;
-                if (w->iter - w->poll_hit[stalest] < POLL_STALE_ITERS)
+                        if (w->iter - w->poll[i].c->poll_hit > w->iter - stalest->poll_hit)
+                                stalest = w->poll[i].c;
+                if (w->iter - stalest->poll_hit < POLL_STALE_ITERS)
                         return;
-                poll_remove(w, stalest);
+                poll_drop(w, stalest);
+                poll_release(w, stalest);
         }
-        w->poll[w->n_poll] = c;
-        w->poll_hit[w->n_poll++] = w->iter;
+        for (uint32_t k = 0; k < c->n_in; k++) {
+                if (c->in[k].same_thread)
+                        continue;
+                struct poll_entry *e = &w->poll[w->n_poll++];
+                *e = (struct poll_entry){.rx = &c->in[k], .c = c};
+                e->stamp = channel_rx_watch(e->rx, &e->from);
+        }
+        c->poll_hit = w->iter;
         /* Relaxed: a producer that does not see it yet marks c ready as before. */
         atomic_store_explicit(&c->polled, true, memory_order_relaxed);
 }
@@ -459,17 +474,32 @@ static void run_component(struct worker *w, struct component *c, uint64_t now);
 static int poll_inputs(struct worker *w, uint64_t now)
 {
         int ran = 0;
-        for (int i = 0; i < w->n_poll;) {
-                struct component *c = w->poll[i];
-                if (!atomic_load_explicit(&c->queued, memory_order_relaxed) && !c->stopped &&
-                    inputs_readable(c)) {
-                        w->poll_hit[i] = w->iter;
-                        run_component(w, c, now);
-                        ran++;
-                        if (c->stopped)
-                                continue; /* it left the set: slot i holds another one now */
+        for (int i = 0; i < w->n_poll; i++) {
+                struct poll_entry *e = &w->poll[i];
+                /* Relaxed: a cheap look; channel_readable() and the read itself acquire. */
+                if (__builtin_expect(atomic_load_explicit(e->stamp, memory_order_relaxed) < e->from,
+                                     1))
+                        continue;
+                /* The producer wrote, or the consumer read on since the entry was made (it
+                 * also runs from the ready list): then the entry moves on and looks again. */
+                uint64_t from;
+                const _Atomic uint64_t *stamp = channel_rx_watch(e->rx, &from);
+                if (stamp != e->stamp || from != e->from) {
+                        e->stamp = stamp;
+                        e->from = from;
+                        i--;
+                        continue;
                 }
-                i++;
+                if (!channel_readable(e->rx))
+                        continue; /* overwrite: being written */
+                struct component *c = e->c;
+                if (atomic_load_explicit(&c->queued, memory_order_relaxed) || c->stopped)
+                        continue;
+                c->poll_hit = w->iter;
+                run_component(w, c, now);
+                ran++;
+                if (c->stopped)
+                        i = -1; /* it left the set, which moved entries: look again */
         }
         return ran;
 }
@@ -479,12 +509,12 @@ static int poll_inputs(struct worker *w, uint64_t now)
 static bool poll_withdraw(struct worker *w)
 {
         for (int i = 0; i < w->n_poll; i++)
-                atomic_store_explicit(&w->poll[i]->polled, false, memory_order_relaxed);
+                atomic_store_explicit(&w->poll[i].c->polled, false, memory_order_relaxed);
         atomic_thread_fence(memory_order_seq_cst);
         bool found = false;
         for (int i = 0; i < w->n_poll; i++)
-                if (!w->poll[i]->stopped && inputs_readable(w->poll[i])) {
-                        mark_ready(w, w->poll[i]);
+                if (!w->poll[i].c->stopped && channel_readable(w->poll[i].rx)) {
+                        mark_ready(w, w->poll[i].c);
                         found = true;
                 }
         return found;
@@ -493,16 +523,12 @@ static bool poll_withdraw(struct worker *w)
 static void poll_resume(struct worker *w)
 {
         for (int i = 0; i < w->n_poll; i++)
-                atomic_store_explicit(&w->poll[i]->polled, true, memory_order_relaxed);
+                atomic_store_explicit(&w->poll[i].c->polled, true, memory_order_relaxed);
 }
 
 static void component_stop(struct component *c)
 {
-        for (int i = 0; i < c->w->n_poll; i++)
-                if (c->w->poll[i] == c) {
-                        poll_drop(c->w, i);
-                        break;
-                }
+        poll_drop(c->w, c);
         /* Its fds leave the worker's epoll set first: fini may close them, and the number
          * could be reused by anything. */
         for (int i = 0; i < c->n_fds; i++)
@@ -774,7 +800,7 @@ static void worker_start_arriving(struct worker *w)
         /* The poll set starts again (it may hold components that left); then what was ready
          * stays ready, except the components that left. No producer runs meanwhile. */
         for (int i = 0; i < w->n_poll; i++)
-                atomic_store_explicit(&w->poll[i]->polled, false, memory_order_relaxed);
+                atomic_store_explicit(&w->poll[i].c->polled, false, memory_order_relaxed);
         w->n_poll = 0;
         inbox_drain(w);
         struct component *c = w->ready_head;

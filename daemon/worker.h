@@ -8,8 +8,8 @@
  * (seq_cst); only if it is 1 does it exchange it with 0 and write the eventfd. In the single
  * total order of seq_cst operations one of the two loads comes last and sees the other side's
  * store, so a push is never left behind by a sleeper. Periodic deadlines arm a timerfd.
- * A worker that spins watches the inputs of a few components fed from other workers itself
- * (the poll set, worker.c): their producers then only publish, with no exchange and no push;
+ * A worker that spins watches the inputs that other workers feed of its recently fed components
+ * itself (the poll set, worker.c): their producers then only publish, with no exchange and no push;
  * the set is withdrawn before sleeping, with the same store-fence-load pairing. */
 #ifndef ACTORD_WORKER_H
 #define ACTORD_WORKER_H
@@ -25,7 +25,15 @@
 
 struct runtime;
 
-#define WORKER_POLL_MAX 8
+/* Inputs a spinning worker watches itself at most (the poll set, worker.c). */
+#define WORKER_POLL_MAX 64
+
+struct poll_entry {
+        const _Atomic uint64_t *stamp; /* channel_rx_watch() of rx, as of the last look */
+        uint64_t from;
+        struct channel_rx *rx;
+        struct component *c;
+};
 
 struct worker {
         int index;
@@ -47,10 +55,9 @@ struct worker {
         struct component **heap; /* periodic components, by next deadline */
         int n_heap;
         struct component *ready_head, *ready_tail;
-        /* The poll set (worker.c): components fed from other workers whose inputs this worker
-         * watches itself while it spins; with the iteration each last had a message. */
-        struct component *poll[WORKER_POLL_MAX];
-        unsigned poll_hit[WORKER_POLL_MAX];
+        /* The poll set (worker.c): inputs fed from other workers that this worker watches
+         * itself while it spins, with their components. */
+        struct poll_entry poll[WORKER_POLL_MAX];
         int n_poll;
         unsigned iter;
         struct runtime *rt;

@@ -273,15 +273,15 @@ Test(scheduler, no_lost_messages_between_spinning_workers)
         ping_pong("spin", 1000000 / SCALE);
 }
 
-/* Twelve circles at once, each between its own pair of components on the two workers: more
- * components fed from the other worker than a spinning worker watches itself (its poll set,
- * 8), so that hops go both ways, watched and through the inbox, and the set changes as
- * circles end. Every circle must complete. */
+/* Seventy-two circles at once, each between its own pair of components on the two workers:
+ * more inputs fed from the other worker than a spinning worker watches itself (its poll set,
+ * 64), so that hops go both ways, watched and through the inbox, and the set changes as
+ * circles end (they have different lengths). Every circle must complete. */
 static void many_circles(const char *idle, int hops)
 {
         if (cpu_a == cpu_b)
                 cr_skip_test("needs two CPUs");
-        enum { CIRCLES = 12 };
+        enum { CIRCLES = 72 };
         char *body = strdup("components: {\n"), *links = strdup("links = ( ");
         char *outs[CIRCLES];
         for (int i = 0; i < CIRCLES; i++) {
@@ -295,7 +295,7 @@ static void many_circles(const char *idle, int hops)
                                    "  m%d = { class = \"core.merge\"; worker = 0; };\n"
                                    "  e%d = { class = \"test.echo\"; settings = { path = \"%s\"; "
                                    "limit = %d; }; worker = 1; };\n",
-                                   body, i, i, i, outs[i], hops + i * (hops / 8)) > 0);
+                                   body, i, i, i, outs[i], hops / 8 + i * (hops / 256)) > 0);
                 cr_assert(asprintf(&l,
                                    "%s%s\"kick%d.out -> m%d.in[0]\", \"e%d.out -> m%d.in[1]\", "
                                    "\"m%d.out -> e%d.in\"",
@@ -311,7 +311,7 @@ static void many_circles(const char *idle, int hops)
         char *conf = start(&d, idle, text);
         for (int i = 0; i < CIRCLES; i++) {
                 char want[64];
-                snprintf(want, sizeof(want), "passed=%d\n", hops + i * (hops / 8));
+                snprintf(want, sizeof(want), "passed=%d\n", hops / 8 + i * (hops / 256));
                 cr_assert(wait_contains(dir, outs[i], want, 100000),
                           "circle %d stalled: a lost wake-up? stderr:\n%s", i, daemon_stderr(&d));
                 free(outs[i]);
