@@ -378,7 +378,7 @@ CHANNEL_INLINE bool channel_readable(const struct channel_rx *rx)
  * writing) past what the consumer read. Valid until the consumer reads again: a reader moves
  * on to another word. A true test still needs channel_readable(). */
 CHANNEL_INLINE const _Atomic uint64_t *channel_rx_watch(const struct channel_rx *rx,
-                                                       uint64_t *ret_from)
+                                                        uint64_t *ret_from)
 {
         const unsigned char *h = rx->hdr;
         if (rx->policy != CHANNEL_OVERWRITE) {
@@ -415,8 +415,7 @@ CHANNEL_INLINE const void *channel_next(struct channel_rx *rx, uint64_t *ret_seq
                                 /* Relaxed: as in channel_next_overwrite_(). */
                                 atomic_store_explicit(&rx->sh->consumed, rx->consumed,
                                                       memory_order_relaxed);
-                                atomic_store_explicit(&rx->sh->tail, pos + 1,
-                                                      memory_order_relaxed);
+                                atomic_store_explicit(&rx->sh->tail, pos + 1, memory_order_relaxed);
                                 return rx->payload_base + idx * rx->payload_stride;
                         }
                 }

@@ -395,9 +395,9 @@ static bool inputs_readable(const struct component *c)
  * producers elsewhere only publish, and the spinning worker finds the message at its next
  * look at the slot, which is the one line a hop must move. The inputs are kept in a dense
  * array, each with the stamp word its next message changes (channel_rx_watch()), so a look is
- * two loads and a compare and a set of dozens costs tens of nanoseconds per iteration. A component that had nothing for
- * POLL_STALE_ITERS iterations makes room for a newer one. Only workers that spin or spin for
- * a while (adaptive) keep a set; before sleeping they withdraw it.
+ * two loads and a compare and a set of dozens costs tens of nanoseconds per iteration. A component
+ * that had nothing for POLL_STALE_ITERS iterations makes room for a newer one. Only workers that
+ * spin or spin for a while (adaptive) keep a set; before sleeping they withdraw it.
  *
  * No lost wake-up: a producer stores its message, then a seq_cst fence, then loads `polled`;
  * the worker clears `polled`, then a seq_cst fence, then looks at the inputs. Whichever

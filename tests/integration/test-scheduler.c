@@ -163,9 +163,13 @@ Test(scheduler, periodic_counts_missed_periods_without_bursts)
         cr_assert(missed >= 3 * overruns, "runs %" PRIu64 ", missed %" PRIu64 " < 3 x %" PRIu64,
                   runs, missed, overruns);
         /* Every deadline from the first run to the end of the last was either run or counted
-         * missed (one either way for where in its period the span ends). */
+         * missed (one either way for where in its period the span ends). The worker also
+         * counts, as it must, the deadlines that passed before a late first run and while it
+         * was preempted between the last run's end and its accounting, which the span does
+         * not see: a loaded machine adds a few of those (systematic miscounting would show as
+         * one per overrun, 40). */
         uint64_t deadlines = field(text, "span_us=") / 1000 + 1;
-        cr_assert(runs + missed + 1 >= deadlines && runs + missed <= deadlines + 1,
+        cr_assert(runs + missed + 1 >= deadlines && runs + missed <= deadlines + 4,
                   "runs %" PRIu64 " + missed %" PRIu64 " != %" PRIu64 " deadlines", runs, missed,
                   deadlines);
         /* The run after an overrun waits for the next deadline, 0.9 ms after the overrun

@@ -132,6 +132,13 @@ DESTDIR=$p cmake --install "$build" >"$run/install.log" || {
         cat "$run/install.log"
         fail "cmake --install failed"
 }
+# A reinstall keeps an edited configuration.
+. "$build/tests/systemd/layout.env"
+echo "# edited by the administrator" >>"$p$ACTORD_CONFIG"
+DESTDIR=$p cmake --install "$build" >>"$run/install.log" || fail "cmake --install (again) failed"
+tail -n 1 "$p$ACTORD_CONFIG" | grep -qx "# edited by the administrator" ||
+        fail "a reinstall replaced the edited $ACTORD_CONFIG"
+echo "ok   a reinstall keeps an edited configuration"
 install -D -m 0644 "$build/tests/systemd/layout.env" "$p/opt/actord-test/layout.env"
 install -m 0755 "$here/inside.sh" "$here/probe.sh" "$p/opt/actord-test/"
 install -m 0644 "$build/tests/plugins/freeze/freeze.so" "$p/opt/actord-test/freeze.so"
