@@ -351,9 +351,10 @@ static void emit(const struct popts *o, const char *placement, const char *idle,
         if (!o->json)
                 return;
         if (placement)
+                /* Ratios with three decimals: they are compared with limits such as 1.1. */
                 printf("{\"bench\":\"pipeline\",\"placement\":\"%s\",\"idle\":\"%s\","
-                       "\"filters\":%d,\"metric\":\"%s\",\"value\":%.1f}\n",
-                       placement, idle, filters, metric, value);
+                       "\"filters\":%d,\"metric\":\"%s\",\"value\":%.*f}\n",
+                       placement, idle, filters, metric, strstr(metric, "ratio") ? 3 : 1, value);
         else
                 printf("{\"bench\":\"pipeline\",\"impl\":\"hardware\",\"metric\":\"%s\","
                        "\"value\":%.1f}\n",
@@ -471,7 +472,7 @@ int bench_pipeline_main(int argc, char **argv)
                 idle3 = median_of(beside, n_beside);
                 ratio = idle3 / base3;
         }
-        emit(&o, NULL, NULL, 0, "idle10k_ratio", ratio);
+        emit(&o, "cross_worker", "spin", 1, "idle10k_ratio", ratio);
         if (!o.json) {
                 printf("\n3-stage cross_worker spin hop p50: %.1f ns alone, %.1f ns beside "
                        "10,000 idle components (medians of %d and %d alternated instances)\n\n"
