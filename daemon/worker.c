@@ -1122,6 +1122,8 @@ static void *worker_main(void *arg)
         char tname[16];
         snprintf(tname, sizeof(tname), "actord-w%d", w->index);
         pthread_setname_np(pthread_self(), tname);
+        /* A worker never waits for the log's reader (if the daemon set queues up). */
+        log_defer_attach(w->index);
 
         for (int i = 0; i < w->n_comps && !w->init_failed; i++)
                 w->init_failed = !component_start(w->comps[i]);

@@ -109,9 +109,10 @@ static inline int test_workers(const char *idle, char *buf, size_t len)
 }
 
 /* Starts actord with args (NULL-terminated) and extra environment entries env ("K=V", NULL-
- * terminated, or NULL), stderr to a file, NOTIFY_SOCKET to a datagram socket of ours. */
-static inline void daemon_start_env(struct daemon *d, const char *dir, const char *const *args,
-                                    const char *const *env)
+ * terminated, or NULL), stderr to err_fd (or, if it is negative, to a file that
+ * daemon_stderr() reads), NOTIFY_SOCKET to a datagram socket of ours. */
+static inline void daemon_start_err(struct daemon *d, const char *dir, const char *const *args,
+                                    const char *const *env, int err_fd)
 {
         *d = (struct daemon){0};
         cr_assert(asprintf(&d->err_path, "%s/stderr.txt", dir) > 0);
@@ -141,7 +142,8 @@ static inline void daemon_start_env(struct daemon *d, const char *dir, const cha
         if (d->pid == 0) {
                 /* A failed assertion ends the test without cleanup: take the daemon along. */
                 prctl(PR_SET_PDEATHSIG, SIGKILL);
-                int fd = open(d->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                int fd =
+                    err_fd >= 0 ? err_fd : open(d->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
                 if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
                         _exit(126);
                 setenv("NOTIFY_SOCKET", sa.sun_path, 1);
@@ -152,6 +154,12 @@ static inline void daemon_start_env(struct daemon *d, const char *dir, const cha
         }
         d->pidfd = (int)syscall(SYS_pidfd_open, d->pid, 0);
         cr_assert(d->pidfd >= 0);
+}
+
+static inline void daemon_start_env(struct daemon *d, const char *dir, const char *const *args,
+                                    const char *const *env)
+{
+        daemon_start_err(d, dir, args, env, -1);
 }
 
 static inline void daemon_start(struct daemon *d, const char *dir, const char *const *args)

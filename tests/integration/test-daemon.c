@@ -5,6 +5,9 @@
 
 #include "actord-build.h"
 
+#include <inttypes.h>
+#include <sys/ioctl.h>
+
 static char *dir;
 
 static void setup(void)
@@ -498,4 +501,115 @@ Test(daemon, losses_are_logged_per_channel)
         daemon_cleanup(&d);
         free(conf);
         free(text);
+}
+
+struct drain {
+        int fd;
+        char *text;
+        size_t len;
+};
+
+static void *drain_pipe(void *arg)
+{
+        struct drain *dr = arg;
+        char buf[65536];
+        ssize_t n;
+        while ((n = read(dr->fd, buf, sizeof(buf))) > 0) {
+                dr->text = realloc(dr->text, dr->len + (size_t)n + 1);
+                memcpy(dr->text + dr->len, buf, (size_t)n);
+                dr->len += (size_t)n;
+                dr->text[dr->len] = 0;
+        }
+        return NULL;
+}
+
+/* The "runs=N" a test.chatter wrote, or 0. */
+static uint64_t chatter_runs(const char *path)
+{
+        char *text = tu_read(path);
+        uint64_t runs = text && !strncmp(text, "runs=", 5) ? strtoull(text + 5, NULL, 10) : 0;
+        free(text);
+        return runs;
+}
+
+/* A worker never waits for the log's reader: with stderr a pipe that nobody reads, a component
+ * that logs on every run keeps running; what did not fit is dropped, and the count logged once
+ * the reader is back. */
+Test(daemon, a_stalled_log_reader_does_not_stall_the_workers)
+{
+        int p[2];
+        cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+        int size = fcntl(p[0], F_SETPIPE_SZ, 4096); /* the smallest: it fills at once */
+        cr_assert(size > 0);
+        char *runs, *sink, *text;
+        cr_assert(asprintf(&runs, "%s/runs.txt", dir) > 0 &&
+                  asprintf(&sink, "%s/sink.txt", dir) > 0);
+        cr_assert(asprintf(&text,
+                           "actord: { plugin_dirs = [ \"%s\", \"%s\" ]; workers = ( { idle = "
+                           "\"sleep\"; } ); };\n"
+                           "components: {\n"
+                           "  chat = { class = \"test.chatter\"; schedule = { every_us = 1000; };\n"
+                           "           settings = { lines = 20; path = \"%s\"; }; };\n"
+                           "  sink = { class = \"core.log\"; settings = { path = \"%s\"; every = "
+                           "1000; }; };\n"
+                           "};\n"
+                           "links = ( \"chat.out -> sink.in\" );\n",
+                           ACTORD_TEST_PLUGIN_DIR, ACTORD_TEST_TESTPLUGIN_DIR "/testkit", runs,
+                           sink) > 0);
+        char *conf = tu_write(dir, "chatter.conf", text);
+        struct daemon d;
+        const char *args[] = {"--config", conf, NULL};
+        daemon_start_err(&d, dir, args, NULL, p[1]);
+        close(p[1]);
+        cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "no READY=1");
+
+        /* Until the pipe is full, then for 200 more runs of the chatter, nobody reads it: its
+         * worker must go on. Every run rewrites runs.txt, which is what wakes this loop. */
+        int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+        cr_assert(in >= 0);
+        cr_assert(inotify_add_watch(in, dir, IN_MODIFY) >= 0);
+        int64_t end = now_ms() + 20000;
+        uint64_t full_at = 0, now_runs = 0;
+        for (;;) {
+                int queued = 0;
+                cr_assert_eq(ioctl(p[0], FIONREAD, &queued), 0);
+                now_runs = chatter_runs(runs);
+                /* Full: no room for another line (the writer waits for room for all of it). */
+                if (!full_at && queued > size - 512)
+                        full_at = now_runs;
+                if ((full_at && now_runs >= full_at + 200) || now_ms() > end)
+                        break;
+                struct pollfd pf = {.fd = in, .events = POLLIN};
+                if (poll(&pf, 1, (int)(end - now_ms())) == 1) {
+                        char buf[4096];
+                        while (read(in, buf, sizeof(buf)) > 0)
+                                ;
+                }
+        }
+        close(in);
+        cr_assert(full_at, "the log pipe never filled (%" PRIu64 " runs)", now_runs);
+        cr_assert(now_runs >= full_at + 200,
+                  "the worker stopped with the log's reader: %" PRIu64 " runs when the pipe "
+                  "filled, %" PRIu64 " 20 s later",
+                  full_at, now_runs);
+
+        /* The reader comes back: the daemon stops cleanly and says what it dropped. */
+        struct drain dr = {.fd = p[0]};
+        pthread_t t;
+        cr_assert_eq(pthread_create(&t, NULL, drain_pipe, &dr), 0);
+        cr_assert_eq(kill(d.pid, SIGTERM), 0);
+        int status = daemon_wait_exit(&d, 20000);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x", status);
+        pthread_join(t, NULL);
+        cr_assert(dr.text && strstr(dr.text, "log messages of worker 0 dropped"),
+                  "stderr, the end:\n%s",
+                  dr.text ? dr.text + (dr.len > 4000 ? dr.len - 4000 : 0) : "");
+        cr_assert(strstr(dr.text, "chat: run "), "stderr:\n%.4000s", dr.text);
+        free(dr.text);
+        close(p[0]);
+        daemon_cleanup(&d);
+        free(conf);
+        free(text);
+        free(runs);
+        free(sink);
 }

@@ -1,7 +1,12 @@
-/* Test classes: a byte source, a generic pass-through filter, and a sink whose init fails. */
+/* Test classes: a byte source, a generic pass-through filter, a sink whose init fails, a
+ * source of core.gain factors and a source that logs a lot. */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <actord/plugin.h>
 
@@ -178,8 +183,83 @@ static const struct actord_class gainsrc_class = {
     .fini = free_state,
 };
 
+/* Logs `lines` lines per run and writes "runs=N" over the file at `path` after each run (a
+ * pwrite into a regular file, which does not wait for a reader); emits its run count. */
+struct chatter {
+        int fd;
+        int64_t lines;
+        uint64_t runs;
+};
+
+static int chatter_init(struct actord_ctx *ctx, void **ret_state)
+{
+        struct chatter *c = calloc(1, sizeof(*c));
+        const char *path;
+        if (!c)
+                return -ENOMEM;
+        c->lines = 10;
+        actord_setting_int(ctx, "lines", &c->lines);
+        if (actord_setting_string(ctx, "path", &path) < 0 ||
+            (c->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
+                actord_set_error(ctx, "path: cannot open");
+                free(c);
+                return -EINVAL;
+        }
+        *ret_state = c;
+        return 0;
+}
+
+static int chatter_process(struct actord_ctx *ctx, void *state)
+{
+        struct chatter *c = state;
+        for (int64_t i = 0; i < c->lines; i++)
+                actord_log(ctx, ACTORD_LOG_INFO,
+                           "run %llu, line %lld: some chatter to fill the log",
+                           (unsigned long long)c->runs, (long long)i);
+        c->runs++;
+        char buf[32];
+        int n = snprintf(buf, sizeof(buf), "runs=%llu\n", (unsigned long long)c->runs);
+        if (pwrite(c->fd, buf, (size_t)n, 0) != n)
+                return ACTORD_ERROR;
+        uint64_t *p = actord_claim(ctx, 0);
+        if (p) {
+                *p = c->runs;
+                actord_publish(ctx, 0);
+        }
+        return ACTORD_OK;
+}
+
+static void chatter_fini(struct actord_ctx *ctx, void *state)
+{
+        struct chatter *c = state;
+        (void)ctx;
+        close(c->fd);
+        free(c);
+}
+
+static const struct actord_setting chatter_settings[] = {
+    {.name = "lines", .type = ACTORD_SETTING_INT, .help = "log lines per run (10)"},
+    {.name = "path", .type = ACTORD_SETTING_STRING, .help = "where the run count goes"},
+};
+
+static const struct actord_class chatter_class = {
+    .struct_size = sizeof(struct actord_class),
+    .name = "test.chatter",
+    .description = "logs lines on every run, counts its runs in a file",
+    .shape = ACTORD_SHAPE_SOURCE,
+    .rules = ACTORD_RULE_PERIODIC | ACTORD_RULE_LOOP,
+    .default_rule = ACTORD_RULE_PERIODIC,
+    .outputs = bytes_out,
+    .n_outputs = 1,
+    .settings = chatter_settings,
+    .n_settings = 2,
+    .init = chatter_init,
+    .process = chatter_process,
+    .fini = chatter_fini,
+};
+
 static const struct actord_class *const classes[] = {&bytes_class, &pass_class, &failinit_class,
-                                                     &gainsrc_class};
+                                                     &gainsrc_class, &chatter_class};
 
 ACTORD_PLUGIN_DEFINE = {
     .abi_major = ACTORD_ABI_MAJOR,
@@ -188,5 +268,5 @@ ACTORD_PLUGIN_DEFINE = {
     .name = "testkit",
     .version = "1.0",
     .classes = classes,
-    .n_classes = 4,
+    .n_classes = 5,
 };
