@@ -16,6 +16,7 @@
 #include "actord-build.h"
 #include "clock.h"
 #include "config.h"
+#include "control.h"
 #include "log.h"
 #include "plugin.h"
 #include "reload.h"
@@ -32,6 +33,7 @@ struct options {
         bool config_given;
         bool check_config;
         bool list_plugins;
+        const char *reload_pid; /* --reload PID */
 };
 
 static void usage(FILE *f)
@@ -46,6 +48,9 @@ static void usage(FILE *f)
                 "                          (0 if valid, 78 if not)\n"
                 "      --list-plugins      list the plugins of the plugin folders (those of\n"
                 "                          --config FILE when given) and their classes, then exit\n"
+                "      --reload PID        send SIGHUP to the actord with that PID and wait until\n"
+                "                          it applied (exit 0) or refused (1) the configuration;\n"
+                "                          for the unit's ExecReload (needs RUNTIME_DIRECTORY)\n"
                 "  -v, --verbose           log debug messages too\n"
                 "  -h, --help              show this help and exit\n"
                 "  -V, --version           show the version and exit\n"
@@ -61,12 +66,13 @@ static void usage(FILE *f)
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-        enum { OPT_CHECK = 256, OPT_LIST };
+        enum { OPT_CHECK = 256, OPT_LIST, OPT_RELOAD };
         static const struct option longopts[] = {
             {"config", required_argument, NULL, 'c'},
             {"plugin-dir", required_argument, NULL, 'p'},
             {"check-config", no_argument, NULL, OPT_CHECK},
             {"list-plugins", no_argument, NULL, OPT_LIST},
+            {"reload", required_argument, NULL, OPT_RELOAD},
             {"verbose", no_argument, NULL, 'v'},
             {"help", no_argument, NULL, 'h'},
             {"version", no_argument, NULL, 'V'},
@@ -91,6 +97,9 @@ static int parse_options(int argc, char **argv, struct options *o)
                         break;
                 case OPT_LIST:
                         o->list_plugins = true;
+                        break;
+                case OPT_RELOAD:
+                        o->reload_pid = optarg;
                         break;
                 case 'v':
                         log_set_max_priority(LOG_DEBUG);
@@ -200,9 +209,11 @@ static void list_plugins(const struct plugin_registry *reg)
  * with its errors logged. A valid one is applied (reload.h, runtime_reload): unchanged
  * components keep running with their state and queued messages, the others are stopped,
  * restarted or started. Returns true if the running pipeline changed. */
+/* Applies the configuration file again (SIGHUP); `result` gets one line for the reload state
+ * (control.h), starting with "applied" or "failed". */
 static bool reload(const struct options *o, struct config **cfg, struct plugin_registry *reg,
                    struct topology *topo, struct runtime *rt, struct supervisor *sup,
-                   const char *running_status)
+                   const char *running_status, char *result, size_t result_len)
 {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -231,6 +242,9 @@ static bool reload(const struct options *o, struct config **cfg, struct plugin_r
                           o->config, d.n, d.n == 1 ? "" : "s");
                 sd_notifyf(0, "READY=1\nSTATUS=reload failed (%zu error%s in %s); %s", d.n,
                            d.n == 1 ? "" : "s", o->config, running_status);
+                snprintf(result, result_len, "failed: %s has %zu error%s, the first: %s", o->config,
+                         d.n, d.n == 1 ? "" : "s",
+                         d.n ? d.lines[0] : (r < 0 ? strerror(-r) : "cannot load it"));
                 goto out;
         }
         char busy[256];
@@ -243,6 +257,7 @@ static bool reload(const struct options *o, struct config **cfg, struct plugin_r
                           r == -ETIMEDOUT ? busy : strerror(-r));
                 sd_notifyf(0, "READY=1\nSTATUS=reload failed (%s); %s",
                            r == -ETIMEDOUT ? busy : strerror(-r), running_status);
+                snprintf(result, result_len, "failed: %s", r == -ETIMEDOUT ? busy : strerror(-r));
                 goto out;
         }
         /* `next` now holds what is left of the old pipeline: free it before the code of the
@@ -266,6 +281,9 @@ static bool reload(const struct options *o, struct config **cfg, struct plugin_r
         if (failed)
                 log_error("reload: %d component%s failed to start (see above); the others run",
                           failed, failed == 1 ? "" : "s");
+        snprintf(result, result_len, "applied: %d kept, %d restarted, %d started, %d stopped%s",
+                 plan.n_kept, plan.n_restarted, plan.n_started, plan.n_stopped,
+                 failed ? " (some failed to start: see the log)" : "");
         sd_notifyf(0,
                    "READY=1\nSTATUS=reloaded: %d kept, %d restarted, %d started, %d stopped%s; "
                    "%d components on %d workers",
@@ -382,6 +400,10 @@ int main(int argc, char **argv)
         struct options opt;
         if (parse_options(argc, argv, &opt) < 0)
                 return EXIT_FAILURE;
+        if (opt.reload_pid) {
+                free(opt.plugin_dirs);
+                return control_reload(opt.reload_pid, 300);
+        }
 
         int exit_code = EXIT_FAILURE;
         struct diag d = {0};
@@ -392,6 +414,7 @@ int main(int argc, char **argv)
         struct runtime rt = {0};
         struct supervisor sup = {0};
         int sfd = -1;
+        char *state_path = NULL;
 
         /* --list-plugins needs a configuration only for its plugin_dirs, when one is named.
          * Configuration errors are collected in cd, those of the file and those that need the
@@ -471,6 +494,10 @@ int main(int argc, char **argv)
         status_line(&topo, cfg, 0, 0, status, sizeof(status));
         log_info("running: %s", status);
         sd_notifyf(0, "READY=1\nSTATUS=%s", status);
+        /* For `actord --reload` (the unit's ExecReload): each reload's generation and result. */
+        state_path = control_state_path();
+        unsigned generation = 0;
+        control_state_write(state_path, generation, "started");
 
         /* The main thread wakes every tick: for STATUS each second, for the watchdog (fed at
          * a third of its period, and only while no worker is stuck) and to look for stalls. */
@@ -521,7 +548,11 @@ int main(int argc, char **argv)
                 if (read(sfd, &si, sizeof(si)) != sizeof(si))
                         continue;
                 if (si.ssi_signo == SIGHUP) {
-                        if (reload(&opt, &cfg, &reg, &topo, &rt, &sup, status)) {
+                        char result[512];
+                        bool applied = reload(&opt, &cfg, &reg, &topo, &rt, &sup, status, result,
+                                              sizeof(result));
+                        control_state_write(state_path, ++generation, result);
+                        if (applied) {
                                 /* Other channels now: the rate starts again from here. */
                                 totals(&topo, &last_consumed, &lost);
                                 last_ns = mono_ns();
@@ -555,6 +586,7 @@ int main(int argc, char **argv)
         exit_code = EXIT_SUCCESS;
 out:
         log_drain();
+        free(state_path);
         supervisor_free(&sup);
         if (sfd >= 0)
                 close(sfd);

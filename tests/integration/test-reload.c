@@ -503,3 +503,107 @@ Test(reload, twenty_reloads_in_a_row_lose_nothing_spinning_workers)
 {
         twenty_reloads("spin");
 }
+
+/* Runs `actord --reload PID` with RUNTIME_DIRECTORY=rundir (none if NULL); its exit status,
+ * and its stdout and stderr in *out and *err. */
+static int reload_command(const char *rundir, const char *pid, char **out, char **err)
+{
+        char *cmd;
+        cr_assert(asprintf(&cmd, "%s%s%s'%s' --reload '%s' >'%s/rl.out' 2>'%s/rl.err'",
+                           rundir ? "RUNTIME_DIRECTORY='" : "env -u RUNTIME_DIRECTORY ",
+                           rundir ? rundir : "", rundir ? "' " : "", ACTORD_TEST_DAEMON, pid, dir,
+                           dir) > 0);
+        int st = system(cmd);
+        free(cmd);
+        char *p = out_path("rl.out");
+        *out = tu_read(p);
+        free(p);
+        p = out_path("rl.err");
+        *err = tu_read(p);
+        free(p);
+        cr_assert(WIFEXITED(st), "status 0x%x", st);
+        return WEXITSTATUS(st);
+}
+
+/* `actord --reload PID`, the unit's ExecReload: it returns once actord applied the file (0)
+ * or refused it (1, with the first error), so that `systemctl reload` does too; without the
+ * runtime directory, or with a bad PID, it says what is wrong (2). */
+Test(reload, the_reload_command_waits_for_the_result)
+{
+        char *plugins = plugin_folder();
+        char *l = out_path("l.txt"), *l2 = out_path("l2.txt"), *rundir = out_path("run");
+        cr_assert_eq(mkdir(rundir, 0755), 0);
+        char body[1024];
+        snprintf(body, sizeof(body),
+                 "components: {\n"
+                 "  src = { class = \"test.bytes\"; schedule = { every_us = 200; }; };\n"
+                 "  log = { class = \"core.log\"; settings = { path = \"%s\"; }; };\n"
+                 "};\n"
+                 "links = ( \"src.out -> log.in\" );\n",
+                 l);
+        char *conf = write_conf(plugins, body);
+        char *env_var, pid[32];
+        cr_assert(asprintf(&env_var, "RUNTIME_DIRECTORY=%s", rundir) > 0);
+        const char *env[] = {env_var, NULL};
+        struct daemon d;
+        const char *args[] = {"--config", conf, NULL};
+        daemon_start_env(&d, dir, args, env);
+        cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "%s", daemon_stderr(&d));
+        snprintf(pid, sizeof(pid), "%d", (int)d.pid);
+
+        /* Applied: a second pair starts. When the command returns, actord has logged it. */
+        snprintf(body, sizeof(body),
+                 "components: {\n"
+                 "  src = { class = \"test.bytes\"; schedule = { every_us = 200; }; };\n"
+                 "  log = { class = \"core.log\"; settings = { path = \"%s\"; }; };\n"
+                 "  src2 = { class = \"test.bytes\"; schedule = { every_us = 200; }; };\n"
+                 "  log2 = { class = \"core.log\"; settings = { path = \"%s\"; }; };\n"
+                 "};\n"
+                 "links = ( \"src.out -> log.in\", \"src2.out -> log2.in\" );\n",
+                 l, l2);
+        free(write_conf(plugins, body));
+        char *out, *err;
+        int rc = reload_command(rundir, pid, &out, &err);
+        char *log = daemon_stderr(&d);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        cr_assert(out && strstr(out, "reload applied: 2 kept, 0 restarted, 2 started, 0 stopped"),
+                  "stdout: %s", out);
+        cr_assert(strstr(log, "reload applied: 2 components kept"),
+                  "returned before actord applied it:\n%s", log);
+        free(out);
+        free(err);
+        cr_assert(wait_lines(dir, l2, 20, 10000), "the new pair does not run");
+
+        /* Refused: a syntax error; the reason comes back, the pipeline goes on. */
+        free(tu_write(dir, "pipeline.conf", "components: { oops }\n"));
+        rc = reload_command(rundir, pid, &out, &err);
+        cr_assert_eq(rc, 1, "stdout: %s\nstderr: %s", out, err);
+        cr_assert(out && strstr(out, "reload failed: ") && strstr(out, "pipeline.conf:1"),
+                  "stdout: %s", out);
+        free(out);
+        free(err);
+        int n = count_lines(l2);
+        cr_assert(wait_lines(dir, l2, n + 20, 10000), "the pipeline stopped");
+
+        /* What the command needs. */
+        rc = reload_command(NULL, pid, &out, &err);
+        cr_assert_eq(rc, 2);
+        cr_assert(err && strstr(err, "RUNTIME_DIRECTORY"), "stderr: %s", err);
+        free(out);
+        free(err);
+        rc = reload_command(rundir, "not-a-pid", &out, &err);
+        cr_assert_eq(rc, 2);
+        cr_assert(err && strstr(err, "'not-a-pid' is not a process ID"), "stderr: %s", err);
+        free(out);
+        free(err);
+
+        stop_daemon(&d);
+        daemon_cleanup(&d);
+        free(log);
+        free(env_var);
+        free(conf);
+        free(l);
+        free(l2);
+        free(rundir);
+        free(plugins);
+}

@@ -131,6 +131,10 @@ else
         bad "the edited configuration does not check: $out"
 fi
 systemctl reload actord && ok "systemctl reload actord" || bad "systemctl reload actord failed"
+# ExecReload (actord --reload) waits for actord's answer: applied by the time reload returns.
+grep -qx "result=applied: 5 kept, 0 restarted, 2 started, 0 stopped" /run/actord/reload-state &&
+        ok "systemctl reload returned with the reload applied" ||
+        bad "systemctl reload returned before the reload was applied: $(cat /run/actord/reload-state)"
 started() { logged "$pid" "^component 'freeze' \\(test.freeze, .*\\) on worker"; }
 refused() { logged "$pid" "^reload( failed|: .*needs a restart)"; } # actord did not apply it
 settled() { started || refused; }
@@ -154,6 +158,18 @@ for c in tick scale count slow show; do
 done
 [ -z "$again" ] && ok "reload: the five unchanged components kept running" ||
         bad "reload: unchanged components were started again: $again"
+# A configuration actord refuses makes systemctl reload fail; the pipeline goes on.
+cp "$ACTORD_CONFIG" "$ACTORD_CONFIG.good"
+echo "components: { oops }" >"$ACTORD_CONFIG"
+if systemctl reload actord 2>/dev/null; then
+        bad "systemctl reload succeeded with a broken configuration"
+else
+        ok "systemctl reload fails on a broken configuration"
+fi
+[ "$(prop MainPID)" = "$pid" ] && [ "$(systemctl is-active actord)" = active ] &&
+        ok "refused reload: still active, same MainPID" ||
+        bad "refused reload: the service was restarted or stopped"
+mv "$ACTORD_CONFIG.good" "$ACTORD_CONFIG"
 
 # --- Watchdog: a worker wedged inside a component stops the pings; systemd restarts actord.
 mkdir -p /etc/systemd/system/actord.service.d
