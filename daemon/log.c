@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
+#include <time.h>
 
 #include <systemd/sd-journal.h>
 
@@ -91,13 +93,19 @@ static void journal_send(int priority, const struct log_fields *f, const char *m
         free(m);
 }
 
-/* ---- deferred messages ----
- * One channel per queue (drop_new: a full queue drops the new message and counts it, which
- * its reader sees as a gap), the queuing thread its producer, the log_defer_init() thread its
- * consumer. A record holds copies of the strings: a component may be gone when it is written. */
-#define DEFER_CAPACITY 128u
+/* ---- the log writer thread ----
+ * One queue per worker and one for the thread that set them up (the main thread): each a
+ * channel under `reject`, its thread the producer, the writer thread the consumer. A record
+ * holds copies of the strings (a component may be gone when it is written) and a number from
+ * one counter for all, by which the writer merges the queues back into one order. A worker
+ * that finds its queue full drops the message and counts it; the main thread waits for room a
+ * little (once per stall of the writer), then does the same. The writer is the only thread
+ * that can block on stderr or the journal. */
+#define QUEUE_CAPACITY 128u
+#define MAIN_WAIT_NS 100000000u /* how long the main thread waits for room, per stall */
 
 struct log_record {
+        uint64_t order;
         int priority;
         int worker;
         bool has_fields;
@@ -111,60 +119,173 @@ struct defer_queue {
         struct channel ch;
         struct channel_tx tx;
         struct channel_rx rx;
-        uint64_t dropped_told; /* drops reported so far */
+        const struct log_record *head; /* writer: the next record, read but not written yet */
+        _Atomic uint64_t dropped;      /* by the producer, when the queue was full */
+        uint64_t dropped_told;         /* writer: drops reported so far */
 };
 
 static struct defer_queue *queues;
-static int n_queues;
-static int defer_fd = -1;
+static int n_queues; /* the workers', then the main thread's */
+static int wake_fd = -1;
+static pthread_t writer;
+static _Atomic bool stopping;
+static _Atomic uint64_t next_order;
+static _Atomic uint64_t passes; /* the writer's drain passes: progress, for the main thread */
+static pthread_mutex_t room_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t room_cond;
+static uint64_t stalled_pass = UINT64_MAX; /* main thread: the pass at which a wait timed out */
 static _Thread_local struct defer_queue *my_queue;
-static _Thread_local bool is_drainer;
 
-int log_defer_init(int n)
+static void write_msg(int priority, const struct log_fields *f, const char *msg);
+
+static void tell_dropped(struct defer_queue *q, int i, uint64_t n)
+{
+        char m[200];
+        if (i < n_queues - 1)
+                snprintf(m, sizeof(m),
+                         "%llu log messages of worker %d dropped: the log's reader is slower "
+                         "than the worker writes",
+                         (unsigned long long)n, i);
+        else
+                snprintf(m, sizeof(m),
+                         "%llu log messages of the main thread dropped: the log's reader is "
+                         "stalled",
+                         (unsigned long long)n);
+        write_msg(LOG_WARNING, &(struct log_fields){.worker = i < n_queues - 1 ? i : -1}, m);
+        q->dropped_told += n;
+}
+
+/* Writes every queued record, oldest first across the queues, then what was dropped. */
+static void drain(void)
+{
+        for (;;) {
+                struct defer_queue *best = NULL;
+                for (int i = 0; i < n_queues; i++) {
+                        struct defer_queue *q = &queues[i];
+                        uint64_t seq, lost, ns;
+                        if (!q->head)
+                                q->head = channel_next(&q->rx, &seq, &lost, &ns);
+                        if (q->head && (!best || q->head->order < best->head->order))
+                                best = q;
+                }
+                if (!best)
+                        break;
+                const struct log_record *r = best->head;
+                struct log_fields f = {.component = r->component[0] ? r->component : NULL,
+                                       .cls = r->cls[0] ? r->cls : NULL,
+                                       .worker = r->worker,
+                                       .channel = r->channel[0] ? r->channel : NULL};
+                write_msg(r->priority, r->has_fields ? &f : NULL, r->msg);
+                best->head = NULL; /* the slot is released by the next read of its queue */
+        }
+        for (int i = 0; i < n_queues; i++) {
+                uint64_t d = atomic_load_explicit(&queues[i].dropped, memory_order_relaxed);
+                if (d > queues[i].dropped_told)
+                        tell_dropped(&queues[i], i, d - queues[i].dropped_told);
+        }
+}
+
+static void *writer_main(void *arg)
+{
+        (void)arg;
+        pthread_setname_np(pthread_self(), "actord-log");
+        for (;;) {
+                uint64_t v;
+                bool stop = atomic_load_explicit(&stopping, memory_order_acquire);
+                if (!stop && read(wake_fd, &v, sizeof(v)) < 0 && errno != EINTR)
+                        break;
+                drain();
+                pthread_mutex_lock(&room_lock);
+                atomic_fetch_add_explicit(&passes, 1, memory_order_relaxed);
+                pthread_cond_broadcast(&room_cond);
+                pthread_mutex_unlock(&room_lock);
+                if (stop)
+                        break;
+        }
+        return NULL;
+}
+
+int log_defer_init(int n_workers)
 {
         if (queues)
-                return defer_fd;
+                return 0;
+        int n = n_workers + 1;
         struct defer_queue *q = calloc((size_t)n, sizeof(*q));
         if (!q)
                 return -ENOMEM;
-        int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (fd < 0) {
-                free(q);
-                return -errno;
+        int r = (wake_fd = eventfd(0, EFD_CLOEXEC)) < 0 ? -errno : 0;
+        int made = 0;
+        for (; r == 0 && made < n; made++) {
+                r = channel_create(&q[made].ch, QUEUE_CAPACITY, sizeof(struct log_record),
+                                   CHANNEL_REJECT);
+                if (r == 0 && (r = channel_tx_open(&q[made].tx, &q[made].ch)) == 0)
+                        r = channel_rx_open(&q[made].rx, &q[made].ch);
         }
-        for (int i = 0; i < n; i++) {
-                int r = channel_create(&q[i].ch, DEFER_CAPACITY, sizeof(struct log_record),
-                                       CHANNEL_DROP_NEW);
-                if (r == 0)
-                        r = channel_tx_open(&q[i].tx, &q[i].ch);
-                if (r == 0)
-                        r = channel_rx_open(&q[i].rx, &q[i].ch);
-                if (r < 0) {
-                        for (int j = 0; j <= i; j++) {
-                                channel_rx_close(&q[j].rx);
-                                channel_tx_close(&q[j].tx);
-                                channel_destroy(&q[j].ch);
-                        }
-                        free(q);
-                        close(fd);
-                        return r;
-                }
-        }
-        /* Published before any attaching thread starts (pthread_create orders it). */
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&room_cond, &ca);
+        pthread_condattr_destroy(&ca);
         queues = q;
         n_queues = n;
-        defer_fd = fd;
-        is_drainer = true;
-        return fd;
+        if (r == 0)
+                r = -pthread_create(&writer, NULL, writer_main, NULL);
+        if (r < 0) {
+                for (int i = 0; i < made; i++) {
+                        channel_rx_close(&q[i].rx);
+                        channel_tx_close(&q[i].tx);
+                        channel_destroy(&q[i].ch);
+                }
+                free(q);
+                queues = NULL;
+                n_queues = 0;
+                if (wake_fd >= 0)
+                        close(wake_fd);
+                wake_fd = -1;
+                return r;
+        }
+        my_queue = &q[n - 1];
+        return 0;
 }
 
 void log_defer_attach(int i)
 {
-        if (queues && i >= 0 && i < n_queues)
+        if (queues && i >= 0 && i < n_queues - 1)
                 my_queue = &queues[i];
 }
 
-/* Copies src (NULL: empty), truncated to fit. */
+void log_defer_finish(int timeout_ms)
+{
+        if (!queues)
+                return;
+        my_queue = NULL;
+        atomic_store_explicit(&stopping, true, memory_order_release);
+        uint64_t one = 1;
+        ssize_t w = write(wake_fd, &one, sizeof(one));
+        (void)w;
+        struct timespec end;
+        clock_gettime(CLOCK_REALTIME, &end);
+        end.tv_sec += timeout_ms / 1000;
+        end.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+        if (end.tv_nsec >= 1000000000) {
+                end.tv_sec++;
+                end.tv_nsec -= 1000000000;
+        }
+        /* A writer stuck on a stalled reader is left behind: the process is ending. */
+        if (pthread_timedjoin_np(writer, NULL, &end) != 0)
+                return;
+        for (int i = 0; i < n_queues; i++) {
+                channel_rx_close(&queues[i].rx);
+                channel_tx_close(&queues[i].tx);
+                channel_destroy(&queues[i].ch);
+        }
+        free(queues);
+        queues = NULL;
+        n_queues = 0;
+        close(wake_fd);
+        wake_fd = -1;
+}
+
 static void copy_str(char *dst, size_t len, const char *src)
 {
         size_t n = src ? strnlen(src, len - 1) : 0;
@@ -172,9 +293,42 @@ static void copy_str(char *dst, size_t len, const char *src)
         dst[n] = 0;
 }
 
-static void defer(struct defer_queue *q, int priority, const struct log_fields *f, const char *msg)
+/* The main thread's claim: waits for room up to MAIN_WAIT_NS, unless it already waited in
+ * vain since the writer's last pass. */
+static struct log_record *claim_waiting(struct defer_queue *q)
 {
         struct log_record *r = channel_claim(&q->tx);
+        if (r || atomic_load_explicit(&passes, memory_order_relaxed) == stalled_pass)
+                return r;
+        struct timespec end;
+        clock_gettime(CLOCK_MONOTONIC, &end);
+        end.tv_nsec += MAIN_WAIT_NS;
+        if (end.tv_nsec >= 1000000000) {
+                end.tv_sec++;
+                end.tv_nsec -= 1000000000;
+        }
+        pthread_mutex_lock(&room_lock);
+        int e = 0;
+        while (!(r = channel_claim(&q->tx)) && e != ETIMEDOUT)
+                e = pthread_cond_timedwait(&room_cond, &room_lock, &end);
+        if (!r)
+                stalled_pass = atomic_load_explicit(&passes, memory_order_relaxed);
+        pthread_mutex_unlock(&room_lock);
+        return r;
+}
+
+static void defer(struct defer_queue *q, int priority, const struct log_fields *f, const char *msg)
+{
+        struct log_record *r =
+            q == &queues[n_queues - 1] ? claim_waiting(q) : channel_claim(&q->tx);
+        if (!r) {
+                /* Relaxed: a counter the writer reports; orders nothing. */
+                atomic_store_explicit(&q->dropped,
+                                      atomic_load_explicit(&q->dropped, memory_order_relaxed) + 1,
+                                      memory_order_relaxed);
+                return;
+        }
+        r->order = atomic_fetch_add_explicit(&next_order, 1, memory_order_relaxed);
         r->priority = priority;
         r->has_fields = f != NULL;
         r->worker = f ? f->worker : -1;
@@ -183,53 +337,10 @@ static void defer(struct defer_queue *q, int priority, const struct log_fields *
         copy_str(r->channel, sizeof(r->channel), f ? f->channel : NULL);
         copy_str(r->msg, sizeof(r->msg), msg);
         channel_publish(&q->tx);
-        /* Never blocks (EFD_NONBLOCK); EAGAIN only when the counter is saturated, when the
-         * reader is awake anyway. */
+        /* An eventfd write does not block (the counter cannot fill up here). */
         uint64_t one = 1;
-        ssize_t w = write(defer_fd, &one, sizeof(one));
+        ssize_t w = write(wake_fd, &one, sizeof(one));
         (void)w;
-}
-
-static void write_msg(int priority, const struct log_fields *f, const char *msg);
-
-static void tell_dropped(struct defer_queue *q, int i, uint64_t n)
-{
-        char m[160];
-        snprintf(m, sizeof(m),
-                 "%llu log messages of worker %d dropped: the log's reader is slower than the "
-                 "worker writes",
-                 (unsigned long long)n, i);
-        write_msg(LOG_WARNING, &(struct log_fields){.worker = i}, m);
-        q->dropped_told += n;
-}
-
-void log_drain(void)
-{
-        if (!is_drainer)
-                return;
-        uint64_t v;
-        ssize_t rd = read(defer_fd, &v, sizeof(v));
-        (void)rd;
-        for (int i = 0; i < n_queues; i++) {
-                struct defer_queue *q = &queues[i];
-                const struct log_record *r;
-                uint64_t seq, lost, ns;
-                while ((r = channel_next(&q->rx, &seq, &lost, &ns))) {
-                        if (lost)
-                                tell_dropped(q, i, lost);
-                        struct log_fields f = {.component = r->component[0] ? r->component : NULL,
-                                               .cls = r->cls[0] ? r->cls : NULL,
-                                               .worker = r->worker,
-                                               .channel = r->channel[0] ? r->channel : NULL};
-                        write_msg(r->priority, r->has_fields ? &f : NULL, r->msg);
-                }
-                channel_rx_end(&q->rx);
-                /* Drops after the last message queued show as no gap yet. */
-                struct channel_stats st;
-                channel_stats(&q->ch, &st);
-                if (st.dropped > q->dropped_told)
-                        tell_dropped(q, i, st.dropped - q->dropped_told);
-        }
 }
 
 void log_vfields(int priority, const struct log_fields *f, const char *fmt, va_list ap)
@@ -243,8 +354,6 @@ void log_vfields(int priority, const struct log_fields *f, const char *fmt, va_l
                 defer(my_queue, priority, f, msg);
                 return;
         }
-        if (is_drainer)
-                log_drain();
         write_msg(priority, f, msg);
 }
 

@@ -2,7 +2,7 @@
  * message goes to the journal with structured fields (PRIORITY, COMPONENT, CLASS, WORKER, CHANNEL);
  * otherwise one line on stderr, prefixed with the sd-daemon priority ("<6>") unless stderr is
  * a terminal. Thread safe; never blocks longer than a write to stderr or the journal socket,
- * and not at all in a thread attached to a deferred queue (below). */
+ * and not at all in a thread that queues its messages for the log writer (below). */
 #ifndef ACTORD_LOG_H
 #define ACTORD_LOG_H
 
@@ -28,19 +28,19 @@ void log_fields(int priority, const struct log_fields *f, const char *fmt, ...)
 void log_vfields(int priority, const struct log_fields *f, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
-/* Deferred logging, for the threads that must never block (the workers: a full pipe or a
- * slow journal would stall them). log_defer_init() makes `n` queues (bounded; when one is
- * full, new messages are dropped and counted) and returns an eventfd that becomes readable
- * when messages wait; the calling thread becomes the one that writes them, with log_drain().
- * A thread that called log_defer_attach(i) queues its messages in queue i from then on,
- * without blocking. The writing thread drains the queues before each message of its own, so
- * that messages keep their order across threads as far as it sees them. Without
- * log_defer_init() every thread writes its messages itself. Returns the fd or -errno. */
-int log_defer_init(int n);
+/* The log writer thread: from log_defer_init() on, the calling thread (the main thread) and
+ * the threads that call log_defer_attach(i) (the workers, one queue each) put their messages
+ * in bounded queues that one writer thread writes out, in the order they were logged (two
+ * logged by two threads at the same moment may swap); only
+ * the writer can block on stderr or the journal. A full queue drops the message (counted and
+ * reported: "N log messages of worker W dropped"); the main thread first waits for room a
+ * little, once per stall of the writer. Other threads write their messages themselves.
+ * log_defer_finish() writes what is queued, waiting for the writer at most timeout_ms (a
+ * writer stuck on a stalled reader is left behind), and goes back to direct writes.
+ * Returns 0 or -errno. */
+int log_defer_init(int n_workers);
 void log_defer_attach(int i);
-/* Writes the queued messages, and how many each queue dropped. The log_defer_init() thread
- * only. */
-void log_drain(void);
+void log_defer_finish(int timeout_ms);
 
 #define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warning(...) log_msg(LOG_WARNING, __VA_ARGS__)

@@ -473,10 +473,11 @@ int main(int argc, char **argv)
                 goto out;
         }
 
-        /* The workers' messages wait in queues for this thread, which writes them. */
-        int log_fd = log_defer_init(cfg->n_workers);
-        if (log_fd < 0) {
-                log_error("cannot set up the log queues: %s", strerror(-log_fd));
+        /* From here on a thread of its own writes the log: neither the workers nor this
+         * thread (the watchdog, signals) wait for a slow journal. */
+        int lr = log_defer_init(cfg->n_workers);
+        if (lr < 0) {
+                log_error("cannot start the log writer: %s", strerror(-lr));
                 goto out;
         }
         if (runtime_start(&rt, &topo, cfg) < 0) {
@@ -515,15 +516,12 @@ int main(int argc, char **argv)
         struct loss_report *losses = loss_reports_new(&topo);
         int was_stuck = 0;
         for (;;) {
-                struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN},
-                                        {.fd = log_fd, .events = POLLIN}};
-                int n = poll(pfd, 2, tick_ms(watchdog ? wd_usec : 0, cfg->stall_ms));
+                struct pollfd pfd = {.fd = sfd, .events = POLLIN};
+                int n = poll(&pfd, 1, tick_ms(watchdog ? wd_usec : 0, cfg->stall_ms));
                 if (n < 0 && errno != EINTR) {
                         log_error("poll: %s", strerror(errno));
                         break;
                 }
-                if (n > 0 && pfd[1].revents)
-                        log_drain();
                 uint64_t now = mono_ns();
                 char stall[256];
                 int stuck = supervisor_check(&sup, &rt, now, stall, sizeof(stall));
@@ -542,7 +540,7 @@ int main(int argc, char **argv)
                 was_stuck = stuck;
                 if (watchdog && !stuck)
                         sd_notify(0, "WATCHDOG=1");
-                if (n <= 0 || !pfd[0].revents)
+                if (n <= 0)
                         continue;
                 struct signalfd_siginfo si;
                 if (read(sfd, &si, sizeof(si)) != sizeof(si))
@@ -570,7 +568,7 @@ int main(int argc, char **argv)
          * exit without it rather than hang until systemd kills the daemon. */
         if (runtime_stop(&rt, ((uint64_t)cfg->stall_ms + 1000) * 1000000u) < 0) {
                 log_error("exiting with a stuck worker");
-                log_drain();
+                log_defer_finish(1000);
                 _exit(EXIT_FAILURE);
         }
         for (int i = 0; i < topo.n_comps; i++) {
@@ -585,7 +583,8 @@ int main(int argc, char **argv)
         log_info("stopped");
         exit_code = EXIT_SUCCESS;
 out:
-        log_drain();
+        /* What is queued goes out; a writer stuck on a stalled reader is left behind. */
+        log_defer_finish(1000);
         free(state_path);
         supervisor_free(&sup);
         if (sfd >= 0)

@@ -532,9 +532,9 @@ static uint64_t chatter_runs(const char *path)
         return runs;
 }
 
-/* A worker never waits for the log's reader: with stderr a pipe that nobody reads, a component
- * that logs on every run keeps running; what did not fit is dropped, and the count logged once
- * the reader is back. */
+/* Nothing but the log writer waits for the log's reader: with stderr a pipe that nobody reads,
+ * a component that logs on every run keeps running and the main thread keeps feeding the
+ * watchdog; what did not fit is dropped, and the count logged once the reader is back. */
 Test(daemon, a_stalled_log_reader_does_not_stall_the_workers)
 {
         int p[2];
@@ -559,7 +559,8 @@ Test(daemon, a_stalled_log_reader_does_not_stall_the_workers)
         char *conf = tu_write(dir, "chatter.conf", text);
         struct daemon d;
         const char *args[] = {"--config", conf, NULL};
-        daemon_start_err(&d, dir, args, NULL, p[1]);
+        const char *env[] = {"WATCHDOG_USEC=300000", NULL}; /* a ping every 100 ms */
+        daemon_start_err(&d, dir, args, env, p[1]);
         close(p[1]);
         cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "no READY=1");
 
@@ -570,14 +571,25 @@ Test(daemon, a_stalled_log_reader_does_not_stall_the_workers)
         cr_assert(inotify_add_watch(in, dir, IN_MODIFY) >= 0);
         int64_t end = now_ms() + 20000;
         uint64_t full_at = 0, now_runs = 0;
+        size_t notes_at_full = 0;
+        bool pinged = false;
         for (;;) {
                 int queued = 0;
                 cr_assert_eq(ioctl(p[0], FIONREAD, &queued), 0);
                 now_runs = chatter_runs(runs);
                 /* Full: no room for another line (the writer waits for room for all of it). */
-                if (!full_at && queued > size - 512)
+                if (!full_at && queued > size - 512) {
                         full_at = now_runs;
-                if ((full_at && now_runs >= full_at + 200) || now_ms() > end)
+                        pthread_mutex_lock(&d.lock);
+                        notes_at_full = d.notes_len;
+                        pthread_mutex_unlock(&d.lock);
+                }
+                if (full_at && !pinged) {
+                        pthread_mutex_lock(&d.lock);
+                        pinged = strstr(d.notes + notes_at_full, "WATCHDOG=1") != NULL;
+                        pthread_mutex_unlock(&d.lock);
+                }
+                if ((full_at && now_runs >= full_at + 200 && pinged) || now_ms() > end)
                         break;
                 struct pollfd pf = {.fd = in, .events = POLLIN};
                 if (poll(&pf, 1, (int)(end - now_ms())) == 1) {
@@ -588,10 +600,16 @@ Test(daemon, a_stalled_log_reader_does_not_stall_the_workers)
         }
         close(in);
         cr_assert(full_at, "the log pipe never filled (%" PRIu64 " runs)", now_runs);
+        cr_assert(pinged, "no watchdog ping while the log's reader stalled");
         cr_assert(now_runs >= full_at + 200,
                   "the worker stopped with the log's reader: %" PRIu64 " runs when the pipe "
                   "filled, %" PRIu64 " 20 s later",
                   full_at, now_runs);
+
+        /* The main thread logs on: a reload (SIGHUP) while the reader still stalls. */
+        char *st = daemon_reload(&d, 10000);
+        cr_assert(st, "no READY=1 after a reload: the main thread waits for the log's reader");
+        free(st);
 
         /* The reader comes back: the daemon stops cleanly and says what it dropped. */
         struct drain dr = {.fd = p[0]};
