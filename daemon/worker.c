@@ -892,32 +892,45 @@ struct worker_arrays {
         struct component **comps, **heap, **loops, **leaving, **arriving;
 };
 
+static void arrays_release(struct worker_arrays *a)
+{
+        free(a->comps);
+        free(a->heap);
+        free(a->loops);
+        free(a->leaving);
+        free(a->arriving);
+        *a = (struct worker_arrays){0};
+}
+
+/* Room for `cap` components in each list; 0 or -ENOMEM (nothing left allocated). */
+static int arrays_init(struct worker_arrays *a, int cap)
+{
+        a->comps = calloc((size_t)cap, sizeof(struct component *));
+        a->heap = calloc((size_t)cap, sizeof(struct component *));
+        a->loops = calloc((size_t)cap, sizeof(struct component *));
+        a->leaving = calloc((size_t)cap, sizeof(struct component *));
+        a->arriving = calloc((size_t)cap, sizeof(struct component *));
+        if (a->comps && a->heap && a->loops && a->leaving && a->arriving)
+                return 0;
+        arrays_release(a);
+        return -ENOMEM;
+}
+
 static void arrays_free(struct worker_arrays *a, int n)
 {
-        for (int i = 0; a && i < n; i++) {
-                free(a[i].comps);
-                free(a[i].heap);
-                free(a[i].loops);
-                free(a[i].leaving);
-                free(a[i].arriving);
-        }
+        for (int i = 0; a && i < n; i++)
+                arrays_release(&a[i]);
         free(a);
 }
 
 static struct worker_arrays *arrays_alloc(int n_workers, int cap)
 {
         struct worker_arrays *a = calloc((size_t)n_workers, sizeof(*a));
-        for (int i = 0; a && i < n_workers; i++) {
-                a[i].comps = calloc((size_t)cap, sizeof(struct component *));
-                a[i].heap = calloc((size_t)cap, sizeof(struct component *));
-                a[i].loops = calloc((size_t)cap, sizeof(struct component *));
-                a[i].leaving = calloc((size_t)cap, sizeof(struct component *));
-                a[i].arriving = calloc((size_t)cap, sizeof(struct component *));
-                if (!a[i].comps || !a[i].heap || !a[i].loops || !a[i].leaving || !a[i].arriving) {
+        for (int i = 0; a && i < n_workers; i++)
+                if (arrays_init(&a[i], cap) < 0) {
                         arrays_free(a, n_workers);
                         return NULL;
                 }
-        }
         return a;
 }
 
@@ -1177,12 +1190,9 @@ static void worker_teardown(struct worker *w)
                 close(w->wakefd);
         if (w->timerfd >= 0)
                 close(w->timerfd);
-        free(w->comps);
-        free(w->heap);
-        free(w->loops);
-        free(w->leaving);
-        free(w->arriving);
-        w->comps = NULL;
+        struct worker_arrays a = {0};
+        arrays_swap(w, &a);
+        arrays_release(&a);
 }
 
 static void runtime_release(struct runtime *rt, int go)
@@ -1222,17 +1232,16 @@ int runtime_start(struct runtime *rt, struct topology *t, const struct config *c
         if (!rt->workers)
                 return -ENOMEM;
         memset(rt->workers, 0, workers_size);
+        /* Workers after one that fails to set up are torn down too: no fds to close there. */
+        for (int i = 0; i < cfg->n_workers; i++)
+                rt->workers[i].epfd = rt->workers[i].wakefd = rt->workers[i].timerfd = -1;
         int r = 0;
         for (int i = 0; i < cfg->n_workers && r == 0; i++) {
                 struct worker *w = &rt->workers[i];
                 r = worker_setup(w, i, &cfg->workers[i], rt);
-                if (r == 0) {
-                        w->comps = calloc((size_t)t->n_comps + 1, sizeof(*w->comps));
-                        w->heap = calloc((size_t)t->n_comps + 1, sizeof(*w->heap));
-                        w->loops = calloc((size_t)t->n_comps + 1, sizeof(*w->loops));
-                        if (!w->comps || !w->heap || !w->loops)
-                                r = -ENOMEM;
-                }
+                struct worker_arrays a;
+                if (r == 0 && (r = arrays_init(&a, t->n_comps + 1)) == 0)
+                        arrays_swap(w, &a); /* a gets the worker's NULLs */
         }
         if (r < 0) {
                 log_error("cannot set up workers: %s", strerror(-r));
