@@ -221,13 +221,19 @@ int log_defer_init(int n_workers)
                 if (r == 0 && (r = channel_tx_open(&q[made].tx, &q[made].ch)) == 0)
                         r = channel_rx_open(&q[made].rx, &q[made].ch);
         }
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&room_cond, &ca);
-        pthread_condattr_destroy(&ca);
+        static bool cond_ready;
+        if (!cond_ready) {
+                pthread_condattr_t ca;
+                pthread_condattr_init(&ca);
+                pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+                pthread_cond_init(&room_cond, &ca);
+                pthread_condattr_destroy(&ca);
+                cond_ready = true;
+        }
         queues = q;
         n_queues = n;
+        atomic_store_explicit(&stopping, false, memory_order_relaxed);
+        stalled_pass = UINT64_MAX;
         if (r == 0)
                 r = -pthread_create(&writer, NULL, writer_main, NULL);
         if (r < 0) {
