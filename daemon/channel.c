@@ -359,15 +359,8 @@ const char *channel_policy_to_string(enum channel_policy p)
  * producer wrote into while it was taken. C11 calls such a race undefined even though the
  * torn copy is never used (Boehm, "Can seqlocks get along with programming language memory
  * models?", MSPC 2012), and ThreadSanitizer would report it, so the copy alone is left
- * uninstrumented; the stamps around it are atomics that the sanitizer does check. */
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define CHANNEL_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define CHANNEL_TSAN 1
-#endif
+ * uninstrumented; the stamps around it are atomics that the sanitizer does check
+ * (CHANNEL_TSAN: channel.h, which then keeps the small messages' copy here too). */
 
 #ifdef CHANNEL_TSAN
 __attribute__((no_sanitize("thread"), noinline)) static void copy_racy(void *dst, const void *src,

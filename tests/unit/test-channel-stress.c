@@ -504,6 +504,12 @@ Test(stress, overwrite_8, .timeout = STRESS_TIMEOUT)
         stress(CHANNEL_OVERWRITE, 8);
 }
 
+/* Up to 16 bytes the consumer's copy is inlined in channel_next(): two words that can tear. */
+Test(stress, overwrite_16, .timeout = STRESS_TIMEOUT)
+{
+        stress(CHANNEL_OVERWRITE, 16);
+}
+
 Test(stress, overwrite_64, .timeout = STRESS_TIMEOUT)
 {
         stress(CHANNEL_OVERWRITE, 64);
@@ -546,10 +552,10 @@ Test(stress, reject_1k, .timeout = STRESS_TIMEOUT)
 
 /* The seqlock at its tightest: a ring of one or two slots and neither side pausing, so the
  * consumer copies slots the producer is rewriting all the time. */
-static void race(uint32_t capacity)
+static void race(uint32_t capacity, uint32_t payload_size)
 {
         run_stress((struct config){.policy = CHANNEL_OVERWRITE,
-                                   .payload_size = 1024,
+                                   .payload_size = payload_size,
                                    .capacity = capacity,
                                    .messages = STRESS_MESSAGES / 2,
                                    .stalls = false});
@@ -557,12 +563,23 @@ static void race(uint32_t capacity)
 
 Test(stress, overwrite_race_capacity_1, .timeout = STRESS_TIMEOUT)
 {
-        race(1);
+        race(1, 1024);
 }
 
 Test(stress, overwrite_race_capacity_2, .timeout = STRESS_TIMEOUT)
 {
-        race(2);
+        race(2, 1024);
+}
+
+/* The same through the inlined copy of small messages. */
+Test(stress, overwrite_race_capacity_1_16b, .timeout = STRESS_TIMEOUT)
+{
+        race(1, 16);
+}
+
+Test(stress, overwrite_race_capacity_2_16b, .timeout = STRESS_TIMEOUT)
+{
+        race(2, 16);
 }
 
 /* Batch claims and batch reads, mixed with single reads, under every policy. */
