@@ -67,6 +67,8 @@ struct component {
         /* on_message, and every producer on the same worker: only its own worker marks it
          * ready, with plain loads and stores (set by the workers' start and by reloads). */
         bool local_marks;
+        /* Worker-owned: queued by a local mark, so its input holds a message (worker.c). */
+        bool mark_sure;
 
         unsigned poll_hit; /* the worker's iteration when the poll set last found a message */
 

@@ -281,6 +281,9 @@ static inline void mark_ready(struct worker *self, struct component *c)
                 /* No other thread marks it: no atomic read-modify-write needed. */
                 if (!atomic_load_explicit(&c->queued, memory_order_relaxed)) {
                         atomic_store_explicit(&c->queued, true, memory_order_relaxed);
+                        /* Its inputs hold what the mark announces until it runs: only this
+                         * thread runs it, from this list (run_ready()). */
+                        c->mark_sure = true;
                         ready_append(self, c);
                 }
                 return;
@@ -643,13 +646,17 @@ static int run_ready(struct worker *w, uint64_t now)
                         w->ready_tail = NULL;
                 /* acq_rel: acquires what the markers released (see mark_ready); from here on a
                  * new message marks it again. Only this thread marks a local_marks one. */
+                bool sure = c->mark_sure;
+                c->mark_sure = false;
                 if (c->local_marks)
                         atomic_store_explicit(&c->queued, false, memory_order_relaxed);
                 else
                         atomic_exchange_explicit(&c->queued, false, memory_order_acq_rel);
-                /* An on_message component runs only with a message to read: a mark can be
-                 * stale when an earlier run already read what it announced. */
-                if (!c->stopped && (c->rule != ACTORD_RULE_ON_MESSAGE || inputs_readable(c))) {
+                /* An on_message component runs only with a message to read: a mark from
+                 * another thread can be stale when an earlier run already read what it
+                 * announced; a local one cannot (mark_sure). */
+                if (!c->stopped &&
+                    (c->rule != ACTORD_RULE_ON_MESSAGE || sure || inputs_readable(c))) {
                         run_component(w, c, now);
                         ran++;
                 }
