@@ -362,6 +362,20 @@ CHANNEL_INLINE void channel_rx_take_(struct channel_rx *rx, uint64_t last_stamp,
 }
 
 /* Whether a message is readable now; consumer thread only. Reads one stamp. */
+/* Overwrite: whether `stamp`, read at the consumer's position `pos`, means a message is
+ * readable there (this one, or a later one when the producer lapped the consumer). */
+CHANNEL_INLINE bool channel_stamp_readable_(const struct channel_rx *rx, uint64_t stamp,
+                                            uint64_t pos)
+{
+        if (stamp == 0)
+                return false;
+        /* Odd: message (stamp-1)/2 is being written; it is the one we wait for, or a later
+         * one, which means older messages wait behind our cursor. */
+        if (stamp & 1)
+                return rx->nslots > 1 && (stamp - 1) / 2 > pos;
+        return (stamp - 2) / 2 >= pos;
+}
+
 CHANNEL_INLINE bool channel_readable(const struct channel_rx *rx)
 {
         if (rx->policy != CHANNEL_OVERWRITE) {
@@ -373,14 +387,8 @@ CHANNEL_INLINE bool channel_readable(const struct channel_rx *rx)
         const struct channel_hdr *h =
             (const void *)(rx->hdr_base + (size_t)(pos & rx->mask) * rx->hdr_stride);
         /* Acquire: a true answer is followed by reading the slot. */
-        uint64_t stamp = atomic_load_explicit(&h->stamp, memory_order_acquire);
-        if (stamp == 0)
-                return false;
-        /* Odd: message (stamp-1)/2 is being written; it is the one we wait for, or a later
-         * one, which means older messages wait behind our cursor. */
-        if (stamp & 1)
-                return rx->nslots > 1 && (stamp - 1) / 2 > pos;
-        return (stamp - 2) / 2 >= pos;
+        return channel_stamp_readable_(rx, atomic_load_explicit(&h->stamp, memory_order_acquire),
+                                       pos);
 }
 
 /* For a thread that polls many inputs: the stamp word that the next message changes, and the
@@ -407,16 +415,16 @@ CHANNEL_INLINE const void *channel_next(struct channel_rx *rx, uint64_t *ret_seq
                                         uint64_t *ret_lost, uint64_t *ret_publish_ns)
 {
         if (rx->policy == CHANNEL_OVERWRITE) {
-                if (rx->same_thread) {
-                        /* The producer does not run while we read: the next message in order,
-                         * complete, is taken in place. Gaps and the rest go the copy path. */
-                        uint64_t pos = rx->pos;
-                        size_t idx = (size_t)(pos & rx->mask);
-                        const struct channel_hdr *h =
-                            (const void *)(rx->hdr_base + idx * rx->hdr_stride);
-                        /* Relaxed: the producer's stores come before on this thread. */
-                        if (atomic_load_explicit(&h->stamp, memory_order_relaxed) == 2 * pos + 2 &&
-                            pos == rx->next_seq) {
+                uint64_t pos = rx->pos;
+                size_t idx = (size_t)(pos & rx->mask);
+                const struct channel_hdr *h = (const void *)(rx->hdr_base + idx * rx->hdr_stride);
+                /* Acquire, pairs with the release store of the even stamp in channel_publish():
+                 * the message is visible to the reads below. */
+                uint64_t stamp = atomic_load_explicit(&h->stamp, memory_order_acquire);
+                if (stamp == 2 * pos + 2 && pos == rx->next_seq) {
+                        /* The next message in order, complete. */
+                        if (rx->same_thread) {
+                                /* The producer does not run while we read: in place. */
                                 *ret_seq = pos;
                                 *ret_lost = 0;
                                 *ret_publish_ns = h->publish_ns;
@@ -428,19 +436,10 @@ CHANNEL_INLINE const void *channel_next(struct channel_rx *rx, uint64_t *ret_seq
                                 atomic_store_explicit(&rx->sh->tail, pos + 1, memory_order_relaxed);
                                 return rx->payload_base + idx * rx->payload_stride;
                         }
-                }
 #ifndef CHANNEL_TSAN
-                else if (rx->payload_size <= 16) {
-                        /* The next message in order, complete, and small: the seqlock copy
-                         * inline (two words and the publish time), as channel_next_overwrite_()
-                         * takes it; anything else goes there. */
-                        uint64_t pos = rx->pos;
-                        const struct channel_hdr *h =
-                            (const void *)(rx->hdr_base +
-                                           (size_t)(pos & rx->mask) * rx->hdr_stride);
-                        /* Acquire, as in channel_next_overwrite_(). */
-                        uint64_t s1 = atomic_load_explicit(&h->stamp, memory_order_acquire);
-                        if (s1 == 2 * pos + 2 && pos == rx->next_seq) {
+                        if (rx->payload_size <= 16) {
+                                /* Small: the seqlock copy inline (two words and the publish
+                                 * time), as channel_next_overwrite_() takes it. */
                                 const uint64_t *src = (const uint64_t *)(const void *)(h + 1);
                                 uint64_t *dst = (uint64_t *)(void *)(rx->copy + sizeof(*h));
                                 uint64_t ns = h->publish_ns;
@@ -449,13 +448,13 @@ CHANNEL_INLINE const void *channel_next(struct channel_rx *rx, uint64_t *ret_seq
                                 /* Acquire fence, then the stamp again: as in
                                  * channel_next_overwrite_(). */
                                 atomic_thread_fence(memory_order_acquire);
-                                if (atomic_load_explicit(&h->stamp, memory_order_relaxed) == s1) {
+                                if (atomic_load_explicit(&h->stamp, memory_order_relaxed) ==
+                                    stamp) {
                                         *ret_seq = pos;
                                         *ret_lost = 0;
                                         *ret_publish_ns = ns;
                                         rx->next_seq = rx->pos = pos + 1;
                                         rx->consumed++;
-                                        /* Relaxed: as in channel_next_overwrite_(). */
                                         atomic_store_explicit(&rx->sh->consumed, rx->consumed,
                                                               memory_order_relaxed);
                                         atomic_store_explicit(&rx->sh->tail, pos + 1,
@@ -463,12 +462,13 @@ CHANNEL_INLINE const void *channel_next(struct channel_rx *rx, uint64_t *ret_seq
                                         return dst;
                                 }
                         }
-                }
 #endif
-                /* Nothing new is answered here, without the call: a reader's last call of a
-                 * run is that one. (Not readable implies the copy path returns NULL too.) */
-                if (!channel_readable(rx))
+                } else if (!channel_stamp_readable_(rx, stamp, pos)) {
+                        /* Nothing new, answered here: a reader's last call of a run is that
+                         * one. (Not readable implies the copy path returns NULL too.) */
                         return NULL;
+                }
+                /* Gaps, a lapped reader, larger messages, a torn copy: out of line. */
                 return channel_next_overwrite_(rx, ret_seq, ret_lost, ret_publish_ns);
         }
         const struct channel_hdr *h = (const struct channel_hdr *)(void *)rx->hdr;
