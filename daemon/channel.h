@@ -490,16 +490,19 @@ CHANNEL_INLINE const void *channel_next(struct channel_rx *rx, uint64_t *ret_seq
 }
 
 /* Reads up to `max` (>= 1) consecutive messages at once: fills *ret and returns their count,
- * or 0 when none is readable. Under drop_new/reject they are read in place, up to the ring's
- * end and the first gap in the sequence; under overwrite one message at a time (the copy).
- * They stay valid until the next call or channel_rx_end(). Consumer thread; never blocks. */
+ * or 0 when none is readable (*ret then holds a run of none). Under drop_new/reject they are read
+ * in place, up to the ring's end and the first gap in the sequence; under overwrite one message at
+ * a time (the copy). They stay valid until the next call or channel_rx_end(). Consumer thread;
+ * never blocks. */
 CHANNEL_INLINE uint32_t channel_next_burst(struct channel_rx *rx, uint32_t max,
                                            struct channel_burst *ret)
 {
         if (rx->policy == CHANNEL_OVERWRITE) {
                 uint64_t seq, lost, ns;
-                if (!channel_next_overwrite_(rx, &seq, &lost, &ns))
+                if (!channel_next_overwrite_(rx, &seq, &lost, &ns)) {
+                        *ret = (struct channel_burst){0};
                         return 0;
+                }
                 *ret = (struct channel_burst){.payload = rx->copy + sizeof(struct channel_hdr),
                                               .hdr = rx->copy,
                                               .count = 1,
@@ -513,6 +516,7 @@ CHANNEL_INLINE uint32_t channel_next_burst(struct channel_rx *rx, uint32_t max,
         if (first < rx->want) {
                 if (rx->held)
                         channel_rx_release_(rx);
+                *ret = (struct channel_burst){0};
                 return 0;
         }
         size_t to_end = (size_t)(rx->hdr_end - rx->hdr) / rx->hdr_stride;

@@ -348,7 +348,7 @@ static void consume(struct run *r, struct tally *t)
                 uint64_t seq, lost, ns;
                 const void *p;
                 if (cfg->batch && (dice & 4)) {
-                        struct channel_burst b = {0};
+                        struct channel_burst b;
                         uint32_t k = channel_next_burst(&r->rx, 1 + (uint32_t)(dice >> 8) % 16, &b);
                         for (uint32_t i = 0; i + 1 < k; i++)
                                 check_message(r, t, channel_burst_msg(&b, i), b.seq + i,

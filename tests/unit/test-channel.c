@@ -913,7 +913,7 @@ static uint32_t send_n(struct ends *e, uint32_t n, uint64_t v)
 static void expect_burst(struct ends *e, uint32_t max, uint32_t count, uint64_t seq, uint64_t lost,
                          uint64_t value)
 {
-        struct channel_burst b = {0};
+        struct channel_burst b;
         uint32_t k = channel_next_burst(&e->rx, max, &b);
         cr_assert_eq(k, count, "burst of %u from seq %lu: got %u", count, (unsigned long)seq, k);
         if (!k)
