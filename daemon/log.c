@@ -205,6 +205,22 @@ static void *writer_main(void *arg)
         return NULL;
 }
 
+/* Frees the first `made` queues (those set up) and the eventfd. */
+static void queues_free(int made)
+{
+        for (int i = 0; i < made; i++) {
+                channel_rx_close(&queues[i].rx);
+                channel_tx_close(&queues[i].tx);
+                channel_destroy(&queues[i].ch);
+        }
+        free(queues);
+        queues = NULL;
+        n_queues = 0;
+        if (wake_fd >= 0)
+                close(wake_fd);
+        wake_fd = -1;
+}
+
 int log_defer_init(int n_workers)
 {
         if (queues)
@@ -237,17 +253,7 @@ int log_defer_init(int n_workers)
         if (r == 0)
                 r = -pthread_create(&writer, NULL, writer_main, NULL);
         if (r < 0) {
-                for (int i = 0; i < made; i++) {
-                        channel_rx_close(&q[i].rx);
-                        channel_tx_close(&q[i].tx);
-                        channel_destroy(&q[i].ch);
-                }
-                free(q);
-                queues = NULL;
-                n_queues = 0;
-                if (wake_fd >= 0)
-                        close(wake_fd);
-                wake_fd = -1;
+                queues_free(made);
                 return r;
         }
         my_queue = &q[n - 1];
@@ -280,16 +286,7 @@ void log_defer_finish(int timeout_ms)
         /* A writer stuck on a stalled reader is left behind: the process is ending. */
         if (pthread_timedjoin_np(writer, NULL, &end) != 0)
                 return;
-        for (int i = 0; i < n_queues; i++) {
-                channel_rx_close(&queues[i].rx);
-                channel_tx_close(&queues[i].tx);
-                channel_destroy(&queues[i].ch);
-        }
-        free(queues);
-        queues = NULL;
-        n_queues = 0;
-        close(wake_fd);
-        wake_fd = -1;
+        queues_free(n_queues);
 }
 
 static void copy_str(char *dst, size_t len, const char *src)
