@@ -433,23 +433,8 @@ const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq, ui
                         atomic_thread_fence(memory_order_acquire);
                         uint64_t s2 = atomic_load_explicit(&h->stamp, memory_order_relaxed);
                         if (s2 == s1) {
-                                uint64_t gap = seq - rx->next_seq;
-                                *ret_seq = seq;
-                                *ret_lost = gap;
-                                *ret_publish_ns = copy->publish_ns;
-                                rx->next_seq = seq + 1;
-                                rx->pos = seq + 1;
-                                rx->consumed++;
-                                /* Relaxed: counters for channel_stats(), and the position for
-                                 * the producer's high-water sample, order nothing. */
-                                atomic_store_explicit(&rx->sh->consumed, rx->consumed,
-                                                      memory_order_relaxed);
-                                if (gap) {
-                                        rx->overwritten += gap;
-                                        atomic_store_explicit(&rx->sh->overwritten, rx->overwritten,
-                                                              memory_order_relaxed);
-                                }
-                                atomic_store_explicit(&rx->sh->tail, rx->pos, memory_order_relaxed);
+                                channel_took_(rx, seq, seq - rx->next_seq, copy->publish_ns,
+                                              ret_seq, ret_lost, ret_publish_ns);
                                 return rx->copy + sizeof(*copy);
                         }
                         seq = (s2 - 1) / 2; /* lapped while copying */

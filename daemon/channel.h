@@ -330,6 +330,27 @@ CHANNEL_INLINE void channel_publish(struct channel_tx *tx)
 
 /* ---- consumer ---- */
 
+/* Overwrite: message `seq` has been read, `gap` lost just before it: sets the caller's
+ * outputs, moves the cursor past it and updates the counters. */
+CHANNEL_INLINE void channel_took_(struct channel_rx *rx, uint64_t seq, uint64_t gap,
+                                  uint64_t publish_ns, uint64_t *ret_seq, uint64_t *ret_lost,
+                                  uint64_t *ret_publish_ns)
+{
+        *ret_seq = seq;
+        *ret_lost = gap;
+        *ret_publish_ns = publish_ns;
+        rx->next_seq = rx->pos = seq + 1;
+        rx->consumed++;
+        /* Relaxed: counters for channel_stats(), and the position for the producer's
+         * high-water sample, order nothing. */
+        atomic_store_explicit(&rx->sh->consumed, rx->consumed, memory_order_relaxed);
+        if (gap) {
+                rx->overwritten += gap;
+                atomic_store_explicit(&rx->sh->overwritten, rx->overwritten, memory_order_relaxed);
+        }
+        atomic_store_explicit(&rx->sh->tail, seq + 1, memory_order_relaxed);
+}
+
 /* Copy-and-validate of the seqlock read side, out of line. */
 const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq, uint64_t *ret_lost,
                                     uint64_t *ret_publish_ns);
@@ -425,15 +446,8 @@ CHANNEL_INLINE const void *channel_next(struct channel_rx *rx, uint64_t *ret_seq
                         /* The next message in order, complete. */
                         if (rx->same_thread) {
                                 /* The producer does not run while we read: in place. */
-                                *ret_seq = pos;
-                                *ret_lost = 0;
-                                *ret_publish_ns = h->publish_ns;
-                                rx->next_seq = rx->pos = pos + 1;
-                                rx->consumed++;
-                                /* Relaxed: as in channel_next_overwrite_(). */
-                                atomic_store_explicit(&rx->sh->consumed, rx->consumed,
-                                                      memory_order_relaxed);
-                                atomic_store_explicit(&rx->sh->tail, pos + 1, memory_order_relaxed);
+                                channel_took_(rx, pos, 0, h->publish_ns, ret_seq, ret_lost,
+                                              ret_publish_ns);
                                 return rx->payload_base + idx * rx->payload_stride;
                         }
 #ifndef CHANNEL_TSAN
@@ -450,15 +464,8 @@ CHANNEL_INLINE const void *channel_next(struct channel_rx *rx, uint64_t *ret_seq
                                 atomic_thread_fence(memory_order_acquire);
                                 if (atomic_load_explicit(&h->stamp, memory_order_relaxed) ==
                                     stamp) {
-                                        *ret_seq = pos;
-                                        *ret_lost = 0;
-                                        *ret_publish_ns = ns;
-                                        rx->next_seq = rx->pos = pos + 1;
-                                        rx->consumed++;
-                                        atomic_store_explicit(&rx->sh->consumed, rx->consumed,
-                                                              memory_order_relaxed);
-                                        atomic_store_explicit(&rx->sh->tail, pos + 1,
-                                                              memory_order_relaxed);
+                                        channel_took_(rx, pos, 0, ns, ret_seq, ret_lost,
+                                                      ret_publish_ns);
                                         return dst;
                                 }
                         }
