@@ -205,6 +205,17 @@ static void *writer_main(void *arg)
         return NULL;
 }
 
+/* The time `ns` from now on `clock`, for the timed waits. */
+static struct timespec time_after(clockid_t clock, uint64_t ns)
+{
+        struct timespec t;
+        clock_gettime(clock, &t);
+        uint64_t nsec = (uint64_t)t.tv_nsec + ns;
+        t.tv_sec += (time_t)(nsec / 1000000000u);
+        t.tv_nsec = (long)(nsec % 1000000000u);
+        return t;
+}
+
 /* Frees the first `made` queues (those set up) and the eventfd. */
 static void queues_free(int made)
 {
@@ -275,14 +286,7 @@ void log_defer_finish(int timeout_ms)
         uint64_t one = 1;
         ssize_t w = write(wake_fd, &one, sizeof(one));
         (void)w;
-        struct timespec end;
-        clock_gettime(CLOCK_REALTIME, &end);
-        end.tv_sec += timeout_ms / 1000;
-        end.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-        if (end.tv_nsec >= 1000000000) {
-                end.tv_sec++;
-                end.tv_nsec -= 1000000000;
-        }
+        struct timespec end = time_after(CLOCK_REALTIME, (uint64_t)timeout_ms * 1000000u);
         /* A writer stuck on a stalled reader is left behind: the process is ending. */
         if (pthread_timedjoin_np(writer, NULL, &end) != 0)
                 return;
@@ -303,13 +307,7 @@ static struct log_record *claim_waiting(struct defer_queue *q)
         struct log_record *r = channel_claim(&q->tx);
         if (r || atomic_load_explicit(&passes, memory_order_relaxed) == stalled_pass)
                 return r;
-        struct timespec end;
-        clock_gettime(CLOCK_MONOTONIC, &end);
-        end.tv_nsec += MAIN_WAIT_NS;
-        if (end.tv_nsec >= 1000000000) {
-                end.tv_sec++;
-                end.tv_nsec -= 1000000000;
-        }
+        struct timespec end = time_after(CLOCK_MONOTONIC, MAIN_WAIT_NS);
         pthread_mutex_lock(&room_lock);
         int e = 0;
         while (!(r = channel_claim(&q->tx)) && e != ETIMEDOUT)
