@@ -308,16 +308,45 @@ static void print_diag(const struct diag *d)
                 fprintf(stderr, "actord-bench: %s\n", d->lines[i]);
 }
 
+/* Room for `samples` latencies after a tenth as many discarded (the warm-up). */
+static void mailbox_init(struct bench_mailbox *mb, int samples)
+{
+        *mb = (struct bench_mailbox){.cap = (uint64_t)(samples + samples / 10)};
+        mb->samples = calloc(mb->cap, sizeof(*mb->samples));
+        mb->done_fd = eventfd(0, EFD_CLOEXEC);
+}
+
+static void mailbox_free(struct bench_mailbox *mb)
+{
+        if (mb->done_fd >= 0)
+                close(mb->done_fd);
+        free(mb->samples);
+}
+
+/* One measurement on a running pipeline: the first message is ours to ask for, the sink asks
+ * for the others until it has them all (then nothing runs). Returns the latencies after the
+ * warm-up, sorted, or NULL. */
+static uint64_t *measure(struct bench_mailbox *mb, int samples)
+{
+        mb->n = 0;
+        actord_notify(atomic_load_explicit(&mb->src, memory_order_acquire));
+        uint64_t v;
+        if (read(mb->done_fd, &v, sizeof(v)) < 0)
+                return NULL;
+        uint64_t *s = mb->samples + samples / 10;
+        qsort(s, (size_t)samples, sizeof(*s), cmp_u64);
+        return s;
+}
+
 /* Runs one pipeline until `samples` messages went through; fills the per-hop percentiles.
  * Returns 0, or -1 after printing why. */
 static int run_pipeline(const struct popts *o, enum placement pl, const char *idle_policy,
                         int filters, int idle_pairs, int samples, double clock_ns, struct pct *ret)
 {
-        int warm = samples / 10;
-        struct bench_mailbox mb = {.cap = (uint64_t)(samples + warm)};
-        mb.samples = calloc(mb.cap, sizeof(*mb.samples));
-        mb.done_fd = eventfd(0, EFD_CLOEXEC);
+        struct bench_mailbox mb;
+        mailbox_init(&mb, samples);
         char *text = pipeline_conf(o, pl, idle_policy, filters, idle_pairs, &mb);
+        uint64_t *s = NULL;
         struct config cfg;
         struct diag d = {0};
         struct plugin_registry reg = {0};
@@ -336,10 +365,7 @@ static int run_pipeline(const struct popts *o, enum placement pl, const char *id
         } else if (runtime_start(&rt, &topo, &cfg) < 0) {
                 r = -1;
         } else {
-                /* The first message is ours to ask for; the sink asks for the others. */
-                actord_notify(atomic_load_explicit(&mb.src, memory_order_acquire));
-                uint64_t v;
-                if (read(mb.done_fd, &v, sizeof(v)) < 0)
+                if (!(s = measure(&mb, samples)))
                         r = -1;
                 runtime_stop(&rt, 0);
         }
@@ -348,16 +374,13 @@ static int run_pipeline(const struct popts *o, enum placement pl, const char *id
         config_free(&cfg);
         diag_free(&d);
         if (r == 0) {
-                uint64_t *s = mb.samples + warm;
                 size_t n = (size_t)samples;
-                qsort(s, n, sizeof(*s), cmp_u64);
                 double hops = filters + 1;
                 *ret = (struct pct){.p50 = (median_smooth(s, n) - clock_ns) / hops,
                                     .p99 = (quantile(s, n, 0.99) - clock_ns) / hops,
                                     .p999 = (quantile(s, n, 0.999) - clock_ns) / hops};
         }
-        close(mb.done_fd);
-        free(mb.samples);
+        mailbox_free(&mb);
         return r;
 }
 
@@ -370,10 +393,8 @@ static int run_pipeline(const struct popts *o, enum placement pl, const char *id
 static int idle10k(const struct popts *o, int reps, int samples, double clock_ns, double *ret_alone,
                    double *ret_beside)
 {
-        int warm = samples / 10;
-        struct bench_mailbox mb = {.cap = (uint64_t)(samples + warm)};
-        mb.samples = calloc(mb.cap, sizeof(*mb.samples));
-        mb.done_fd = eventfd(0, EFD_CLOEXEC);
+        struct bench_mailbox mb;
+        mailbox_init(&mb, samples);
         char *texts[2] = {pipeline_conf(o, CROSS_WORKER, "spin", 1, 0, &mb),
                           pipeline_conf(o, CROSS_WORKER, "spin", 1, 5000, &mb)};
         struct config *cfg = calloc(1, sizeof(*cfg)), *ncfg = NULL;
@@ -394,17 +415,11 @@ static int idle10k(const struct popts *o, int reps, int samples, double clock_ns
                 goto out;
         }
         for (int m = 0; m < 2 * reps && r == 0; m++) {
-                /* Measure: the first message is ours to ask for, the sink asks for the rest.
-                 * (The sink stopped at the last count: nothing runs here meanwhile.) */
-                mb.n = 0;
-                actord_notify(atomic_load_explicit(&mb.src, memory_order_acquire));
-                uint64_t v;
-                if (read(mb.done_fd, &v, sizeof(v)) < 0) {
+                uint64_t *smp = measure(&mb, samples);
+                if (!smp) {
                         r = -1;
                         break;
                 }
-                uint64_t *smp = mb.samples + warm;
-                qsort(smp, (size_t)samples, sizeof(*smp), cmp_u64);
                 double p50 = (median_smooth(smp, (size_t)samples) - clock_ns) / 2;
                 if (m % 2)
                         beside[m / 2] = p50;
@@ -460,8 +475,7 @@ out:
         diag_free(&d);
         free(texts[0]);
         free(texts[1]);
-        close(mb.done_fd);
-        free(mb.samples);
+        mailbox_free(&mb);
         return r;
 }
 
