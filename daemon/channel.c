@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #define CHANNEL_MAGIC 0x61636863u /* "achc" */
-#define CHANNEL_VERSION 2u
+#define CHANNEL_VERSION 3u
 
 static uint32_t round_up_pow2(uint32_t v)
 {
@@ -106,27 +106,27 @@ int channel_tx_open(struct channel_tx *ret, struct channel *c)
          * by its own thread, which happens before this open. */
         uint64_t seq = atomic_load_explicit(&sh->published, memory_order_relaxed);
         uint64_t drops = atomic_load_explicit(&sh->dropped, memory_order_relaxed);
-        uint64_t head = seq - drops;
-        uint64_t idx = head & (sh->nslots - 1);
+        uint64_t idx = (seq - drops) & (sh->nslots - 1);
+        unsigned char *hdr = base + sh->hdr_offset + idx * sh->hdr_stride;
         /* Acquire, as in channel_claim_slow_(). */
         uint64_t tail = atomic_load_explicit(&sh->tail, memory_order_acquire);
         *ret = (struct channel_tx){
-            .hdr = base + sh->hdr_offset + idx * sh->hdr_stride,
-            .payload = base + sh->payload_offset + idx * sh->payload_stride,
-            .seq = seq,
+            .hdr = hdr,
             /* Nothing known free: the first claim takes the slow path, which works it out. */
-            .seq_limit = seq,
-            .sh = sh,
-            .policy = sh->policy,
-            .hdr_stride = sh->hdr_stride,
-            .payload_stride = sh->payload_stride,
+            .hdr_limit = hdr,
             .hdr_base = base + sh->hdr_offset,
-            .hdr_end = base + sh->hdr_offset + (size_t)sh->nslots * sh->hdr_stride,
+            .lap_seq = seq - idx,
             .payload_base = base + sh->payload_offset,
+            .hdr_shift = (uint32_t)__builtin_ctz(sh->hdr_stride),
+            .payload_stride = sh->payload_stride,
+            .policy = sh->policy,
+            .published = &sh->published,
+            .hdr_end = base + sh->hdr_offset + (size_t)sh->nslots * sh->hdr_stride,
+            .sh = sh,
             .nslots = sh->nslots,
             .mask = sh->nslots - 1,
             .drops = drops,
-            .cached_tail = sh->policy == CHANNEL_OVERWRITE ? 0 : tail >> 1,
+            .cached_tail = sh->policy == CHANNEL_OVERWRITE ? 0 : tail,
             .scratch = scratch,
         };
         return 0;
@@ -155,32 +155,33 @@ int channel_rx_open(struct channel_rx *ret, struct channel *c)
         }
         unsigned char *base = (unsigned char *)sh;
         /* A reopened end carries on where the last one stopped (relaxed: the previous
-         * consumer was closed by a thread that happens before this open). A closed end holds
-         * nothing: `tail` is even. */
+         * consumer was closed by a thread that happens before this open); a closed end
+         * released everything it read. */
         uint64_t tail = atomic_load_explicit(&sh->tail, memory_order_relaxed);
         uint64_t resume = atomic_load_explicit(&sh->resume_seq, memory_order_relaxed);
-        uint64_t pos = sh->policy == CHANNEL_OVERWRITE ? tail : tail >> 1;
-        uint64_t idx = pos & (sh->nslots - 1);
+        /* Slots held before they are given back: at most an eighth of the ring, at most a
+         * few lines' worth. */
+        uint32_t every = sh->nslots / 8;
+        if (every > 32)
+                every = 32;
         *ret = (struct channel_rx){
-            .hdr = base + sh->hdr_offset + idx * sh->hdr_stride,
-            .payload = base + sh->payload_offset + idx * sh->payload_stride,
-            .hdr_end = base + sh->hdr_offset + (size_t)sh->nslots * sh->hdr_stride,
+            .taken = &sh->consumed,
+            .hdr_base = base + sh->hdr_offset,
+            .payload_base = base + sh->payload_offset,
             /* Under drop_new the sequence runs ahead of the position by the drops: the
              * closing end saved where it was. */
             .want = 2 * resume + 2,
-            .taken = pos,
-            .sh = sh,
-            .policy = sh->policy,
-            .hdr_stride = sh->hdr_stride,
-            .payload_stride = sh->payload_stride,
-            .nslots = sh->nslots,
-            .hdr_base = base + sh->hdr_offset,
-            .payload_base = base + sh->payload_offset,
+            .released = tail,
             .mask = sh->nslots - 1,
+            .hdr_shift = (uint32_t)__builtin_ctz(sh->hdr_stride),
+            .payload_stride = sh->payload_stride,
+            .release_every = every ? every : 1,
+            .policy = sh->policy,
+            .nslots = sh->nslots,
             .payload_size = sh->payload_size,
-            .pos = pos,
-            .next_seq = pos,
-            .consumed = atomic_load_explicit(&sh->consumed, memory_order_relaxed),
+            .sh = sh,
+            .pos = tail,
+            .next_seq = tail,
             .overwritten = atomic_load_explicit(&sh->overwritten, memory_order_relaxed),
             .copy = copy,
         };
@@ -211,14 +212,6 @@ void channel_stats(const struct channel *c, struct channel_stats *ret)
         uint64_t dropped = atomic_load_explicit(&sh->dropped, memory_order_relaxed);
         uint64_t overwritten = atomic_load_explicit(&sh->overwritten, memory_order_relaxed);
         uint64_t consumed = atomic_load_explicit(&sh->consumed, memory_order_relaxed);
-        if (sh->policy != CHANNEL_OVERWRITE) {
-                /* In place, every position taken is one message delivered: those released, and
-                 * one more while `tail` says held; a batch read holding more stored how many
-                 * it took in `consumed`. Both only grow, so the larger is the count. */
-                uint64_t w = atomic_load_explicit(&sh->tail, memory_order_relaxed);
-                if ((w >> 1) + (w & 1) > consumed)
-                        consumed = (w >> 1) + (w & 1);
-        }
         *ret = (struct channel_stats){
             .published = atomic_load_explicit(&sh->published, memory_order_relaxed),
             .consumed = consumed,
@@ -244,19 +237,24 @@ void *channel_claim_slow_(struct channel_tx *tx, uint32_t n, uint32_t *ret_count
                 *ret_count = 1;
                 return tx->scratch;
         }
+        /* A claim over a pending batch claim starts again from the same first slot. */
+        tx->claimed = 0;
         if (n == 0)
                 n = 1;
-        if (tx->seq == tx->seq_limit) {
+        if (tx->hdr == tx->hdr_limit) {
                 struct channel_shared *sh = tx->sh;
-                uint64_t head = tx->seq - tx->drops;
                 if (tx->hdr == tx->hdr_end) {
-                        tx->hdr = tx->hdr_base;
-                        tx->payload = tx->payload_base;
+                        tx->hdr = tx->hdr_limit = tx->hdr_base;
+                        tx->lap_seq += tx->nslots;
+                        /* A claim from the last lap must not match this lap's slot. */
+                        tx->claim_hdr = NULL;
                 }
+                size_t idx = channel_tx_idx_(tx, tx->hdr);
+                uint64_t head = channel_tx_seq_at_(tx, tx->hdr) - tx->drops;
                 /* The fast path never wraps: a run ends at the ring's end. */
-                uint64_t room = tx->nslots - (head & tx->mask);
+                uint64_t room = tx->nslots - idx;
                 if (tx->policy == CHANNEL_OVERWRITE) {
-                        if ((head & tx->mask) == 0) {
+                        if (idx == 0) {
                                 /* One sample per lap of the consumer's position, for the
                                  * high-water mark only: relaxed, nothing is ordered by it. */
                                 uint64_t depth =
@@ -268,10 +266,10 @@ void *channel_claim_slow_(struct channel_tx *tx, uint32_t n, uint32_t *ret_count
                         uint64_t free = tx->cached_tail + tx->nslots - head;
                         if (free == 0) {
                                 /* Acquire, pairs with the consumer's release stores of `tail`
-                                 * (channel_rx_take_(), channel_rx_release_()): its reads of
-                                 * the slots it released happen before our writes into them. */
+                                 * (channel_rx_release_()): its reads of the slots it released
+                                 * happen before our writes into them. */
                                 tx->cached_tail =
-                                    atomic_load_explicit(&sh->tail, memory_order_acquire) >> 1;
+                                    atomic_load_explicit(&sh->tail, memory_order_acquire);
                                 free = tx->cached_tail + tx->nslots - head;
                                 counter_set_max(&sh->high_water, head - tx->cached_tail);
                                 if (free == 0) {
@@ -293,7 +291,7 @@ void *channel_claim_slow_(struct channel_tx *tx, uint32_t n, uint32_t *ret_count
                         if (free < room)
                                 room = free;
                 }
-                tx->seq_limit = tx->seq + room;
+                tx->hdr_limit = tx->hdr + (room << tx->hdr_shift);
         }
         return channel_claim_n(tx, n, ret_count);
 }
@@ -304,31 +302,28 @@ void channel_publish_slow_(struct channel_tx *tx)
         if (k == 0)
                 return;
         tx->claimed = 0;
-        struct channel_shared *sh = tx->sh;
+        uint64_t seq = channel_tx_seq_at_(tx, tx->hdr);
         if (k == CHANNEL_CLAIMED_SCRATCH) {
+                /* The sequence number moves on, the position does not. */
                 tx->drops++;
-                tx->seq++;
-                /* The ring was full: the next claim asks again. */
-                tx->seq_limit = tx->seq;
+                tx->lap_seq++;
                 /* Relaxed: counters for channel_stats(), they order nothing. */
-                atomic_store_explicit(&sh->dropped, tx->drops, memory_order_relaxed);
-                atomic_store_explicit(&sh->published, tx->seq, memory_order_relaxed);
+                atomic_store_explicit(&tx->sh->dropped, tx->drops, memory_order_relaxed);
+                atomic_store_explicit(tx->published, seq + 1, memory_order_relaxed);
                 return;
         }
-        uint64_t seq = tx->seq, now = tx->now_ns;
+        uint64_t now = tx->now_ns;
         unsigned char *h = tx->hdr;
-        for (uint32_t i = 0; i < k; i++, h += tx->hdr_stride) {
+        for (uint32_t i = 0; i < k; i++, h += (size_t)1 << tx->hdr_shift) {
                 struct channel_hdr *s = (struct channel_hdr *)(void *)h;
                 s->publish_ns = now;
                 /* Release, as in channel_publish(): slot by slot, in order, so that the
                  * consumer can take any prefix of the batch. */
                 atomic_store_explicit(&s->stamp, 2 * (seq + i) + 2, memory_order_release);
         }
-        tx->seq = seq + k;
         tx->hdr = h;
-        tx->payload += (size_t)k * tx->payload_stride;
         /* Relaxed: a counter for channel_stats(). */
-        atomic_store_explicit(&sh->published, tx->seq, memory_order_relaxed);
+        atomic_store_explicit(tx->published, seq + k, memory_order_relaxed);
 }
 
 int channel_policy_from_string(const char *s)
@@ -410,8 +405,7 @@ const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq, ui
         bool torn = false;
         for (;;) {
                 uint64_t pos = rx->pos;
-                size_t idx = (size_t)(pos & rx->mask);
-                const struct channel_hdr *h = (const void *)(rx->hdr_base + idx * rx->hdr_stride);
+                const struct channel_hdr *h = channel_rx_hdr_(rx, pos);
                 /* Acquire, pairs with the release store of the even stamp in
                  * channel_publish(): the payload of that message is visible to the copy. */
                 uint64_t s1 = atomic_load_explicit(&h->stamp, memory_order_acquire);
@@ -424,8 +418,8 @@ const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq, ui
                         if (s1 & 1)
                                 return NULL; /* the next message is being written */
                         copy_racy(&copy->publish_ns, &h->publish_ns, sizeof(copy->publish_ns));
-                        copy_racy(rx->copy + sizeof(*copy),
-                                  rx->payload_base + idx * rx->payload_stride, copy_size);
+                        copy_racy(rx->copy + sizeof(*copy), channel_rx_payload_(rx, pos),
+                                  copy_size);
                         /* Acquire fence: the copy's loads are ordered before the second stamp
                          * load. Pairs with the release fence after the odd stamp store in
                          * channel_mark_writing_(): if the copy read any byte of a later

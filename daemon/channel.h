@@ -36,14 +36,21 @@
  * drop_new / reject: the producer may not reuse a slot before the consumer released it. It
  * keeps a cached copy of the consumer's position and reloads it (acquire) only when the ring
  * looks full, so in steady state it reads no consumer line. The consumer reads in place
- * (zero copy) and releases slots by storing its position (release) when it moves on: one
- * word, `tail` = 2 * (position released up to) + 1 while the messages from there on (one, or
- * the run of a batch read) are still being read in place.
+ * (zero copy) and gives slots back by storing its position in `tail` (release): every
+ * `release_every` messages (an eighth of the ring, at most 32), when it finds the ring empty
+ * and when its run ends (channel_rx_end()), so that the line holding `tail` moves between the
+ * two cores once per batch of slots rather than once per message. The slots of messages read
+ * but not yet given back cannot be written: a producer facing a busy reader sees the ring
+ * full up to that many slots early, never more.
  *
- * The producer's fast path is one compare (`seq` against `seq_limit`, the end of the run of
- * slots known free and contiguous), a flag, and the stores of the message; the wrap of the
- * ring, reloading the consumer's position, the high-water sample, drops and refusals all
- * happen in channel_claim_slow_() when `seq` reaches `seq_limit`.
+ * Counters live on lines of their own: `published` on the producer's (which only
+ * channel_stats() reads), `consumed` and `overwritten` on the consumer's second line, so that
+ * keeping them exact on every message costs no line transfer.
+ *
+ * The producer's fast path is one compare (its cursor against `hdr_limit`, the end of the run
+ * of slots known free and contiguous), a check of the claim, and the stores of the message;
+ * the wrap of the ring, reloading the consumer's position, the high-water sample, drops and
+ * refusals all happen in channel_claim_slow_() when the cursor reaches `hdr_limit`.
  *
  * Wrap-around: positions and sequence numbers are 64-bit and only compared after subtraction
  * or against each other; at 10^10 messages per second they wrap after 58 years.
@@ -117,15 +124,18 @@ struct channel_shared {
         _Atomic uint64_t high_water; /* deepest backlog seen when a claim found the ring
                                       * looking full (sampled at most once per lap) */
 
-        /* Consumer line: single writer. */
-        alignas(CHANNEL_LINE) _Atomic uint64_t tail; /* drop_new/reject: 2 * position released
-                                                      * + 1 while messages from there on are
-                                                      * read in place; overwrite: the read
-                                                      * position */
-        _Atomic uint64_t consumed;    /* messages delivered (drop_new/reject: as of the last batch
-                                       * read; see channel_stats()) */
-        _Atomic uint64_t overwritten; /* overwrite losses, seen as gaps */
-        _Atomic uint64_t resume_seq;  /* next sequence number, saved when the end is closed */
+        /* Consumer line: single writer; the producer reads `tail`. */
+        alignas(CHANNEL_LINE) _Atomic uint64_t tail; /* drop_new/reject: position released up
+                                                      * to (slots before it are free);
+                                                      * overwrite: the read position */
+        _Atomic uint64_t resume_seq; /* next sequence number, saved when the end is closed */
+
+        /* Consumer's counters: single writer, read by channel_stats() only, so that storing
+         * them costs no transfer of the line the producer reads. */
+        alignas(CHANNEL_LINE) _Atomic uint64_t consumed; /* messages delivered; under
+                                                          * drop_new/reject also the reader's
+                                                          * position */
+        _Atomic uint64_t overwritten;                    /* overwrite losses, seen as gaps */
 };
 
 struct channel {
@@ -136,24 +146,32 @@ struct channel {
 /* channel_tx.claimed while the scratch area of drop_new is claimed. */
 #define CHANNEL_CLAIMED_SCRATCH UINT32_MAX
 
-/* Both ends keep the pointers they step apart from each other and from their strides: GCC
- * otherwise steps the pair with one SSE add, and the next message's scalar load of the
- * pointer then waits for a forward from a vector store. */
+/* The producer's state changes by three stores per message (its cursor, the claim mark and
+ * the shared `published` counter) besides the slot's: stores wait in the store buffer behind
+ * the line transfers that the consumer's reads cause, so each one counts. And every address
+ * and value a send writes is one load and a few register operations away, so that a send's
+ * latency stays a few nanoseconds. */
 struct channel_tx {
-        /* The fast path's state, in one line. */
-        unsigned char *hdr;     /* header of the slot the next message goes into */
-        uint64_t seq;           /* sequence number of the next message (the worker reads it) */
-        unsigned char *payload; /* its payload */
-        uint64_t seq_limit;     /* slots from seq up to here are free and contiguous */
-        size_t hdr_stride;
-        uint64_t now_ns; /* publish time stamped on slots, set by the owner per run */
-        size_t payload_stride;
-        struct channel_shared *sh;
-        uint32_t claimed; /* slots claimed from `hdr` on, or CHANNEL_CLAIMED_SCRATCH */
+        /* The fast path's. */
+        unsigned char *hdr;       /* header of the next message's slot: the cursor */
+        unsigned char *hdr_limit; /* slots from hdr up to here are free; never past the end */
+        unsigned char *claim_hdr; /* the slot a single claim was for: publish commits it if it is
+                                   * still the cursor's (one store per claim, none to undo it) */
+        unsigned char *hdr_base;  /* slot headers */
+        uint64_t lap_seq;         /* sequence number of slot 0's message in this lap, so that
+                                   * slot i holds lap_seq + i (drops move it on by one each) */
+        unsigned char *payload_base;
+        uint32_t hdr_shift; /* log2 of the header stride */
+        uint32_t payload_stride;
+        uint32_t claimed; /* a batch claim's count (> 1) or CHANNEL_CLAIMED_SCRATCH; 0 while a
+                           * single claim or none is pending */
         uint32_t policy;
+        uint64_t now_ns;             /* publish time stamped on slots, set by the owner per run */
+        _Atomic uint64_t *published; /* &sh->published, also the next message's sequence number */
 
         /* The slow path's. */
-        unsigned char *hdr_base, *hdr_end, *payload_base;
+        unsigned char *hdr_end;
+        struct channel_shared *sh;
         uint32_t nslots;
         uint32_t mask;
         uint64_t drops;         /* drop_new: messages dropped, so position = seq - drops */
@@ -162,28 +180,29 @@ struct channel_tx {
 };
 
 struct channel_rx {
-        /* drop_new/reject, the fast path's state. */
-        unsigned char *hdr;     /* header of the next slot to read */
-        uint64_t want;          /* the smallest stamp a new message can carry: 2 * next_seq + 2 */
-        unsigned char *payload; /* its payload */
-        uint64_t taken;         /* messages taken, the `held` last of them still read */
-        size_t hdr_stride;
-        unsigned char *hdr_end;
-        size_t payload_stride;
-        struct channel_shared *sh;
+        /* drop_new/reject: the fast path's state. The position is the shared `consumed`
+         * counter; `tail` is stored only every `release_every` messages (or when the ring is
+         * found empty, or the run ends), so that the producer's reload of it costs a line
+         * transfer per batch of slots, not per message. */
+        _Atomic uint64_t *taken;     /* &sh->consumed: position of the next slot to read */
+        unsigned char *hdr_base;     /* slot headers */
+        unsigned char *payload_base; /* payloads */
+        uint64_t want;               /* the smallest stamp a new message can carry: 2 * seq + 2 */
+        uint64_t released;           /* position last stored in `tail` */
+        uint32_t mask;               /* nslots - 1 */
+        uint32_t hdr_shift;          /* log2 of the header stride */
+        uint32_t payload_stride;
+        uint32_t release_every;
         uint32_t policy;
-        uint32_t held;
-        unsigned char *hdr_base, *payload_base;
         uint32_t nslots;
-        uint32_t mask;
         uint32_t payload_size;
+        struct channel_shared *sh;
 
         /* overwrite. */
         bool same_thread;  /* the producer runs on this thread only: read in place (see
                             * channel_rx_set_same_thread()) */
         uint64_t pos;      /* position of the next slot to read */
         uint64_t next_seq; /* sequence number expected next */
-        uint64_t consumed;
         uint64_t overwritten;
         unsigned char *copy; /* private copy of the last message read: a header, the payload */
 };
@@ -250,18 +269,43 @@ const char *channel_policy_to_string(enum channel_policy p);
 
 /* ---- producer ---- */
 
-/* The slow paths, out of line: the ring's wrap, a full ring, drops, batches. */
+/* The slow paths, out of line: a full ring, the overwrite lap's high-water sample, drops,
+ * batches, a claim over a batch or scratch claim. */
 void *channel_claim_slow_(struct channel_tx *tx, uint32_t n, uint32_t *ret_count);
 void channel_publish_slow_(struct channel_tx *tx);
 
-/* Under overwrite, marks `k` slots from the cursor as being written. */
-CHANNEL_INLINE void channel_mark_writing_(struct channel_tx *tx, uint32_t k)
+/* The sequence number of the next message; producer thread. */
+CHANNEL_INLINE uint64_t channel_tx_seq(const struct channel_tx *tx)
 {
-        unsigned char *h = tx->hdr;
-        for (uint32_t i = 0; i < k; i++, h += tx->hdr_stride)
+        /* Relaxed: only this thread writes it. */
+        return atomic_load_explicit(tx->published, memory_order_relaxed);
+}
+
+/* Slot index, sequence number and payload of the slot whose header is `h`. */
+CHANNEL_INLINE size_t channel_tx_idx_(const struct channel_tx *tx, const unsigned char *h)
+{
+        return (size_t)(h - tx->hdr_base) >> tx->hdr_shift;
+}
+
+CHANNEL_INLINE uint64_t channel_tx_seq_at_(const struct channel_tx *tx, const unsigned char *h)
+{
+        return tx->lap_seq + channel_tx_idx_(tx, h);
+}
+
+CHANNEL_INLINE void *channel_tx_payload_(const struct channel_tx *tx, const unsigned char *h)
+{
+        return tx->payload_base + channel_tx_idx_(tx, h) * tx->payload_stride;
+}
+
+/* Under overwrite, marks `k` slots from `h` on as being written: the seqlock's odd stamps. */
+CHANNEL_INLINE void channel_mark_writing_(struct channel_tx *tx, unsigned char *h, uint32_t k)
+{
+        uint64_t seq = channel_tx_seq_at_(tx, h);
+        for (uint32_t i = 0; i < k; i++)
                 /* Seqlock write side: relaxed, ordered by the fence below. */
-                atomic_store_explicit(&((struct channel_hdr *)(void *)h)->stamp,
-                                      2 * (tx->seq + i) + 1, memory_order_relaxed);
+                atomic_store_explicit(
+                    &((struct channel_hdr *)(void *)(h + ((size_t)i << tx->hdr_shift)))->stamp,
+                    2 * (seq + i) + 1, memory_order_relaxed);
         /* The odd stamp must be visible before any payload byte: the release fence orders it
          * before the payload stores that follow, so a consumer whose acquire fence follows a
          * read of new payload bytes also reads this stamp (or a later one) on its second
@@ -277,18 +321,19 @@ CHANNEL_INLINE void channel_mark_writing_(struct channel_tx *tx, uint32_t k)
  * before channel_publish() returns the same first slot. Producer thread; never blocks. */
 CHANNEL_INLINE void *channel_claim_n(struct channel_tx *tx, uint32_t n, uint32_t *ret_count)
 {
-        uint64_t avail = tx->seq_limit - tx->seq;
-        if (CHANNEL_UNLIKELY(avail == 0 || n == 0))
+        unsigned char *h = tx->hdr;
+        if (CHANNEL_UNLIKELY(h == tx->hdr_limit || n == 0 || tx->claimed))
                 return channel_claim_slow_(tx, n, ret_count);
+        size_t avail = (size_t)(tx->hdr_limit - h) >> tx->hdr_shift;
         uint32_t k = avail < n ? (uint32_t)avail : n;
         if (tx->policy == CHANNEL_OVERWRITE)
-                channel_mark_writing_(tx, k);
-        /* Under drop_new/reject the consumer released these slots, and it reads stamps
-         * older than the ones it waits for until the release stores in publish: no odd stamp
-         * needed. */
-        tx->claimed = k;
+                channel_mark_writing_(tx, h, k);
+        /* Under drop_new/reject the consumer released these slots and reads none of them
+         * before its even stamp: no odd stamp needed. */
+        tx->claimed = k > 1 ? k : 0;
+        tx->claim_hdr = h;
         *ret_count = k;
-        return tx->payload;
+        return channel_tx_payload_(tx, h);
 }
 
 /* Returns where to write the next message, or NULL under reject when the ring is full. Under
@@ -296,39 +341,54 @@ CHANNEL_INLINE void *channel_claim_n(struct channel_tx *tx, uint32_t n, uint32_t
  * again before channel_publish() returns the same slot. Producer thread; never blocks. */
 CHANNEL_INLINE void *channel_claim(struct channel_tx *tx)
 {
-        if (CHANNEL_UNLIKELY(tx->seq == tx->seq_limit)) {
+        unsigned char *h = tx->hdr;
+        if (CHANNEL_UNLIKELY(h == tx->hdr_limit || tx->claimed)) {
                 uint32_t k;
                 return channel_claim_slow_(tx, 1, &k);
         }
         if (tx->policy == CHANNEL_OVERWRITE)
-                channel_mark_writing_(tx, 1);
-        tx->claimed = 1;
-        return tx->payload;
+                channel_mark_writing_(tx, h, 1);
+        tx->claim_hdr = h;
+        return channel_tx_payload_(tx, h);
 }
 
 /* Commits the claimed message(s), in order, each stamped with tx->now_ns. A publish without a
  * claim does nothing. Producer thread; never blocks. */
 CHANNEL_INLINE void channel_publish(struct channel_tx *tx)
 {
-        if (CHANNEL_UNLIKELY(tx->claimed != 1)) {
+        if (CHANNEL_UNLIKELY(tx->claimed)) {
                 channel_publish_slow_(tx);
                 return;
         }
-        tx->claimed = 0;
-        struct channel_hdr *h = (struct channel_hdr *)(void *)tx->hdr;
-        uint64_t seq = tx->seq;
-        h->publish_ns = tx->now_ns;
+        unsigned char *h = tx->hdr;
+        /* Claimed, and not published yet. (Checked on our own variables: a load from the
+         * slot's line, which the consumer polls, costs a pipeline flush when its read
+         * arrives.) */
+        if (CHANNEL_UNLIKELY(tx->claim_hdr != h))
+                return;
+        uint64_t seq = channel_tx_seq_at_(tx, h);
+        struct channel_hdr *s = (struct channel_hdr *)(void *)h;
+        s->publish_ns = tx->now_ns;
         /* Release, pairs with the consumer's acquire load of the stamp in channel_next():
          * payload and publish_ns are visible before the stamp. */
-        atomic_store_explicit(&h->stamp, 2 * seq + 2, memory_order_release);
-        tx->seq = seq + 1;
-        tx->hdr += tx->hdr_stride;
-        tx->payload += tx->payload_stride;
-        /* Relaxed: a counter for channel_stats(), orders nothing. */
-        atomic_store_explicit(&tx->sh->published, seq + 1, memory_order_relaxed);
+        atomic_store_explicit(&s->stamp, 2 * seq + 2, memory_order_release);
+        /* Relaxed: a counter for channel_stats(); orders nothing. */
+        atomic_store_explicit(tx->published, seq + 1, memory_order_relaxed);
+        tx->hdr = h + ((size_t)1 << tx->hdr_shift);
 }
 
 /* ---- consumer ---- */
+
+CHANNEL_INLINE const struct channel_hdr *channel_rx_hdr_(const struct channel_rx *rx, uint64_t pos)
+{
+        return (const struct channel_hdr *)(const void *)(rx->hdr_base + ((size_t)(pos & rx->mask)
+                                                                          << rx->hdr_shift));
+}
+
+CHANNEL_INLINE const unsigned char *channel_rx_payload_(const struct channel_rx *rx, uint64_t pos)
+{
+        return rx->payload_base + (size_t)(pos & rx->mask) * rx->payload_stride;
+}
 
 /* Overwrite: message `seq` has been read, `gap` lost just before it: sets the caller's
  * outputs, moves the cursor past it and updates the counters. */
@@ -340,10 +400,11 @@ CHANNEL_INLINE void channel_took_(struct channel_rx *rx, uint64_t seq, uint64_t 
         *ret_lost = gap;
         *ret_publish_ns = publish_ns;
         rx->next_seq = rx->pos = seq + 1;
-        rx->consumed++;
         /* Relaxed: counters for channel_stats(), and the position for the producer's
          * high-water sample, order nothing. */
-        atomic_store_explicit(&rx->sh->consumed, rx->consumed, memory_order_relaxed);
+        atomic_store_explicit(&rx->sh->consumed,
+                              atomic_load_explicit(&rx->sh->consumed, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
         if (gap) {
                 rx->overwritten += gap;
                 atomic_store_explicit(&rx->sh->overwritten, rx->overwritten, memory_order_relaxed);
@@ -351,36 +412,30 @@ CHANNEL_INLINE void channel_took_(struct channel_rx *rx, uint64_t seq, uint64_t 
         atomic_store_explicit(&rx->sh->tail, seq + 1, memory_order_relaxed);
 }
 
+/* drop_new/reject: gives the producer back every slot before position `pos`. */
+CHANNEL_INLINE void channel_rx_release_(struct channel_rx *rx, uint64_t pos)
+{
+        rx->released = pos;
+        /* Release, pairs with the producer's acquire load of `tail` in channel_claim_slow_():
+         * our reads of the slots happen before the producer reuses them. */
+        atomic_store_explicit(&rx->sh->tail, pos, memory_order_release);
+}
+
+/* drop_new/reject: takes the `k` messages from position `pos` on, the last with stamp
+ * `last_stamp`, to be read in place; the ones before `pos` are done with. */
+CHANNEL_INLINE void channel_rx_take_(struct channel_rx *rx, uint64_t pos, uint64_t last_stamp,
+                                     uint32_t k)
+{
+        rx->want = last_stamp + 2;
+        if (CHANNEL_UNLIKELY(pos - rx->released >= rx->release_every))
+                channel_rx_release_(rx, pos);
+        /* Relaxed: the position, and a counter for channel_stats(); orders nothing. */
+        atomic_store_explicit(rx->taken, pos + k, memory_order_relaxed);
+}
+
 /* Copy-and-validate of the seqlock read side, out of line. */
 const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq, uint64_t *ret_lost,
                                     uint64_t *ret_publish_ns);
-
-/* drop_new/reject: gives back the slots read in place. */
-CHANNEL_INLINE void channel_rx_release_(struct channel_rx *rx)
-{
-        rx->held = 0;
-        /* Release, pairs with the producer's acquire load of `tail` in channel_claim_slow_():
-         * our reads of the slots happen before the producer reuses them. */
-        atomic_store_explicit(&rx->sh->tail, 2 * rx->taken, memory_order_release);
-}
-
-/* drop_new/reject: takes `k` messages from the cursor on; the ones read before are released
- * by the same store. */
-CHANNEL_INLINE void channel_rx_take_(struct channel_rx *rx, uint64_t last_stamp, uint32_t k)
-{
-        rx->want = last_stamp + 2;
-        /* Release, pairs with the producer's acquire load of `tail` in channel_claim_slow_():
-         * our reads of the slots before these happen before the producer reuses them. */
-        atomic_store_explicit(&rx->sh->tail, 2 * rx->taken + 1, memory_order_release);
-        rx->taken += k;
-        rx->held = k;
-        rx->hdr += k * rx->hdr_stride;
-        rx->payload += k * rx->payload_stride;
-        if (rx->hdr == rx->hdr_end) {
-                rx->hdr = rx->hdr_base;
-                rx->payload = rx->payload_base;
-        }
-}
 
 /* Whether a message is readable now; consumer thread only. Reads one stamp. */
 /* Overwrite: whether `stamp`, read at the consumer's position `pos`, means a message is
@@ -400,16 +455,15 @@ CHANNEL_INLINE bool channel_stamp_readable_(const struct channel_rx *rx, uint64_
 CHANNEL_INLINE bool channel_readable(const struct channel_rx *rx)
 {
         if (rx->policy != CHANNEL_OVERWRITE) {
-                const struct channel_hdr *h = (const struct channel_hdr *)(void *)rx->hdr;
+                const struct channel_hdr *h =
+                    channel_rx_hdr_(rx, atomic_load_explicit(rx->taken, memory_order_relaxed));
                 /* Acquire: a true answer is followed by reading the slot. */
                 return atomic_load_explicit(&h->stamp, memory_order_acquire) >= rx->want;
         }
         uint64_t pos = rx->pos;
-        const struct channel_hdr *h =
-            (const void *)(rx->hdr_base + (size_t)(pos & rx->mask) * rx->hdr_stride);
         /* Acquire: a true answer is followed by reading the slot. */
-        return channel_stamp_readable_(rx, atomic_load_explicit(&h->stamp, memory_order_acquire),
-                                       pos);
+        return channel_stamp_readable_(
+            rx, atomic_load_explicit(&channel_rx_hdr_(rx, pos)->stamp, memory_order_acquire), pos);
 }
 
 /* For a thread that polls many inputs: the stamp word that the next message changes, and the
@@ -419,14 +473,15 @@ CHANNEL_INLINE bool channel_readable(const struct channel_rx *rx)
 CHANNEL_INLINE const _Atomic uint64_t *channel_rx_watch(const struct channel_rx *rx,
                                                         uint64_t *ret_from)
 {
-        const unsigned char *h = rx->hdr;
+        uint64_t pos;
         if (rx->policy != CHANNEL_OVERWRITE) {
+                pos = atomic_load_explicit(rx->taken, memory_order_relaxed);
                 *ret_from = rx->want;
         } else {
-                h = rx->hdr_base + (size_t)(rx->pos & rx->mask) * rx->hdr_stride;
-                *ret_from = 2 * rx->pos + 1;
+                pos = rx->pos;
+                *ret_from = 2 * pos + 1;
         }
-        return &((const struct channel_hdr *)(const void *)h)->stamp;
+        return &channel_rx_hdr_(rx, pos)->stamp;
 }
 
 /* Returns the oldest unread message, or NULL when there is none, and its sequence number, the
@@ -437,8 +492,7 @@ CHANNEL_INLINE const void *channel_next(struct channel_rx *rx, uint64_t *ret_seq
 {
         if (rx->policy == CHANNEL_OVERWRITE) {
                 uint64_t pos = rx->pos;
-                size_t idx = (size_t)(pos & rx->mask);
-                const struct channel_hdr *h = (const void *)(rx->hdr_base + idx * rx->hdr_stride);
+                const struct channel_hdr *h = channel_rx_hdr_(rx, pos);
                 /* Acquire, pairs with the release store of the even stamp in channel_publish():
                  * the message is visible to the reads below. */
                 uint64_t stamp = atomic_load_explicit(&h->stamp, memory_order_acquire);
@@ -448,7 +502,7 @@ CHANNEL_INLINE const void *channel_next(struct channel_rx *rx, uint64_t *ret_seq
                                 /* The producer does not run while we read: in place. */
                                 channel_took_(rx, pos, 0, h->publish_ns, ret_seq, ret_lost,
                                               ret_publish_ns);
-                                return rx->payload_base + idx * rx->payload_stride;
+                                return channel_rx_payload_(rx, pos);
                         }
 #ifndef CHANNEL_TSAN
                         if (rx->payload_size <= 16) {
@@ -478,22 +532,23 @@ CHANNEL_INLINE const void *channel_next(struct channel_rx *rx, uint64_t *ret_seq
                 /* Gaps, a lapped reader, larger messages, a torn copy: out of line. */
                 return channel_next_overwrite_(rx, ret_seq, ret_lost, ret_publish_ns);
         }
-        const struct channel_hdr *h = (const struct channel_hdr *)(void *)rx->hdr;
+        uint64_t pos = atomic_load_explicit(rx->taken, memory_order_relaxed);
+        const struct channel_hdr *h = channel_rx_hdr_(rx, pos);
         /* Acquire, pairs with the release store in channel_publish(). */
         uint64_t stamp = atomic_load_explicit(&h->stamp, memory_order_acquire);
-        /* A stamp from an earlier lap (or 0) is below `want`. */
+        /* A stamp from an earlier lap (or 0), or the odd stamp of a message being written, is
+         * below `want`. */
         if (stamp < rx->want) {
-                if (rx->held)
-                        channel_rx_release_(rx);
+                if (rx->released != pos)
+                        channel_rx_release_(rx, pos);
                 return NULL;
         }
         uint64_t seq = stamp / 2 - 1;
         *ret_seq = seq;
         *ret_lost = seq - (rx->want / 2 - 1); /* drop_new gaps; 0 under reject */
         *ret_publish_ns = h->publish_ns;
-        const void *p = rx->payload;
-        channel_rx_take_(rx, stamp, 1);
-        return p;
+        channel_rx_take_(rx, pos, stamp, 1);
+        return channel_rx_payload_(rx, pos);
 }
 
 /* Reads up to `max` (>= 1) consecutive messages at once: fills *ret and returns their count,
@@ -517,50 +572,48 @@ CHANNEL_INLINE uint32_t channel_next_burst(struct channel_rx *rx, uint32_t max,
                                               .lost_before = lost};
                 return 1;
         }
-        const unsigned char *h = rx->hdr;
+        uint64_t pos = atomic_load_explicit(rx->taken, memory_order_relaxed);
+        const unsigned char *h = (const unsigned char *)channel_rx_hdr_(rx, pos);
         uint64_t first = atomic_load_explicit(&((const struct channel_hdr *)(const void *)h)->stamp,
                                               memory_order_acquire);
         if (first < rx->want) {
-                if (rx->held)
-                        channel_rx_release_(rx);
+                if (rx->released != pos)
+                        channel_rx_release_(rx, pos);
                 *ret = (struct channel_burst){0};
                 return 0;
         }
-        size_t to_end = (size_t)(rx->hdr_end - rx->hdr) / rx->hdr_stride;
+        size_t to_end = rx->nslots - (size_t)(pos & rx->mask);
         uint32_t k = max == 0 ? 1 : max;
         if (k > to_end)
                 k = (uint32_t)to_end;
+        size_t hdr_stride = (size_t)1 << rx->hdr_shift;
         /* Stamps increase by at least 2 per slot along the run and are published in order: the
          * last slot holding exactly first + 2 (k - 1) means the whole run is complete and has
          * no gap. Acquire, as in channel_next(). */
         uint32_t n = 1;
         if (k > 1) {
-                const struct channel_hdr *last =
-                    (const void *)(h + (size_t)(k - 1) * rx->hdr_stride);
+                const struct channel_hdr *last = (const void *)(h + (size_t)(k - 1) * hdr_stride);
                 if (atomic_load_explicit(&last->stamp, memory_order_acquire) ==
                     first + 2 * (uint64_t)(k - 1)) {
                         n = k;
                 } else {
                         for (; n < k; n++) {
                                 const struct channel_hdr *s =
-                                    (const void *)(h + (size_t)n * rx->hdr_stride);
+                                    (const void *)(h + (size_t)n * hdr_stride);
                                 if (atomic_load_explicit(&s->stamp, memory_order_acquire) !=
                                     first + 2 * (uint64_t)n)
                                         break;
                         }
                 }
         }
-        *ret = (struct channel_burst){.payload = rx->payload,
+        *ret = (struct channel_burst){.payload = channel_rx_payload_(rx, pos),
                                       .hdr = h,
                                       .count = n,
                                       .payload_stride = rx->payload_stride,
-                                      .hdr_stride = rx->hdr_stride,
+                                      .hdr_stride = hdr_stride,
                                       .seq = first / 2 - 1,
                                       .lost_before = first / 2 - 1 - (rx->want / 2 - 1)};
-        channel_rx_take_(rx, first + 2 * (uint64_t)(n - 1), n);
-        /* Relaxed: a counter for channel_stats(); `tail` tells only one message held. */
-        if (n > 1)
-                atomic_store_explicit(&rx->sh->consumed, rx->taken, memory_order_relaxed);
+        channel_rx_take_(rx, pos, first + 2 * (uint64_t)(n - 1), n);
         return n;
 }
 
@@ -579,8 +632,11 @@ CHANNEL_INLINE uint64_t channel_burst_publish_ns(const struct channel_burst *b, 
  * consumer's run returns. */
 CHANNEL_INLINE void channel_rx_end(struct channel_rx *rx)
 {
-        if (rx->policy != CHANNEL_OVERWRITE && rx->held)
-                channel_rx_release_(rx);
+        if (rx->policy != CHANNEL_OVERWRITE) {
+                uint64_t pos = atomic_load_explicit(rx->taken, memory_order_relaxed);
+                if (rx->released != pos)
+                        channel_rx_release_(rx, pos);
+        }
 }
 
 #endif /* ACTORD_CHANNEL_H */

@@ -557,7 +557,7 @@ static void run_component(struct worker *w, struct component *c, uint64_t now)
 {
         for (uint32_t k = 0; k < c->n_out; k++) {
                 c->out[k].now_ns = now;
-                c->out_mark[k] = c->out[k].seq;
+                c->out_mark[k] = channel_tx_seq(&c->out[k]);
         }
         /* Relaxed: read by the supervisor as diagnostics only. `now`: see worker_loop. */
         atomic_store_explicit(&w->running, c, memory_order_relaxed);
@@ -573,7 +573,8 @@ static void run_component(struct worker *w, struct component *c, uint64_t now)
         bool fenced = false;
         for (uint32_t k = 0; k < c->n_out; k++) {
                 struct component *peer = c->out_peer[k];
-                if (c->out[k].seq == c->out_mark[k] || peer->rule != ACTORD_RULE_ON_MESSAGE)
+                if (channel_tx_seq(&c->out[k]) == c->out_mark[k] ||
+                    peer->rule != ACTORD_RULE_ON_MESSAGE)
                         continue;
                 if (peer->w != w) {
                         if (!fenced) {

@@ -304,8 +304,7 @@ static void check_message(struct run *r, struct tally *t, const void *p, uint64_
         if (cfg->policy == CHANNEL_OVERWRITE) {
                 /* Evidence that the sides meet on a slot, where a copy can tear: the producer
                  * is already rewriting the one just read. */
-                const struct channel_hdr *h =
-                    (const void *)(r->rx.hdr_base + (seq & r->rx.mask) * r->rx.hdr_stride);
+                const struct channel_hdr *h = channel_rx_hdr_(&r->rx, seq);
                 if (atomic_load_explicit(&h->stamp, memory_order_relaxed) != 2 * seq + 2)
                         t->overtaken++;
         }

@@ -594,6 +594,76 @@ Test(channel, claim_twice_without_publish_returns_the_same_slot)
         close_ends(&e);
 }
 
+/* A claim's mark outlives its lap in no form: with one slot, every claim is for the same slot,
+ * and a publish without a claim after the ring wrapped must still do nothing. A reopened
+ * producer has no claim pending either. */
+Test(channel, publish_without_claim_after_a_wrap_or_a_reopen_does_nothing)
+{
+        for (size_t i = 0; i < 3; i++) {
+                struct ends e;
+                open_ends(&e, 1, 8, all_policies[i]);
+                for (uint64_t v = 0; v < 3; v++) {
+                        cr_assert(send(&e, v));
+                        expect_msg(&e, v, 0, v);
+                        channel_publish(&e.tx);
+                        expect_empty(&e);
+                }
+                cr_assert_not_null(channel_claim(&e.tx), "a claim, then the end closes");
+                channel_tx_close(&e.tx);
+                cr_assert_eq(channel_tx_open(&e.tx, &e.ch), 0);
+                channel_publish(&e.tx);
+                expect_empty(&e);
+                cr_assert_eq(stats_of(&e).published, 3);
+                cr_assert(send(&e, 3));
+                expect_msg(&e, 3, 0, 3);
+                close_ends(&e);
+        }
+}
+
+/* drop_new/reject: a reader gives slots back every eighth of the ring (at most 32), when it
+ * finds the ring empty and when its run ends; a producer facing a busy reader sees the ring
+ * full that much early, never more. */
+Test(channel, reader_gives_slots_back_in_batches)
+{
+        const enum channel_policy pols[] = {CHANNEL_DROP_NEW, CHANNEL_REJECT};
+        for (size_t i = 0; i < 2; i++) {
+                struct ends e;
+                open_ends(&e, 64, 8, pols[i]); /* gives back every 8 */
+                for (uint64_t v = 0; v < 64; v++)
+                        cr_assert(send(&e, v));
+                for (uint64_t v = 0; v < 8; v++)
+                        expect_msg(&e, v, 0, v);
+                /* Eight read, the eighth still held: none given back yet. */
+                cr_assert_eq(stats_of(&e).consumed, 8);
+                cr_assert_not(send(&e, 64) && pols[i] == CHANNEL_REJECT);
+                if (pols[i] == CHANNEL_DROP_NEW)
+                        cr_assert_eq(stats_of(&e).dropped, 1);
+                uint64_t next = pols[i] == CHANNEL_DROP_NEW ? 65 : 64;
+                /* Taking the ninth gives back the eight before it. */
+                expect_msg(&e, 8, 0, 8);
+                for (uint64_t v = 0; v < 8; v++)
+                        cr_assert(send(&e, next + v), "slot %lu given back", (unsigned long)v);
+                cr_assert_not(send(&e, 99) && pols[i] == CHANNEL_REJECT, "and no more");
+                /* The end of a run gives back everything read. */
+                expect_msg(&e, 9, 0, 9);
+                expect_msg(&e, 10, 0, 10);
+                channel_rx_end(&e.rx);
+                for (uint64_t v = 0; v < 3; v++)
+                        cr_assert(send(&e, 200 + v));
+                close_ends(&e);
+        }
+        /* Small rings give back every message. */
+        struct ends e;
+        open_ends(&e, 2, 8, CHANNEL_REJECT);
+        cr_assert(send(&e, 0));
+        cr_assert(send(&e, 1));
+        expect_msg(&e, 0, 0, 0);
+        expect_msg(&e, 1, 0, 1);
+        cr_assert(send(&e, 2), "taking the second gave back the first");
+        cr_assert_not(send(&e, 3));
+        close_ends(&e);
+}
+
 Test(channel, publish_without_claim_does_nothing)
 {
         for (size_t i = 0; i < 3; i++) {
