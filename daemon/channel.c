@@ -119,6 +119,9 @@ int channel_tx_open(struct channel_tx *ret, struct channel *c)
             .payload_base = base + sh->payload_offset,
             .hdr_shift = (uint32_t)__builtin_ctz(sh->hdr_stride),
             .payload_stride = sh->payload_stride,
+            .payload_inline = sh->payload_offset - sh->hdr_offset < sh->hdr_stride
+                                  ? (uint32_t)(sh->payload_offset - sh->hdr_offset)
+                                  : 0,
             .policy = sh->policy,
             .published = &sh->published,
             .hdr_end = base + sh->hdr_offset + (size_t)sh->nslots * sh->hdr_stride,

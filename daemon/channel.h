@@ -163,6 +163,8 @@ struct channel_tx {
         unsigned char *payload_base;
         uint32_t hdr_shift; /* log2 of the header stride */
         uint32_t payload_stride;
+        uint32_t payload_inline; /* the payload follows its header in the slot, at this offset;
+                                  * 0: in an array of its own */
         uint32_t claimed; /* a batch claim's count (> 1) or CHANNEL_CLAIMED_SCRATCH; 0 while a
                            * single claim or none is pending */
         uint32_t policy;
@@ -292,8 +294,12 @@ CHANNEL_INLINE uint64_t channel_tx_seq_at_(const struct channel_tx *tx, const un
         return tx->lap_seq + channel_tx_idx_(tx, h);
 }
 
-CHANNEL_INLINE void *channel_tx_payload_(const struct channel_tx *tx, const unsigned char *h)
+CHANNEL_INLINE void *channel_tx_payload_(const struct channel_tx *tx, unsigned char *h)
 {
+        /* The common layout with no multiply: the payload's address is one add away from the
+         * cursor's, as a send's latency counts every step. */
+        if (tx->payload_inline)
+                return (void *)(h + tx->payload_inline);
         return tx->payload_base + channel_tx_idx_(tx, h) * tx->payload_stride;
 }
 
