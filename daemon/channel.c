@@ -127,7 +127,6 @@ int channel_tx_open(struct channel_tx *ret, struct channel *c)
             .hdr_end = base + sh->hdr_offset + (size_t)sh->nslots * sh->hdr_stride,
             .sh = sh,
             .nslots = sh->nslots,
-            .mask = sh->nslots - 1,
             .drops = drops,
             .cached_tail = sh->policy == CHANNEL_OVERWRITE ? 0 : tail,
             .scratch = scratch,

@@ -175,7 +175,6 @@ struct channel_tx {
         unsigned char *hdr_end;
         struct channel_shared *sh;
         uint32_t nslots;
-        uint32_t mask;
         uint64_t drops;         /* drop_new: messages dropped, so position = seq - drops */
         uint64_t cached_tail;   /* drop_new/reject: slots released by the consumer, last read */
         unsigned char *scratch; /* drop_new: where a message bound to be dropped is written */
