@@ -404,7 +404,8 @@ const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq, ui
 {
         size_t copy_size = ((size_t)rx->payload_size + 7) & ~(size_t)7;
         struct channel_hdr *copy = (struct channel_hdr *)(void *)rx->copy;
-        bool torn = false;
+        bool torn = false, bounded = false;
+        uint64_t bound = 0;
         for (;;) {
                 uint64_t pos = rx->pos;
                 const struct channel_hdr *h = channel_rx_hdr_(rx, pos);
@@ -436,18 +437,27 @@ const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq, ui
                         seq = (s2 - 1) / 2; /* lapped while copying */
                         torn = true;
                 }
-                /* Lapped: message `seq` replaced ours. At most nslots - 1 messages older than
-                 * it can still be in the ring; skip to the oldest of them and try again.
-                 * After a torn copy the producer is writing where we read: the oldest of them
-                 * is the next it overwrites, so skip a quarter of the ring further, or we
-                 * chase it slot by slot (the skipped messages are counted as lost like the
-                 * others). Every pass moves the cursor forward, so this ends. */
+                /* Lapped: message `seq` replaced ours. The oldest message that can still be
+                 * in the ring is nslots before the next one the producer publishes; ask it
+                 * (relaxed: a bound, orders nothing) rather than guess from `seq`, or a reader
+                 * far behind would find lap after lap on its way there. */
+                uint64_t next = atomic_load_explicit(&rx->sh->published, memory_order_relaxed);
                 uint64_t oldest = seq + 1 < rx->nslots ? 0 : seq - rx->nslots + 1;
-                if (torn) {
+                if (next >= rx->nslots && next - rx->nslots > oldest)
+                        oldest = next - rx->nslots;
+                /* That oldest is the next slot the producer overwrites. After a torn copy, or
+                 * when it was replaced by a message later than the one the producer was at
+                 * when we last asked (it is writing where we read), skip a quarter of the
+                 * ring further, or we chase it slot by slot, each step a line it is writing
+                 * (the skipped messages are counted as lost like the others). Every pass moves
+                 * the cursor forward, so this ends. */
+                if (torn || (bounded && seq > bound)) {
                         oldest += rx->nslots / 4;
                         if (oldest > seq)
                                 oldest = seq;
                 }
+                bound = next;
+                bounded = true;
                 rx->pos = oldest > pos ? oldest : pos + 1;
         }
 }
