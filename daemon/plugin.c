@@ -286,7 +286,13 @@ int plugin_registry_load_file(struct plugin_registry *reg, const char *path, str
         }
         void *h = dlopen(open_path, RTLD_NOW | RTLD_LOCAL);
         if (!h) {
-                diag_add(d, path, 0, "cannot load plugin: %s", dlerror());
+                const char *why = dlerror();
+                /* The loader names what it opened: say the file's path, not the descriptor. */
+                size_t n = strlen(open_path);
+                if (fd >= 0 && !strncmp(why, open_path, n))
+                        diag_add(d, path, 0, "cannot load plugin: %s%s", path, why + n);
+                else
+                        diag_add(d, path, 0, "cannot load plugin: %s", why);
                 if (fd >= 0)
                         close(fd);
                 return -ENOEXEC;

@@ -363,6 +363,53 @@ Test(reload, plugin_added_then_replaced_while_running)
         free(plugins);
 }
 
+/* A replacement the loader cannot load (here: it needs a symbol nothing defines) is refused
+ * with the loader's reason, naming the plugin's file rather than the descriptor it was opened
+ * through, and the component keeps running on the code it had. */
+Test(reload, unloadable_replacement_is_refused_naming_the_file)
+{
+        char *plugins = plugin_folder();
+        char *v = out_path("v.txt");
+        char *l = out_path("l.txt");
+        install_plugin(plugins, ACTORD_TEST_TESTPLUGIN_DIR "/version1/version.so", "version.so");
+        char more[512];
+        snprintf(more, sizeof(more),
+                 "  s2 = { class = \"test.bytes\"; schedule = { every_us = 300; }; };\n"
+                 "  ver = { class = \"test.version\"; settings = { path = \"%s\"; }; };\n",
+                 v);
+        char *body = second_body(l, more, ", \"s2.out -> ver.in\"");
+        char *conf = write_conf(plugins, body);
+        free(body);
+        struct daemon d;
+        const char *args[] = {"--config", conf, NULL};
+        daemon_start(&d, dir, args);
+        cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "%s", daemon_stderr(&d));
+        wait_more_lines(v, 20);
+
+        install_plugin(plugins, ACTORD_TEST_TESTPLUGIN_DIR "/version3/version.so", "version.so");
+        reload_expect(&d, "STATUS=reload failed (");
+        char *so;
+        cr_assert(asprintf(&so, "%s/version.so", plugins) > 0);
+        char want[1200];
+        snprintf(want, sizeof(want),
+                 "%s: cannot load plugin: %s: undefined symbol: actord_test_nowhere_defined", so,
+                 so);
+        cr_assert(wait_contains(dir, d.err_path, want, 5000), "%s", daemon_stderr(&d));
+        cr_assert_null(strstr(daemon_stderr(&d), "/proc/self/fd"), "%s", daemon_stderr(&d));
+        wait_more_lines(v, 50);
+        stop_daemon(&d);
+
+        struct vfile vv = read_vfile(v, true);
+        cr_assert_eq(vv.starts, 1, "v1 ran throughout");
+        cr_assert_eq(vv.version, 1);
+        daemon_cleanup(&d);
+        free(so);
+        free(conf);
+        free(v);
+        free(l);
+        free(plugins);
+}
+
 /* Workers are fixed while actord runs: a file that changes them is refused, with the reason,
  * and the pipeline goes on. */
 Test(reload, changing_the_workers_is_refused_and_the_pipeline_goes_on)

@@ -1,6 +1,7 @@
 /* test.version: a sink of test.bytes messages that writes one line per message, tagged with
  * the version it was built as (TEST_VERSION), to the file named by its `path` setting. Built
- * twice (version1/, version2/) so that tests can replace a loaded plugin with new code. */
+ * as version1/ and version2/ so that tests can replace a loaded plugin with new code, and as
+ * version3/, which needs a symbol that nothing defines: loading it fails. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,6 +27,10 @@ static int version_init(struct actord_ctx *ctx, void **ret_state)
                 actord_set_error(ctx, "cannot open '%s': %s", path, strerror(errno));
                 return r;
         }
+#if TEST_VERSION == 3
+        extern void actord_test_nowhere_defined(void);
+        actord_test_nowhere_defined();
+#endif
         fprintf(f, "v%d start\n", TEST_VERSION);
         fflush(f);
         *ret_state = f;
