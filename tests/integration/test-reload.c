@@ -395,7 +395,9 @@ Test(reload, unloadable_replacement_is_refused_naming_the_file)
                  "%s: cannot load plugin: %s: undefined symbol: actord_test_nowhere_defined", so,
                  so);
         cr_assert(wait_contains(dir, d.err_path, want, 5000), "%s", daemon_stderr(&d));
-        cr_assert_null(strstr(daemon_stderr(&d), "/proc/self/fd"), "%s", daemon_stderr(&d));
+        char *err = daemon_stderr(&d);
+        cr_assert_null(strstr(err, "/proc/self/fd"), "%s", err);
+        free(err);
         wait_more_lines(v, 50);
         stop_daemon(&d);
 
