@@ -467,6 +467,10 @@ int main(int argc, char **argv)
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGHUP);
         pthread_sigmask(SIG_BLOCK, &mask, NULL);
+        /* A write to a pipe or socket whose reader went away (a log stream, a plugin's file)
+         * fails with EPIPE instead of killing the daemon (systemd ignores it for services
+         * too; run by hand, it would not be). */
+        signal(SIGPIPE, SIG_IGN);
         sfd = signalfd(-1, &mask, SFD_CLOEXEC);
         if (sfd < 0) {
                 log_error("signalfd: %s", strerror(errno));

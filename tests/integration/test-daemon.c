@@ -7,6 +7,7 @@
 
 #include <inttypes.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 
 static char *dir;
 
@@ -630,4 +631,85 @@ Test(daemon, a_stalled_log_reader_does_not_stall_the_workers)
         free(text);
         free(runs);
         free(sink);
+}
+
+/* core.log writes its file from a thread of its own: with the file a pipe that nobody reads,
+ * its worker goes on (a periodic component beside it keeps running), the lines that do not fit
+ * are dropped and said so, and the daemon still stops, saying the file's writer did not
+ * finish. */
+Test(daemon, a_stalled_file_of_core_log_does_not_stall_its_worker)
+{
+        char *fifo, *runs, *other, *text;
+        cr_assert(asprintf(&fifo, "%s/fifo", dir) > 0 && asprintf(&runs, "%s/runs.txt", dir) > 0 &&
+                  asprintf(&other, "%s/other.txt", dir) > 0);
+        cr_assert_eq(mkfifo(fifo, 0600), 0);
+        int rd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* held, never read */
+        cr_assert(rd >= 0);
+        int size = fcntl(rd, F_SETPIPE_SZ, 4096);
+        cr_assert(size > 0);
+        cr_assert(asprintf(&text,
+                           "actord: { plugin_dirs = [ \"%s\", \"%s\" ]; workers = ( { idle = "
+                           "\"sleep\"; } ); };\n"
+                           "components: {\n"
+                           "  fast = { class = \"test.bytes\"; schedule = { every_us = 20; }; };\n"
+                           "  sink = { class = \"core.log\"; settings = { path = \"%s\"; }; };\n"
+                           "  chat = { class = \"test.chatter\"; schedule = { every_us = 1000; };\n"
+                           "           settings = { lines = 0; path = \"%s\"; }; };\n"
+                           "  other = { class = \"core.log\"; settings = { path = \"%s\"; every = "
+                           "1000; }; };\n"
+                           "};\n"
+                           "links = ( \"fast.out -> sink.in\", \"chat.out -> other.in\" );\n",
+                           ACTORD_TEST_PLUGIN_DIR, ACTORD_TEST_TESTPLUGIN_DIR "/testkit", fifo,
+                           runs, other) > 0);
+        char *conf = tu_write(dir, "fifo.conf", text);
+        struct daemon d;
+        const char *args[] = {"--config", conf, NULL};
+        daemon_start(&d, dir, args);
+        cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "%s", daemon_stderr(&d));
+
+        /* Until the pipe is full, then for 200 more runs of the chatter on the same worker.
+         * Every run rewrites runs.txt, which is what wakes this loop. */
+        int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+        cr_assert(in >= 0);
+        cr_assert(inotify_add_watch(in, dir, IN_MODIFY) >= 0);
+        int64_t end = now_ms() + 20000;
+        uint64_t full_at = 0, now_runs = 0;
+        for (;;) {
+                int queued = 0;
+                cr_assert_eq(ioctl(rd, FIONREAD, &queued), 0);
+                now_runs = chatter_runs(runs);
+                if (!full_at && queued > size - 256)
+                        full_at = now_runs;
+                if ((full_at && now_runs >= full_at + 200) || now_ms() > end)
+                        break;
+                struct pollfd pf = {.fd = in, .events = POLLIN};
+                if (poll(&pf, 1, (int)(end - now_ms())) == 1) {
+                        char buf[4096];
+                        while (read(in, buf, sizeof(buf)) > 0)
+                                ;
+                }
+        }
+        close(in);
+        cr_assert(full_at, "the pipe never filled (%" PRIu64 " runs)", now_runs);
+        cr_assert(now_runs >= full_at + 200,
+                  "the worker stopped with the file's reader: %" PRIu64 " runs when the pipe "
+                  "filled, %" PRIu64 " 20 s later",
+                  full_at, now_runs);
+        cr_assert(
+            wait_contains(dir, d.err_path, "lines dropped: the file is written slower", 10000),
+            "%s", daemon_stderr(&d));
+
+        cr_assert_eq(kill(d.pid, SIGTERM), 0);
+        int status = daemon_wait_exit(&d, 20000);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x", status);
+        cr_assert(
+            wait_contains(dir, d.err_path, "its file's writer did not finish within 250 ms", 1000),
+            "%s", daemon_stderr(&d));
+        close(rd);
+        daemon_cleanup(&d);
+        free(conf);
+        free(text);
+        free(fifo);
+        free(runs);
+        free(other);
 }
