@@ -713,3 +713,38 @@ Test(daemon, a_stalled_file_of_core_log_does_not_stall_its_worker)
         free(runs);
         free(other);
 }
+
+/* core.log opens its file without waiting: a FIFO that nobody has open for reading is refused
+ * at start (the open would otherwise wait for a reader), naming the component and the file. */
+Test(daemon, core_log_refuses_a_fifo_without_a_reader)
+{
+        char *fifo, *text;
+        cr_assert(asprintf(&fifo, "%s/fifo", dir) > 0);
+        cr_assert_eq(mkfifo(fifo, 0600), 0);
+        cr_assert(asprintf(&text,
+                           "actord: { plugin_dirs = [ \"%s\" ]; workers = ( { idle = \"sleep\"; "
+                           "} ); };\n"
+                           "components: {\n"
+                           "  t = { class = \"core.tick\"; schedule = { every_us = 1000; }; };\n"
+                           "  sink = { class = \"core.log\"; settings = { path = \"%s\"; }; };\n"
+                           "};\n"
+                           "links = ( \"t.out -> sink.in\" );\n",
+                           ACTORD_TEST_PLUGIN_DIR, fifo) > 0);
+        char *conf = tu_write(dir, "nofiforeader.conf", text);
+        const char *args[] = {"--config", conf, NULL};
+        struct daemon d;
+        daemon_start(&d, dir, args);
+        int status = daemon_wait_exit(&d, 20000);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status 0x%x", status);
+        char *err = daemon_stderr(&d);
+        char want[600];
+        snprintf(
+            want, sizeof(want),
+            "component 'sink' (core.log) failed to start: cannot open '%s' for writing: ", fifo);
+        cr_assert(strstr(err, want), "%s", err);
+        free(err);
+        daemon_cleanup(&d);
+        free(conf);
+        free(text);
+        free(fifo);
+}
