@@ -633,8 +633,9 @@ CHANNEL_INLINE uint64_t channel_burst_publish_ns(const struct channel_burst *b, 
             ->publish_ns;
 }
 
-/* Ends a read pass: releases the slot(s) held in place, if any. The worker calls it when the
- * consumer's run returns. */
+/* Ends a read pass: gives back every slot read in place (under drop_new/reject a reader
+ * otherwise gives them back in batches, see the top of this file). The worker calls it when
+ * the consumer's run returns. */
 CHANNEL_INLINE void channel_rx_end(struct channel_rx *rx)
 {
         if (rx->policy != CHANNEL_OVERWRITE) {
