@@ -524,6 +524,26 @@ static void *drain_pipe(void *arg)
         return NULL;
 }
 
+/* An inotify descriptor that reports files of `path` being written (wait_modified()). */
+static int watch_modified(const char *path)
+{
+        int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+        cr_assert(in >= 0);
+        cr_assert(inotify_add_watch(in, path, IN_MODIFY) >= 0);
+        return in;
+}
+
+/* Waits until a file watched by `in` is written, or until `end` (now_ms()). */
+static void wait_modified(int in, int64_t end)
+{
+        struct pollfd pf = {.fd = in, .events = POLLIN};
+        if (poll(&pf, 1, (int)(end - now_ms())) == 1) {
+                char buf[4096];
+                while (read(in, buf, sizeof(buf)) > 0)
+                        ;
+        }
+}
+
 /* The "runs=N" a test.chatter wrote, or 0. */
 static uint64_t chatter_runs(const char *path)
 {
@@ -567,9 +587,7 @@ Test(daemon, a_stalled_log_reader_does_not_stall_the_workers)
 
         /* Until the pipe is full, then for 200 more runs of the chatter, nobody reads it: its
          * worker must go on. Every run rewrites runs.txt, which is what wakes this loop. */
-        int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-        cr_assert(in >= 0);
-        cr_assert(inotify_add_watch(in, dir, IN_MODIFY) >= 0);
+        int in = watch_modified(dir);
         int64_t end = now_ms() + 20000;
         uint64_t full_at = 0, now_runs = 0;
         size_t notes_at_full = 0;
@@ -592,12 +610,7 @@ Test(daemon, a_stalled_log_reader_does_not_stall_the_workers)
                 }
                 if ((full_at && now_runs >= full_at + 200 && pinged) || now_ms() > end)
                         break;
-                struct pollfd pf = {.fd = in, .events = POLLIN};
-                if (poll(&pf, 1, (int)(end - now_ms())) == 1) {
-                        char buf[4096];
-                        while (read(in, buf, sizeof(buf)) > 0)
-                                ;
-                }
+                wait_modified(in, end);
         }
         close(in);
         cr_assert(full_at, "the log pipe never filled (%" PRIu64 " runs)", now_runs);
@@ -669,9 +682,7 @@ Test(daemon, a_stalled_file_of_core_log_does_not_stall_its_worker)
 
         /* Until the pipe is full, then for 200 more runs of the chatter on the same worker.
          * Every run rewrites runs.txt, which is what wakes this loop. */
-        int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-        cr_assert(in >= 0);
-        cr_assert(inotify_add_watch(in, dir, IN_MODIFY) >= 0);
+        int in = watch_modified(dir);
         int64_t end = now_ms() + 20000;
         uint64_t full_at = 0, now_runs = 0;
         for (;;) {
@@ -682,12 +693,7 @@ Test(daemon, a_stalled_file_of_core_log_does_not_stall_its_worker)
                         full_at = now_runs;
                 if ((full_at && now_runs >= full_at + 200) || now_ms() > end)
                         break;
-                struct pollfd pf = {.fd = in, .events = POLLIN};
-                if (poll(&pf, 1, (int)(end - now_ms())) == 1) {
-                        char buf[4096];
-                        while (read(in, buf, sizeof(buf)) > 0)
-                                ;
-                }
+                wait_modified(in, end);
         }
         close(in);
         cr_assert(full_at, "the pipe never filled (%" PRIu64 " runs)", now_runs);

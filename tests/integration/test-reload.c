@@ -135,6 +135,14 @@ static void wait_more_lines(const char *path, int more)
                   count_lines(path));
 }
 
+/* Starts actord on `conf` and waits for READY=1. */
+static void start_ready(struct daemon *d, const char *conf)
+{
+        const char *args[] = {"--config", conf, NULL};
+        daemon_start(d, dir, args);
+        cr_assert(daemon_wait_notify(d, "READY=1", 10000), "%s", daemon_stderr(d));
+}
+
 static void reload_expect(struct daemon *d, const char *want)
 {
         char *st = daemon_reload(d, 20000);
@@ -180,6 +188,15 @@ static void other_block(int every_us, const char *path, char *buf, size_t len)
 }
 
 /* The second test's: src -> log (core.log), plus more. */
+/* Components s2 (test.bytes) and ver (test.version, writing to `path`), for second_body(). */
+static void version_components(char *buf, size_t len, const char *path)
+{
+        snprintf(buf, len,
+                 "  s2 = { class = \"test.bytes\"; schedule = { every_us = 300; }; };\n"
+                 "  ver = { class = \"test.version\"; settings = { path = \"%s\"; }; };\n",
+                 path);
+}
+
 static char *second_body(const char *log_path, const char *more, const char *more_links)
 {
         char *body;
@@ -214,9 +231,7 @@ Test(reload, components_added_removed_changed_while_channels_keep_every_message)
         free(body);
 
         struct daemon d;
-        const char *args[] = {"--config", conf, NULL};
-        daemon_start(&d, dir, args);
-        cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "%s", daemon_stderr(&d));
+        start_ready(&d, conf);
         wait_more_lines(a, 50);
         wait_more_lines(b, 50);
 
@@ -291,18 +306,13 @@ Test(reload, plugin_added_then_replaced_while_running)
         char *conf = write_conf(plugins, body);
         free(body);
         struct daemon d;
-        const char *args[] = {"--config", conf, NULL};
-        daemon_start(&d, dir, args);
-        cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "%s", daemon_stderr(&d));
+        start_ready(&d, conf);
         cr_assert(wait_lines(dir, l, 20, 10000));
 
         /* A new plugin and a component of its class. */
         install_plugin(plugins, ACTORD_TEST_TESTPLUGIN_DIR "/version1/version.so", "version.so");
         char more[512];
-        snprintf(more, sizeof(more),
-                 "  s2 = { class = \"test.bytes\"; schedule = { every_us = 300; }; };\n"
-                 "  ver = { class = \"test.version\"; settings = { path = \"%s\"; }; };\n",
-                 v);
+        version_components(more, sizeof(more), v);
         body = second_body(l, more, ", \"s2.out -> ver.in\"");
         free(write_conf(plugins, body));
         free(body);
@@ -373,17 +383,12 @@ Test(reload, unloadable_replacement_is_refused_naming_the_file)
         char *l = out_path("l.txt");
         install_plugin(plugins, ACTORD_TEST_TESTPLUGIN_DIR "/version1/version.so", "version.so");
         char more[512];
-        snprintf(more, sizeof(more),
-                 "  s2 = { class = \"test.bytes\"; schedule = { every_us = 300; }; };\n"
-                 "  ver = { class = \"test.version\"; settings = { path = \"%s\"; }; };\n",
-                 v);
+        version_components(more, sizeof(more), v);
         char *body = second_body(l, more, ", \"s2.out -> ver.in\"");
         char *conf = write_conf(plugins, body);
         free(body);
         struct daemon d;
-        const char *args[] = {"--config", conf, NULL};
-        daemon_start(&d, dir, args);
-        cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "%s", daemon_stderr(&d));
+        start_ready(&d, conf);
         wait_more_lines(v, 20);
 
         install_plugin(plugins, ACTORD_TEST_TESTPLUGIN_DIR "/version3/version.so", "version.so");
@@ -428,9 +433,7 @@ Test(reload, changing_the_workers_is_refused_and_the_pipeline_goes_on)
                  l);
         char *conf = write_conf(plugins, body);
         struct daemon d;
-        const char *args[] = {"--config", conf, NULL};
-        daemon_start(&d, dir, args);
-        cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "%s", daemon_stderr(&d));
+        start_ready(&d, conf);
         cr_assert(wait_lines(dir, l, 20, 10000));
 
         char *text = tu_read(conf);
@@ -465,9 +468,7 @@ static void twenty_reloads(const char *idle)
         char *conf = write_conf_idle(plugins, idle, body);
         free(body);
         struct daemon d;
-        const char *args[] = {"--config", conf, NULL};
-        daemon_start(&d, dir, args);
-        cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "%s", daemon_stderr(&d));
+        start_ready(&d, conf);
         wait_more_lines(a, 20);
         for (int i = 0; i < 20; i++) {
                 other_block(300 + 10 * (i % 2 + 1), b, other, sizeof(other));
@@ -502,17 +503,12 @@ Test(reload, a_component_failing_to_start_is_retried_by_the_next_reload)
         char *conf = write_conf(plugins, body);
         free(body);
         struct daemon d;
-        const char *args[] = {"--config", conf, NULL};
-        daemon_start(&d, dir, args);
-        cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "%s", daemon_stderr(&d));
+        start_ready(&d, conf);
         cr_assert(wait_lines(dir, l, 20, 10000));
 
         /* Its output folder does not exist yet: init fails. */
         char more[512];
-        snprintf(more, sizeof(more),
-                 "  s2 = { class = \"test.bytes\"; schedule = { every_us = 300; }; };\n"
-                 "  ver = { class = \"test.version\"; settings = { path = \"%s\"; }; };\n",
-                 v);
+        version_components(more, sizeof(more), v);
         /* reject: what s2 sends while ver is down waits for it, however long that is. */
         body = second_body(l, more,
                            ", { from = \"s2.out\"; to = \"ver.in\"; overflow = \"reject\"; }");
