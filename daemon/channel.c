@@ -404,8 +404,8 @@ const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq, ui
 {
         size_t copy_size = ((size_t)rx->payload_size + 7) & ~(size_t)7;
         struct channel_hdr *copy = (struct channel_hdr *)(void *)rx->copy;
-        bool torn = false, bounded = false;
-        uint64_t bound = 0;
+        bool torn = false;
+        uint64_t bound = UINT64_MAX; /* the producer's count when we last asked: none yet */
         for (;;) {
                 uint64_t pos = rx->pos;
                 const struct channel_hdr *h = channel_rx_hdr_(rx, pos);
@@ -451,13 +451,12 @@ const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq, ui
                  * ring further, or we chase it slot by slot, each step a line it is writing
                  * (the skipped messages are counted as lost like the others). Every pass moves
                  * the cursor forward, so this ends. */
-                if (torn || (bounded && seq > bound)) {
+                if (torn || seq > bound) {
                         oldest += rx->nslots / 4;
                         if (oldest > seq)
                                 oldest = seq;
                 }
                 bound = next;
-                bounded = true;
                 rx->pos = oldest > pos ? oldest : pos + 1;
         }
 }

@@ -417,9 +417,12 @@ CHANNEL_INLINE void channel_took_(struct channel_rx *rx, uint64_t seq, uint64_t 
         atomic_store_explicit(&rx->sh->tail, seq + 1, memory_order_relaxed);
 }
 
-/* drop_new/reject: gives the producer back every slot before position `pos`. */
+/* drop_new/reject: gives the producer back every slot before position `pos`, unless that was
+ * done already. */
 CHANNEL_INLINE void channel_rx_release_(struct channel_rx *rx, uint64_t pos)
 {
+        if (rx->released == pos)
+                return;
         rx->released = pos;
         /* Release, pairs with the producer's acquire load of `tail` in channel_claim_slow_():
          * our reads of the slots happen before the producer reuses them. */
@@ -544,8 +547,7 @@ CHANNEL_INLINE const void *channel_next(struct channel_rx *rx, uint64_t *ret_seq
         /* A stamp from an earlier lap (or 0), or the odd stamp of a message being written, is
          * below `want`. */
         if (stamp < rx->want) {
-                if (rx->released != pos)
-                        channel_rx_release_(rx, pos);
+                channel_rx_release_(rx, pos);
                 return NULL;
         }
         uint64_t seq = stamp / 2 - 1;
@@ -582,8 +584,7 @@ CHANNEL_INLINE uint32_t channel_next_burst(struct channel_rx *rx, uint32_t max,
         uint64_t first = atomic_load_explicit(&((const struct channel_hdr *)(const void *)h)->stamp,
                                               memory_order_acquire);
         if (first < rx->want) {
-                if (rx->released != pos)
-                        channel_rx_release_(rx, pos);
+                channel_rx_release_(rx, pos);
                 *ret = (struct channel_burst){0};
                 return 0;
         }
@@ -640,8 +641,7 @@ CHANNEL_INLINE void channel_rx_end(struct channel_rx *rx)
 {
         if (rx->policy != CHANNEL_OVERWRITE) {
                 uint64_t pos = atomic_load_explicit(rx->taken, memory_order_relaxed);
-                if (rx->released != pos)
-                        channel_rx_release_(rx, pos);
+                channel_rx_release_(rx, pos);
         }
 }
 

@@ -423,15 +423,9 @@ Test(reload, changing_the_workers_is_refused_and_the_pipeline_goes_on)
 {
         char *plugins = plugin_folder();
         char *l = out_path("l.txt");
-        char body[512];
-        snprintf(body, sizeof(body),
-                 "components: {\n"
-                 "  src = { class = \"test.bytes\"; schedule = { every_us = 200; }; };\n"
-                 "  log = { class = \"core.log\"; settings = { path = \"%s\"; }; };\n"
-                 "};\n"
-                 "links = ( \"src.out -> log.in\" );\n",
-                 l);
+        char *body = second_body(l, "", "");
         char *conf = write_conf(plugins, body);
+        free(body);
         struct daemon d;
         start_ready(&d, conf);
         cr_assert(wait_lines(dir, l, 20, 10000));
@@ -578,15 +572,9 @@ Test(reload, the_reload_command_waits_for_the_result)
         char *plugins = plugin_folder();
         char *l = out_path("l.txt"), *l2 = out_path("l2.txt"), *rundir = out_path("run");
         cr_assert_eq(mkdir(rundir, 0755), 0);
-        char body[1024];
-        snprintf(body, sizeof(body),
-                 "components: {\n"
-                 "  src = { class = \"test.bytes\"; schedule = { every_us = 200; }; };\n"
-                 "  log = { class = \"core.log\"; settings = { path = \"%s\"; }; };\n"
-                 "};\n"
-                 "links = ( \"src.out -> log.in\" );\n",
-                 l);
+        char *body = second_body(l, "", "");
         char *conf = write_conf(plugins, body);
+        free(body);
         char *env_var, pid[32];
         cr_assert(asprintf(&env_var, "RUNTIME_DIRECTORY=%s", rundir) > 0);
         const char *env[] = {env_var, NULL};
@@ -597,16 +585,14 @@ Test(reload, the_reload_command_waits_for_the_result)
         snprintf(pid, sizeof(pid), "%d", (int)d.pid);
 
         /* Applied: a second pair starts. When the command returns, actord has logged it. */
-        snprintf(body, sizeof(body),
-                 "components: {\n"
-                 "  src = { class = \"test.bytes\"; schedule = { every_us = 200; }; };\n"
-                 "  log = { class = \"core.log\"; settings = { path = \"%s\"; }; };\n"
+        char more[512];
+        snprintf(more, sizeof(more),
                  "  src2 = { class = \"test.bytes\"; schedule = { every_us = 200; }; };\n"
-                 "  log2 = { class = \"core.log\"; settings = { path = \"%s\"; }; };\n"
-                 "};\n"
-                 "links = ( \"src.out -> log.in\", \"src2.out -> log2.in\" );\n",
-                 l, l2);
+                 "  log2 = { class = \"core.log\"; settings = { path = \"%s\"; }; };\n",
+                 l2);
+        body = second_body(l, more, ", \"src2.out -> log2.in\"");
         free(write_conf(plugins, body));
+        free(body);
         char *out, *err;
         int rc = reload_command(rundir, pid, &out, &err);
         cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
