@@ -123,7 +123,7 @@ int channel_tx_open(struct channel_tx *ret, struct channel *c)
                                   ? (uint32_t)(sh->payload_offset - sh->hdr_offset)
                                   : 0,
             .policy = sh->policy,
-            .published = &sh->published,
+            .hdr_stride = sh->hdr_stride,
             .hdr_end = base + sh->hdr_offset + (size_t)sh->nslots * sh->hdr_stride,
             .sh = sh,
             .nslots = sh->nslots,
@@ -134,10 +134,18 @@ int channel_tx_open(struct channel_tx *ret, struct channel *c)
         return 0;
 }
 
+/* The producer's count, for channel_stats() between laps and for the next end opened. Relaxed:
+ * a counter; the next producer end is opened by a thread that happens after this one. */
+static void tx_store_published(struct channel_tx *tx)
+{
+        atomic_store_explicit(&tx->sh->published, channel_tx_seq(tx), memory_order_relaxed);
+}
+
 void channel_tx_close(struct channel_tx *tx)
 {
         if (!tx->sh)
                 return;
+        tx_store_published(tx);
         free(tx->scratch);
         tx->scratch = NULL;
         tx->claimed = 0;
@@ -207,15 +215,56 @@ void channel_rx_close(struct channel_rx *rx)
         rx->sh = NULL;
 }
 
+/* The count of messages published that the stamps in the ring show. Slot i of the producer's
+ * current lap holds message lap_seq + i complete (stamp 2 seq + 2, so that stamp / 2 messages
+ * were published up to it) for the slots before its cursor; the slots from the cursor on hold
+ * messages of the lap before (smaller counts), 0 (never written) or, under overwrite, odd
+ * stamps (the message being written, or claimed and then narrowed by a later claim). So the
+ * slots with an even stamp whose count is at least slot 0's are a prefix, and its end is the
+ * newest message: a binary search, log2(nslots) stamp loads. Slot 0 odd is the cursor itself:
+ * its count is exact.
+ *
+ * While the producer runs, a slot of the prefix stays in it until the producer laps the ring
+ * to it (a stamp only grows, and turns odd only then), so unless the producer wrote the whole
+ * ring meanwhile the search ends at or after the prefix's end when it started: it returns a
+ * count between the producer's counts at its start and its end. Relaxed: counts, ordering
+ * nothing. */
+static uint64_t ring_published(const struct channel_shared *sh)
+{
+        const unsigned char *base = (const unsigned char *)sh + sh->hdr_offset;
+        const struct channel_hdr *h0 = (const void *)base;
+        uint64_t s0 = atomic_load_explicit(&h0->stamp, memory_order_relaxed);
+        uint64_t first = s0 / 2, newest = first;
+        if (s0 & 1)
+                return first;
+        uint32_t lo = 0, hi = sh->nslots; /* slot lo is in the prefix, slot hi is not */
+        while (hi - lo > 1) {
+                uint32_t mid = lo + (hi - lo) / 2;
+                const struct channel_hdr *h = (const void *)(base + (size_t)mid * sh->hdr_stride);
+                uint64_t s = atomic_load_explicit(&h->stamp, memory_order_relaxed);
+                if (!(s & 1) && s / 2 >= first) {
+                        lo = mid;
+                        newest = s / 2;
+                } else {
+                        hi = mid;
+                }
+        }
+        return newest;
+}
+
 void channel_stats(const struct channel *c, struct channel_stats *ret)
 {
         struct channel_shared *sh = c->sh;
+        /* The producer stores its count only where no stamp shows it (a drop, the end of a lap,
+         * closing its end): the larger of the two is the count. */
+        uint64_t published = atomic_load_explicit(&sh->published, memory_order_relaxed);
+        uint64_t in_ring = ring_published(sh);
         /* Relaxed throughout: each counter has one writer and is read as a number only. */
         uint64_t dropped = atomic_load_explicit(&sh->dropped, memory_order_relaxed);
         uint64_t overwritten = atomic_load_explicit(&sh->overwritten, memory_order_relaxed);
         uint64_t consumed = atomic_load_explicit(&sh->consumed, memory_order_relaxed);
         *ret = (struct channel_stats){
-            .published = atomic_load_explicit(&sh->published, memory_order_relaxed),
+            .published = in_ring > published ? in_ring : published,
             .consumed = consumed,
             .lost = dropped + overwritten,
             .dropped = dropped,
@@ -250,6 +299,8 @@ void *channel_claim_slow_(struct channel_tx *tx, uint32_t n, uint32_t *ret_count
                         tx->lap_seq += tx->nslots;
                         /* A claim from the last lap must not match this lap's slot. */
                         tx->claim_hdr = NULL;
+                        /* Once per lap: a lapped overwrite reader's bound. */
+                        tx_store_published(tx);
                 }
                 size_t idx = channel_tx_idx_(tx, tx->hdr);
                 uint64_t head = channel_tx_seq_at_(tx, tx->hdr) - tx->drops;
@@ -311,7 +362,8 @@ void channel_publish_slow_(struct channel_tx *tx)
                 tx->lap_seq++;
                 /* Relaxed: counters for channel_stats(), they order nothing. */
                 atomic_store_explicit(&tx->sh->dropped, tx->drops, memory_order_relaxed);
-                atomic_store_explicit(tx->published, seq + 1, memory_order_relaxed);
+                /* A drop leaves no stamp for channel_stats() to find. */
+                atomic_store_explicit(&tx->sh->published, seq + 1, memory_order_relaxed);
                 return;
         }
         uint64_t now = tx->now_ns;
@@ -324,8 +376,6 @@ void channel_publish_slow_(struct channel_tx *tx)
                 atomic_store_explicit(&s->stamp, 2 * (seq + i) + 2, memory_order_release);
         }
         tx->hdr = h;
-        /* Relaxed: a counter for channel_stats(). */
-        atomic_store_explicit(tx->published, seq + k, memory_order_relaxed);
 }
 
 int channel_policy_from_string(const char *s)
@@ -399,6 +449,38 @@ static inline void copy_racy(void *dst, const void *src, size_t n)
 }
 #endif
 
+/* Overwrite: whether the producer has reached message m (is writing it, or wrote it or a later
+ * message into its slot). Relaxed: a bound, ordering nothing. */
+static bool reached(const struct channel_rx *rx, uint64_t m)
+{
+        return atomic_load_explicit(&channel_rx_hdr_(rx, m)->stamp, memory_order_relaxed) >=
+               2 * m + 1;
+}
+
+/* Overwrite: the first message the producer had not reached, knowing that it reached `seq`:
+ * it writes in order, so the messages it reached are a prefix, found by galloping from seq and
+ * halving back (about 2 log2 of its lead stamp loads; it is usually a few slots ahead). The
+ * producer stores no count per message, and one lap of the ring is as far as stamps tell. */
+static uint64_t producer_next(const struct channel_rx *rx, uint64_t seq)
+{
+        uint64_t lo = seq, hi = seq + rx->nslots; /* lo reached; hi unknown, treated as not */
+        for (uint64_t step = 1; lo + step < hi; step *= 2) {
+                if (!reached(rx, lo + step)) {
+                        hi = lo + step;
+                        break;
+                }
+                lo += step;
+        }
+        while (hi - lo > 1) {
+                uint64_t mid = lo + (hi - lo) / 2;
+                if (reached(rx, mid))
+                        lo = mid;
+                else
+                        hi = mid;
+        }
+        return lo + 1;
+}
+
 const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq, uint64_t *ret_lost,
                                     uint64_t *ret_publish_ns)
 {
@@ -438,20 +520,18 @@ const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq, ui
                         torn = true;
                 }
                 /* Lapped: message `seq` replaced ours. The oldest message that can still be
-                 * in the ring is nslots before the next one the producer publishes; ask it
-                 * (relaxed: a bound, orders nothing) rather than guess from `seq`, or a reader
-                 * far behind would find lap after lap on its way there. */
-                uint64_t next = atomic_load_explicit(&rx->sh->published, memory_order_relaxed);
-                uint64_t oldest = seq + 1 < rx->nslots ? 0 : seq - rx->nslots + 1;
-                if (next >= rx->nslots && next - rx->nslots > oldest)
-                        oldest = next - rx->nslots;
+                 * in the ring is nslots before the first one the producer has not reached;
+                 * find where it is rather than guess from `seq`, or a reader far behind would
+                 * find lap after lap on its way there. */
+                uint64_t next = producer_next(rx, seq);
+                uint64_t oldest = next < rx->nslots ? 0 : next - rx->nslots;
                 /* That oldest is the next slot the producer overwrites. After a torn copy, or
-                 * when it was replaced by a message later than the one the producer was at
-                 * when we last asked (it is writing where we read), skip a quarter of the
-                 * ring further, or we chase it slot by slot, each step a line it is writing
-                 * (the skipped messages are counted as lost like the others). Every pass moves
-                 * the cursor forward, so this ends. */
-                if (torn || seq > bound) {
+                 * when it was replaced by a message the producer had not reached when we last
+                 * looked (it is writing where we read), skip a quarter of the ring further, or
+                 * we chase it slot by slot, each step a line it is writing (the skipped
+                 * messages are counted as lost like the others). Every pass moves the cursor
+                 * forward, so this ends. */
+                if (torn || seq >= bound) {
                         oldest += rx->nslots / 4;
                         if (oldest > seq)
                                 oldest = seq;

@@ -43,9 +43,14 @@
  * but not yet given back cannot be written: a producer facing a busy reader sees the ring
  * full up to that many slots early, never more.
  *
- * Counters live on lines of their own: `published` on the producer's (which only
- * channel_stats() reads), `consumed` and `overwritten` on the consumer's second line, so that
- * keeping them exact on every message costs no line transfer.
+ * Counters live on lines of their own: the producer's (`dropped`, `rejected`, `high_water`,
+ * and `published`, which it stores only where no stamp shows its count: a drop, the end of a
+ * lap, closing its end), `consumed` and `overwritten` on the consumer's second line, so that
+ * keeping them exact on every message costs no line transfer. The count of messages published
+ * is in the stamps themselves: channel_stats() finds the newest one (a binary search along the
+ * ring), and a lapped overwrite reader finds how far the producer got by galloping from the
+ * message that replaced its own; so a message costs the producer no store besides the slot's
+ * and its cursor's.
  *
  * The producer's fast path is one compare (its cursor against `hdr_limit`, the end of the run
  * of slots known free and contiguous), a check of the claim, and the stores of the message;
@@ -118,7 +123,8 @@ struct channel_shared {
         uint64_t region_size;
 
         /* Producer line: single writer, relaxed stores, read by channel_stats(). */
-        alignas(CHANNEL_LINE) _Atomic uint64_t published; /* publish calls, drops included */
+        alignas(CHANNEL_LINE) _Atomic uint64_t published; /* publish calls, drops included, as of
+                                                           * the last drop, lap or close */
         _Atomic uint64_t dropped;                         /* drop_new losses */
         _Atomic uint64_t rejected;                        /* claims refused under reject */
         _Atomic uint64_t high_water; /* deepest backlog seen when a claim found the ring
@@ -146,9 +152,9 @@ struct channel {
 /* channel_tx.claimed while the scratch area of drop_new is claimed. */
 #define CHANNEL_CLAIMED_SCRATCH UINT32_MAX
 
-/* The producer's state changes by three stores per message (its cursor, the claim mark and
- * the shared `published` counter) besides the slot's: stores wait in the store buffer behind
- * the line transfers that the consumer's reads cause, so each one counts. And every address
+/* The producer's state changes by two stores per message (its cursor and the claim mark)
+ * besides the slot's: stores wait in the store buffer behind the line transfers that the
+ * consumer's reads cause, so each one counts. And every address
  * and value a send writes is one load and a few register operations away, so that a send's
  * latency stays a few nanoseconds. */
 struct channel_tx {
@@ -168,8 +174,8 @@ struct channel_tx {
         uint32_t claimed; /* a batch claim's count (> 1) or CHANNEL_CLAIMED_SCRATCH; 0 while a
                            * single claim or none is pending */
         uint32_t policy;
-        uint64_t now_ns;             /* publish time stamped on slots, set by the owner per run */
-        _Atomic uint64_t *published; /* &sh->published, also the next message's sequence number */
+        uint64_t now_ns;   /* publish time stamped on slots, set by the owner per run */
+        size_t hdr_stride; /* 1 << hdr_shift */
 
         /* The slow path's. */
         unsigned char *hdr_end;
@@ -275,13 +281,6 @@ const char *channel_policy_to_string(enum channel_policy p);
 void *channel_claim_slow_(struct channel_tx *tx, uint32_t n, uint32_t *ret_count);
 void channel_publish_slow_(struct channel_tx *tx);
 
-/* The sequence number of the next message; producer thread. */
-CHANNEL_INLINE uint64_t channel_tx_seq(const struct channel_tx *tx)
-{
-        /* Relaxed: only this thread writes it. */
-        return atomic_load_explicit(tx->published, memory_order_relaxed);
-}
-
 /* Slot index, sequence number and payload of the slot whose header is `h`. */
 CHANNEL_INLINE size_t channel_tx_idx_(const struct channel_tx *tx, const unsigned char *h)
 {
@@ -291,6 +290,13 @@ CHANNEL_INLINE size_t channel_tx_idx_(const struct channel_tx *tx, const unsigne
 CHANNEL_INLINE uint64_t channel_tx_seq_at_(const struct channel_tx *tx, const unsigned char *h)
 {
         return tx->lap_seq + channel_tx_idx_(tx, h);
+}
+
+/* The sequence number of the next message (the count of messages published so far, drops
+ * included); producer thread. From the cursor: it reads no shared line. */
+CHANNEL_INLINE uint64_t channel_tx_seq(const struct channel_tx *tx)
+{
+        return channel_tx_seq_at_(tx, tx->hdr);
 }
 
 CHANNEL_INLINE void *channel_tx_payload_(const struct channel_tx *tx, unsigned char *h)
@@ -377,9 +383,8 @@ CHANNEL_INLINE void channel_publish(struct channel_tx *tx)
         /* Release, pairs with the consumer's acquire load of the stamp in channel_next():
          * payload and publish_ns are visible before the stamp. */
         atomic_store_explicit(&s->stamp, 2 * seq + 2, memory_order_release);
-        /* Relaxed: a counter for channel_stats(); orders nothing. */
-        atomic_store_explicit(tx->published, seq + 1, memory_order_relaxed);
-        tx->hdr = h + ((size_t)1 << tx->hdr_shift);
+        /* No count is stored: channel_stats() finds the newest stamp in the ring. */
+        tx->hdr = h + tx->hdr_stride;
 }
 
 /* ---- consumer ---- */

@@ -1140,3 +1140,79 @@ Test(channel, batch_drop_new_stops_at_a_gap)
         expect_balanced(&e);
         close_ends(&e);
 }
+
+/* The producer stores no count per message: channel_stats() reads it from the stamps, and
+ * channel_tx_seq() from the cursor. Both must be exact after every call, at every position of
+ * the ring (capacity 1, 2 and 8, many laps), with a claim pending (an odd stamp under
+ * overwrite), with a batch claim narrowed by a later one (odd stamps left beyond the cursor),
+ * after drops, and across a reopened producer end. */
+Test(channel, published_count_is_exact_without_a_store_per_message)
+{
+        static const uint32_t capacities[] = {1, 2, 8};
+        for (size_t p = 0; p < 3; p++) {
+                for (size_t c = 0; c < 3; c++) {
+                        struct ends e;
+                        open_ends(&e, capacities[c], 8, all_policies[p]);
+                        uint64_t count = 0;
+                        for (uint64_t i = 0; i < 50; i++) {
+                                uint32_t k;
+                                if (i % 7 == 3) {
+                                        /* A batch claim narrowed to one slot (refused
+                                         * under reject when the ring is full). */
+                                        (void)channel_claim_n(&e.tx, 4, &k);
+                                        cr_assert_eq(stats_of(&e).published, count);
+                                }
+                                void *m = channel_claim(&e.tx);
+                                if (m) {
+                                        cr_assert_eq(stats_of(&e).published, count,
+                                                     "claim pending at %lu", (unsigned long)count);
+                                        memcpy(m, &i, sizeof(i));
+                                        channel_publish(&e.tx);
+                                        count++; /* a drop under drop_new counts too */
+                                }
+                                cr_assert_eq(stats_of(&e).published, count, "after %lu",
+                                             (unsigned long)i);
+                                cr_assert_eq(channel_tx_seq(&e.tx), count);
+                                if (i % 3 == 2) {
+                                        struct msg r;
+                                        while (recv(&e, &r))
+                                                ;
+                                        channel_rx_end(&e.rx);
+                                }
+                                if (i % 11 == 10) {
+                                        channel_tx_close(&e.tx);
+                                        cr_assert_eq(stats_of(&e).published, count);
+                                        cr_assert_eq(channel_tx_open(&e.tx, &e.ch), 0);
+                                        cr_assert_eq(channel_tx_seq(&e.tx), count);
+                                }
+                        }
+                        struct msg r;
+                        while (recv(&e, &r))
+                                ;
+                        channel_rx_end(&e.rx);
+                        expect_balanced(&e);
+                        close_ends(&e);
+                }
+        }
+}
+
+/* A reader many laps behind lands on the oldest message still in the ring in one call, also
+ * when the slot after the newest is being written (that message's predecessor in the slot is
+ * gone, and counted lost). */
+Test(channel, overwrite_reader_far_behind_lands_on_the_oldest)
+{
+        for (int pending = 0; pending < 2; pending++) {
+                struct ends e;
+                open_ends(&e, 8, 8, CHANNEL_OVERWRITE);
+                for (uint64_t v = 0; v < 83; v++)
+                        cr_assert(send(&e, v));
+                if (pending)
+                        cr_assert_not_null(channel_claim(&e.tx)); /* message 83, slot of 75 */
+                uint64_t first = pending ? 76 : 75;
+                expect_msg(&e, first, first, first);
+                for (uint64_t s = first + 1; s < 83; s++)
+                        expect_msg(&e, s, 0, s);
+                expect_empty(&e);
+                close_ends(&e);
+        }
+}
