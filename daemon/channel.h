@@ -580,6 +580,8 @@ CHANNEL_INLINE uint32_t channel_next_burst(struct channel_rx *rx, uint32_t max,
                 *ret = (struct channel_burst){.payload = rx->copy + sizeof(struct channel_hdr),
                                               .hdr = rx->copy,
                                               .count = 1,
+                                              .payload_stride = rx->payload_stride,
+                                              .hdr_stride = (size_t)1 << rx->hdr_shift,
                                               .seq = seq,
                                               .lost_before = lost};
                 return 1;

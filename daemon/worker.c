@@ -91,6 +91,57 @@ static const void *host_next(struct actord_ctx *ctx, uint32_t in, struct actord_
         return m;
 }
 
+static void *host_claim_n(struct actord_ctx *ctx, uint32_t out, uint32_t n, uint32_t *ret_count,
+                          size_t *ret_stride)
+{
+        struct component *c = comp_of(ctx);
+        if (__builtin_expect(out >= c->n_out, 0)) {
+                *ret_count = 0;
+                *ret_stride = 0;
+                return NULL;
+        }
+        struct channel_tx *tx = &c->out[out];
+        *ret_stride = tx->payload_stride;
+        return channel_claim_n(tx, n ? n : 1, ret_count);
+}
+
+static uint32_t host_next_n(struct actord_ctx *ctx, uint32_t in, uint32_t max,
+                            struct actord_burst *ret)
+{
+        struct component *c = comp_of(ctx);
+        /* A caller's struct of another minor version: only the fields of ABI 1.1 are
+         * written, and only if it has them all. */
+        if (__builtin_expect(in >= c->n_in || ret->struct_size < sizeof(*ret), 0)) {
+                if (ret->struct_size >= offsetof(struct actord_burst, first))
+                        ret->count = 0;
+                return 0;
+        }
+        struct channel_burst b;
+        uint32_t n = channel_next_burst(&c->in[in], max ? max : 1, &b);
+        ret->count = n;
+        ret->first = b.payload;
+        ret->stride = b.payload_stride;
+        ret->seq = b.seq;
+        ret->lost_before = b.lost_before;
+        ret->publish_ns = n ? channel_burst_publish_ns(&b, 0) : 0;
+        ret->host_ref = b.hdr;
+        ret->host_stride = b.hdr_stride;
+        /* Which inputs this run read to the end (run_component), as in host_next(). */
+        uint64_t bit = in < 64 ? 1ull << in : 0;
+        c->drained = n ? c->drained & ~bit : c->drained | bit;
+        return n;
+}
+
+static uint64_t host_burst_publish_ns(struct actord_ctx *ctx, const struct actord_burst *burst,
+                                      uint32_t i)
+{
+        (void)ctx;
+        if (__builtin_expect(i >= burst->count || !burst->host_ref, 0))
+                return 0;
+        return channel_burst_publish_ns(
+            &(struct channel_burst){.hdr = burst->host_ref, .hdr_stride = burst->host_stride}, i);
+}
+
 static uint32_t host_port_count(struct actord_ctx *ctx, bool output)
 {
         struct component *c = comp_of(ctx);
@@ -258,6 +309,9 @@ const struct actord_host worker_host = {
     .notifier = host_notifier,
     .notify = host_notify,
     .set_error = host_set_error,
+    .claim_n = host_claim_n,
+    .next_n = host_next_n,
+    .burst_publish_ns = host_burst_publish_ns,
 };
 
 /* ---- the scheduler ---- */

@@ -1,4 +1,4 @@
-/* actord plugin ABI, version 1.
+/* actord plugin ABI, version 1.1.
  *
  * The only header a plugin includes. A plugin is a shared object that exports exactly one
  * symbol, ACTORD_PLUGIN_SYMBOL, a const struct actord_plugin describing its component classes.
@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define ACTORD_ABI_MAJOR 1
-#define ACTORD_ABI_MINOR 0
+#define ACTORD_ABI_MINOR 1
 
 /* The name of the one symbol a plugin exports: a const struct actord_plugin. */
 #define ACTORD_PLUGIN_SYMBOL actord_plugin_v1
@@ -121,6 +121,20 @@ struct actord_msg_info {
         uint64_t publish_ns;  /* CLOCK_MONOTONIC time of the producer's run that published it */
 };
 
+/* A run of consecutive messages of one input, read at once by actord_next_n() (ABI 1.1). The
+ * caller sets struct_size; the host fills the rest. */
+struct actord_burst {
+        uint32_t struct_size; /* sizeof(struct actord_burst), set by the caller */
+        uint32_t count;       /* messages in the run; 0: none readable */
+        const void *first;    /* message 0; message i is at (const char *)first + i * stride */
+        size_t stride;        /* bytes from one message to the next */
+        uint64_t seq;         /* sequence number of message 0; message i has seq + i */
+        uint64_t lost_before; /* messages lost just before message 0 (none within the run) */
+        uint64_t publish_ns;  /* publish time of message 0; the others: actord_burst_publish_ns */
+        const void *host_ref; /* the host's, for actord_burst_publish_ns() */
+        size_t host_stride;   /* the host's */
+};
+
 struct actord_ctx;
 struct actord_notifier;
 struct actord_host;
@@ -158,7 +172,20 @@ struct actord_host {
         struct actord_notifier *(*notifier)(struct actord_ctx *ctx);
         void (*notify)(struct actord_notifier *notifier);
         void (*set_error)(struct actord_ctx *ctx, const char *fmt, ...) ACTORD_PRINTF(2, 3);
+
+        /* ABI 1.1 */
+        void *(*claim_n)(struct actord_ctx *ctx, uint32_t out, uint32_t n, uint32_t *ret_count,
+                         size_t *ret_stride);
+        uint32_t (*next_n)(struct actord_ctx *ctx, uint32_t in, uint32_t max,
+                           struct actord_burst *ret);
+        uint64_t (*burst_publish_ns)(struct actord_ctx *ctx, const struct actord_burst *burst,
+                                     uint32_t i);
 };
+
+/* Whether the host table has `member`: a daemon of an earlier minor version has a shorter
+ * table. The ABI 1.1 wrappers below fall back to the 1.0 calls where it has not. */
+#define ACTORD_HOST_HAS(host, member)                                                              \
+        ((host)->struct_size >= offsetof(struct actord_host, member) + sizeof((host)->member))
 
 /* A component class. */
 struct actord_class {
@@ -231,6 +258,26 @@ static inline void actord_publish(struct actord_ctx *ctx, uint32_t out)
         ctx->host->publish(ctx, out);
 }
 
+/* Claims up to `n` (>= 1) consecutive slots of output `out` for the next messages: returns the
+ * first, sets *ret_count to how many were claimed and *ret_stride to the bytes from one slot to
+ * the next (message i goes to (char *)first + i * *ret_stride). The count can be below n: the
+ * end of the ring, or the room left under `reject`/`drop_new`; fill and publish those, then
+ * claim again. Returns NULL and a count of 0 under `reject` when the channel is full; under
+ * `drop_new` with the channel full, one slot whose message is dropped (and counted) when
+ * published. One actord_publish() commits every slot claimed, in order. Claiming again before
+ * that starts again from the same first slot (the later count decides). Owning thread only;
+ * never blocks, never allocates. ABI 1.1; a 1.0 daemon claims one slot at a time. */
+static inline void *actord_claim_n(struct actord_ctx *ctx, uint32_t out, uint32_t n,
+                                   uint32_t *ret_count, size_t *ret_stride)
+{
+        if (ACTORD_HOST_HAS(ctx->host, claim_n))
+                return ctx->host->claim_n(ctx, out, n, ret_count, ret_stride);
+        void *p = ctx->host->claim(ctx, out);
+        *ret_count = p ? 1 : 0;
+        *ret_stride = ctx->host->port_size(ctx, true, out);
+        return p;
+}
+
 /* Returns the oldest unread message of input `in` and fills *ret_info (may be NULL), or NULL
  * when none is readable. The pointer is valid until the next call on that input or until
  * process() returns. */
@@ -238,6 +285,40 @@ static inline const void *actord_next(struct actord_ctx *ctx, uint32_t in,
                                       struct actord_msg_info *ret_info)
 {
         return ctx->host->next(ctx, in, ret_info);
+}
+
+/* Reads up to `max` (>= 1) consecutive unread messages of input `in` at once, oldest first,
+ * into *ret (whose struct_size the caller set): returns their count, 0 when none is readable.
+ * A run has no gap inside: losses show as ret->lost_before of the run they precede. The
+ * messages are read in place where the channel allows it (`drop_new`, `reject`); under
+ * `overwrite`, which must copy each message out, a run is one message. They stay valid until the
+ * next read of that input or until process() returns. Owning thread only; never blocks. ABI
+ * 1.1; a 1.0 daemon reads one message at a time. */
+static inline uint32_t actord_next_n(struct actord_ctx *ctx, uint32_t in, uint32_t max,
+                                     struct actord_burst *ret)
+{
+        if (ACTORD_HOST_HAS(ctx->host, next_n))
+                return ctx->host->next_n(ctx, in, max, ret);
+        struct actord_msg_info info;
+        const void *m = ctx->host->next(ctx, in, &info);
+        ret->count = m ? 1 : 0;
+        ret->first = m;
+        ret->stride = ctx->host->port_size(ctx, false, in);
+        ret->seq = m ? info.seq : 0;
+        ret->lost_before = m ? info.lost_before : 0;
+        ret->publish_ns = m ? info.publish_ns : 0;
+        ret->host_ref = NULL;
+        ret->host_stride = 0;
+        return ret->count;
+}
+
+/* The publish time of message i (< count) of a run read by actord_next_n(). */
+static inline uint64_t actord_burst_publish_ns(struct actord_ctx *ctx,
+                                               const struct actord_burst *burst, uint32_t i)
+{
+        if (i == 0 || !ACTORD_HOST_HAS(ctx->host, burst_publish_ns))
+                return burst->publish_ns;
+        return ctx->host->burst_publish_ns(ctx, burst, i);
 }
 
 /* Number of wired input (output == false) or output ports: fixed for scatter/gather by the

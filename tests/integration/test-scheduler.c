@@ -382,6 +382,72 @@ Test(scheduler, a_reader_that_leaves_messages_runs_again_spinning)
         batch_reader("spin");
 }
 
+/* Runs of messages through the ABI 1.1 batch calls: core.tick publishes each run's burst with
+ * actord_claim_n() (as many slots as the channel has at once, so a small ring cuts it into
+ * pieces), test.runcheck reads them with actord_next_n() in runs of 1 to 16, on another
+ * worker, and checks every message, its sequence number and its publish time. */
+static void runs_through(const char *policy, uint32_t capacity, uint64_t *ret_msgs,
+                         uint64_t *ret_lost, uint64_t *ret_max_run)
+{
+        const uint64_t count = 20000 / SCALE;
+        char *out = path_in_dir("runcheck.txt"), *body;
+        cr_assert(asprintf(&body,
+                           "components: {\n"
+                           "  src = { class = \"core.tick\"; schedule = { every_us = 100; };\n"
+                           "          settings = { count = %" PRIu64
+                           "; burst = 37; }; worker = 0; };\n"
+                           "  chk = { class = \"test.runcheck\"; settings = { path = \"%s\"; "
+                           "batch = 16; }; worker = %d; };\n"
+                           "};\n"
+                           "links = ( { from = \"src.out\"; to = \"chk.in\"; capacity = %u; "
+                           "overflow = \"%s\"; } );\n",
+                           count, out, cpu_a == cpu_b ? 0 : 1, capacity, policy) > 0);
+        struct daemon d;
+        char *conf = start(&d, "spin", body);
+        cr_assert(wait_contains(dir, d.err_path, "component 'src' finished (DONE)", 60000), "%s",
+                  daemon_stderr(&d));
+        free(stop(&d));
+        char *text = tu_read(out);
+        cr_assert_not_null(text);
+        cr_assert_eq(field(text, "errors="), 0, "%s: %s", policy, text);
+        *ret_msgs = field(text, "msgs=");
+        *ret_lost = field(text, "lost=");
+        *ret_max_run = field(text, "max_run=");
+        cr_assert_leq(*ret_msgs + *ret_lost, count, "%s: %s", policy, text);
+        free(text);
+        daemon_cleanup(&d);
+        free(conf);
+        free(body);
+        free(out);
+}
+
+Test(scheduler, batches_under_reject_lose_nothing)
+{
+        uint64_t msgs, lost, max_run;
+        runs_through("reject", 16, &msgs, &lost, &max_run);
+        cr_assert_eq(msgs, 20000 / SCALE);
+        cr_assert_eq(lost, 0);
+        cr_assert_gt(max_run, 1, "never read more than one message at once");
+}
+
+Test(scheduler, batches_under_drop_new_count_their_gaps)
+{
+        uint64_t msgs, lost, max_run;
+        runs_through("drop_new", 8, &msgs, &lost, &max_run);
+        cr_assert_gt(msgs, 0);
+        cr_assert_gt(max_run, 1, "never read more than one message at once");
+}
+
+/* Under overwrite a message is copied out to be read: runs are of one, the gaps counted, and
+ * the newest message is the last one read. */
+Test(scheduler, batches_under_overwrite_are_read_one_at_a_time)
+{
+        uint64_t msgs, lost, max_run;
+        runs_through("overwrite", 8, &msgs, &lost, &max_run);
+        cr_assert_eq(msgs + lost, 20000 / SCALE);
+        cr_assert_eq(max_run, 1);
+}
+
 /* The CPUs a thread may run on, as a list "0" or "0,1". */
 static void task_cpus(pid_t pid, const char *tid, char *buf, size_t len)
 {

@@ -433,8 +433,105 @@ static const struct actord_class echo_class = {
     .fini = echo_fini,
 };
 
+/* ---- test.runcheck: on_message sink reading runs of core.sample messages (actord_next_n) ----
+ * Each run asks for 1, 2, ... `batch` messages in turn and checks every message against what
+ * core.tick (start 0) wrote: its counter is the channel's sequence number, its value the same,
+ * its publish time set and not after the tick's own clock read. */
+
+struct sample {
+        uint64_t seq;
+        uint64_t t_ns;
+        double value;
+};
+
+struct runcheck {
+        char *path;
+        uint32_t batch, ask;
+        uint64_t msgs, lost, errors, runs, max_run, next_seq;
+};
+
+static int runcheck_init(struct actord_ctx *ctx, void **ret_state)
+{
+        struct runcheck *r = calloc(1, sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        r->path = path_setting(ctx);
+        int64_t v = 16;
+        actord_setting_int(ctx, "batch", &v);
+        r->batch = v < 1 ? 1 : (uint32_t)v;
+        *ret_state = r;
+        return 0;
+}
+
+static int runcheck_process(struct actord_ctx *ctx, void *state)
+{
+        struct runcheck *r = state;
+        struct actord_burst b = {.struct_size = sizeof(b)};
+        uint32_t n, got = 0;
+        while ((n = actord_next_n(ctx, 0, r->ask % r->batch + 1, &b))) {
+                r->ask++;
+                r->runs++;
+                if (n > r->max_run)
+                        r->max_run = n;
+                if (b.seq != r->next_seq + b.lost_before || b.stride < sizeof(struct sample))
+                        r->errors++;
+                r->lost += b.lost_before;
+                const unsigned char *m = b.first;
+                for (uint32_t i = 0; i < n; i++, m += b.stride) {
+                        const struct sample *s = (const void *)m;
+                        uint64_t ns = actord_burst_publish_ns(ctx, &b, i);
+                        if (s->seq != b.seq + i || s->value != (double)s->seq || ns == 0 ||
+                            ns > s->t_ns)
+                                r->errors++;
+                }
+                r->next_seq = b.seq + n;
+                r->msgs += n;
+                got += n;
+        }
+        return got ? ACTORD_OK : ACTORD_IDLE;
+}
+
+static void runcheck_fini(struct actord_ctx *ctx, void *state)
+{
+        (void)ctx;
+        struct runcheck *r = state;
+        if (!r)
+                return;
+        char buf[256];
+        snprintf(buf, sizeof(buf),
+                 "msgs=%" PRIu64 " lost=%" PRIu64 " errors=%" PRIu64 " runs=%" PRIu64
+                 " max_run=%" PRIu64 "\n",
+                 r->msgs, r->lost, r->errors, r->runs, r->max_run);
+        if (r->path)
+                write_file(r->path, buf);
+        free(r->path);
+        free(r);
+}
+
+static const struct actord_port sample_in[] = {
+    {.name = "in", .type = "core.sample", .size = sizeof(struct sample)}};
+static const struct actord_setting runcheck_settings[] = {
+    {.name = "path", .type = ACTORD_SETTING_STRING, .required = true},
+    {.name = "batch", .type = ACTORD_SETTING_INT, .help = "largest run asked for"}};
+
+static const struct actord_class runcheck_class = {
+    .struct_size = sizeof(struct actord_class),
+    .name = "test.runcheck",
+    .description = "reads runs of core.sample messages and checks each",
+    .shape = ACTORD_SHAPE_SINK,
+    .rules = ACTORD_RULE_ON_MESSAGE,
+    .default_rule = ACTORD_RULE_ON_MESSAGE,
+    .inputs = sample_in,
+    .n_inputs = 1,
+    .settings = runcheck_settings,
+    .n_settings = 2,
+    .init = runcheck_init,
+    .process = runcheck_process,
+    .fini = runcheck_fini,
+};
+
 static const struct actord_class *const classes[] = {&probe_class, &slowtick_class, &event_class,
-                                                     &echo_class};
+                                                     &echo_class, &runcheck_class};
 
 ACTORD_PLUGIN_DEFINE = {
     .abi_major = ACTORD_ABI_MAJOR,
@@ -443,5 +540,5 @@ ACTORD_PLUGIN_DEFINE = {
     .name = "schedkit",
     .version = "1.0",
     .classes = classes,
-    .n_classes = 4,
+    .n_classes = 5,
 };
