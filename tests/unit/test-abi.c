@@ -2,7 +2,7 @@
  * the 1.1 entries (as such a daemon's does) gets the 1.0 calls, one message at a time, with the
  * same results a plugin would act on. The host functions here serve one real channel, as the
  * worker's do. */
-#include "testrunner.h"
+#include <criterion/criterion.h>
 
 #include <stddef.h>
 #include <string.h>
