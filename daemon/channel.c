@@ -252,6 +252,15 @@ static uint64_t ring_published(const struct channel_shared *sh)
         return newest;
 }
 
+void channel_stats_flow(const struct channel *c, uint64_t *ret_consumed, uint64_t *ret_lost)
+{
+        const struct channel_shared *sh = c->sh;
+        /* Relaxed: counters, as in channel_stats(). */
+        *ret_consumed = atomic_load_explicit(&sh->consumed, memory_order_relaxed);
+        *ret_lost = atomic_load_explicit(&sh->dropped, memory_order_relaxed) +
+                    atomic_load_explicit(&sh->overwritten, memory_order_relaxed);
+}
+
 void channel_stats(const struct channel *c, struct channel_stats *ret)
 {
         struct channel_shared *sh = c->sh;

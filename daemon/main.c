@@ -337,9 +337,8 @@ static struct loss_report *loss_reports_new(const struct topology *t)
 {
         struct loss_report *lr = calloc((size_t)t->n_chans + 1, sizeof(*lr));
         for (int i = 0; lr && i < t->n_chans; i++) {
-                struct channel_stats st;
-                channel_stats(&t->chans[i], &st);
-                lr[i].reported = st.lost;
+                uint64_t consumed;
+                channel_stats_flow(&t->chans[i], &consumed, &lr[i].reported);
         }
         return lr;
 }
@@ -355,11 +354,13 @@ static void endpoint_name(const struct config_endpoint *e, char *buf, size_t len
 static void report_losses(const struct topology *t, struct loss_report *lr, uint64_t now)
 {
         for (int i = 0; lr && i < t->n_chans; i++) {
+                uint64_t consumed, lost;
+                channel_stats_flow(&t->chans[i], &consumed, &lost);
+                struct loss_report *r = &lr[i];
+                if (lost <= r->reported || (r->at_ns && now - r->at_ns < LOSS_REPORT_NS))
+                        continue;
                 struct channel_stats st;
                 channel_stats(&t->chans[i], &st);
-                struct loss_report *r = &lr[i];
-                if (st.lost <= r->reported || (r->at_ns && now - r->at_ns < LOSS_REPORT_NS))
-                        continue;
                 const struct config_link *l = &t->cfg->links[i];
                 char from[160], to[160], name[330];
                 endpoint_name(&l->from, from, sizeof(from));
@@ -386,10 +387,10 @@ static void totals(const struct topology *t, uint64_t *ret_consumed, uint64_t *r
 {
         uint64_t consumed = 0, lost = 0;
         for (int i = 0; i < t->n_chans; i++) {
-                struct channel_stats st;
-                channel_stats(&t->chans[i], &st);
-                consumed += st.consumed;
-                lost += st.lost;
+                uint64_t c, l;
+                channel_stats_flow(&t->chans[i], &c, &l);
+                consumed += c;
+                lost += l;
         }
         *ret_consumed = consumed;
         *ret_lost = lost;

@@ -91,6 +91,10 @@ static void expect_balanced(struct ends *e)
 {
         struct channel_stats st = stats_of(e);
         cr_assert_eq(st.lost, st.dropped + st.overwritten);
+        uint64_t consumed, lost;
+        channel_stats_flow(&e->ch, &consumed, &lost);
+        cr_assert_eq(consumed, st.consumed);
+        cr_assert_eq(lost, st.lost);
         cr_assert_eq(st.published, st.consumed + st.lost,
                      "published %lu != consumed %lu + lost %lu", (unsigned long)st.published,
                      (unsigned long)st.consumed, (unsigned long)st.lost);
