@@ -525,6 +525,59 @@ static void load_links(struct loader *l, const config_setting_t *s)
         }
 }
 
+/* The name that libconfig's "duplicate setting name" is about, from the line it names: of the
+ * names set on that line (`name =` or `name :`, outside strings and comments), one set twice on
+ * it, else the first. Returns it (caller frees) or NULL. */
+static char *duplicate_name(const char *file, int line)
+{
+        FILE *f = file && line > 0 ? fopen(file, "re") : NULL;
+        if (!f)
+                return NULL;
+        char buf[4096];
+        int at = 0;
+        bool found = false;
+        while (fgets(buf, sizeof(buf), f))
+                if (++at == line) {
+                        found = true;
+                        break;
+                }
+        fclose(f);
+        if (!found)
+                return NULL;
+        char names[16][128];
+        int n = 0;
+        for (const char *p = buf; *p && n < 16;) {
+                if (*p == '"') {
+                        for (p++; *p && *p != '"'; p++)
+                                if (*p == '\\' && p[1])
+                                        p++;
+                        if (*p)
+                                p++;
+                        continue;
+                }
+                if (*p == '#' || (p[0] == '/' && (p[1] == '/' || p[1] == '*')))
+                        break;
+                if (!isalpha((unsigned char)*p) && *p != '*') {
+                        p++;
+                        continue;
+                }
+                const char *start = p;
+                while (isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '*')
+                        p++;
+                size_t len = (size_t)(p - start);
+                const char *q = p;
+                while (*q == ' ' || *q == '\t')
+                        q++;
+                if ((*q == '=' || *q == ':') && len < sizeof(names[0]))
+                        snprintf(names[n++], sizeof(names[0]), "%.*s", (int)len, start);
+        }
+        for (int i = 0; i < n; i++)
+                for (int j = i + 1; j < n; j++)
+                        if (!strcmp(names[i], names[j]))
+                                return strdup(names[i]);
+        return n ? strdup(names[0]) : NULL;
+}
+
 int config_load(const char *path, struct config *ret, struct diag *d)
 {
         struct config *c = ret;
@@ -544,10 +597,24 @@ int config_load(const char *path, struct config *ret, struct diag *d)
                 if (config_error_type(&c->cfg) == CONFIG_ERR_FILE_IO)
                         diag_add(d, path, 0, "cannot read the file: %s",
                                  errno ? strerror(errno) : "I/O error");
-                else
-                        diag_add(d, config_error_file(&c->cfg) ? config_error_file(&c->cfg) : path,
-                                 config_error_line(&c->cfg), "syntax error: %s",
-                                 config_error_text(&c->cfg));
+                else {
+                        const char *file =
+                            config_error_file(&c->cfg) ? config_error_file(&c->cfg) : path;
+                        int line = config_error_line(&c->cfg);
+                        const char *text = config_error_text(&c->cfg);
+                        char *dup = text && !strcmp(text, "duplicate setting name")
+                                        ? duplicate_name(file, line)
+                                        : NULL;
+                        if (dup)
+                                diag_add(d, file, line,
+                                         "syntax error: duplicate setting name: '%s' is set "
+                                         "twice in one group (each component, and each key of "
+                                         "a group, needs a name of its own)",
+                                         dup);
+                        else
+                                diag_add(d, file, line, "syntax error: %s", text);
+                        free(dup);
+                }
                 free(dircopy);
                 config_free(c);
                 return -EINVAL;

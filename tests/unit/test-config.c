@@ -249,7 +249,15 @@ Test(config, duplicate_component_names_are_errors)
                  &c, &d, NULL);
         dump(&d);
         cr_assert_eq(r, -EINVAL);
-        cr_assert(diag_has(&d, ":3: syntax error: duplicate setting name"));
+        cr_assert(diag_has(&d, ":3: syntax error: duplicate setting name: 'a' is set twice"));
+        config_free(&c);
+        diag_free(&d);
+        /* A key twice on one line: that one is named, not the group's. */
+        d = (struct diag){0};
+        r = load("components: {\n  b = { class = \"x.y\"; class = \"x.z\"; };\n};\n", &c, &d, NULL);
+        dump(&d);
+        cr_assert_eq(r, -EINVAL);
+        cr_assert(diag_has(&d, ":2: syntax error: duplicate setting name: 'class' is set twice"));
         config_free(&c);
         diag_free(&d);
 }
