@@ -26,4 +26,14 @@ struct bench_mailbox {
         int done_fd;
 };
 
+/* The throughput runs' mailbox: bench.flood publishes as fast as the channel takes messages,
+ * bench.drain counts them and writes done_fd once `target` came, with the times of message
+ * `warmup` and of the last (CLOCK_MONOTONIC). */
+struct bench_flow {
+        uint64_t target, warmup;
+        uint64_t got, errors; /* the drain's: messages, and any out of order */
+        uint64_t t_warm_ns, t_end_ns;
+        int done_fd;
+};
+
 #endif

@@ -1,6 +1,7 @@
 /* Classes of actord-bench's pipeline benchmark: a source run by notifications, a pass-through
  * filter, a sink that records each message's latency and notifies the source for the next one,
- * and an idle source/sink pair to load workers with components that never run. */
+ * an idle source/sink pair to load workers with components that never run, and a flooding
+ * source and a counting sink for throughput. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
@@ -89,6 +90,109 @@ static int sink_process(struct actord_ctx *ctx, void *state)
         return ACTORD_OK;
 }
 
+/* ---- throughput: a source that floods its output, a sink that counts ----
+ * `batch` = 0: one actord_claim/actord_publish or actord_next per message; n > 0: runs of up to
+ * n with actord_claim_n and actord_next_n (ABI 1.1). A run publishes up to 256 messages. */
+
+struct flow {
+        struct bench_flow *mb;
+        uint32_t batch;
+        uint64_t seq;
+};
+
+static int flow_init(struct actord_ctx *ctx, void **ret_state)
+{
+        int64_t addr = 0, batch = 0;
+        if (actord_setting_int(ctx, "mailbox", &addr) < 0 || !addr) {
+                actord_set_error(ctx, "mailbox is required");
+                return -EINVAL;
+        }
+        actord_setting_int(ctx, "batch", &batch);
+        struct flow *f = calloc(1, sizeof(*f));
+        if (!f)
+                return -ENOMEM;
+        f->mb = (struct bench_flow *)(intptr_t)addr;
+        f->batch = batch > 0 ? (uint32_t)batch : 0;
+        *ret_state = f;
+        return 0;
+}
+
+static void flow_fini(struct actord_ctx *ctx, void *state)
+{
+        (void)ctx;
+        free(state);
+}
+
+static int flood_process(struct actord_ctx *ctx, void *state)
+{
+        struct flow *f = state;
+        for (uint32_t left = 256; left;) {
+                if (!f->batch) {
+                        struct bench_msg *m = actord_claim(ctx, 0);
+                        if (!m)
+                                return ACTORD_OK;
+                        m->seq = f->seq++;
+                        m->t0_ns = 0;
+                        actord_publish(ctx, 0);
+                        left--;
+                        continue;
+                }
+                uint32_t k;
+                size_t stride;
+                unsigned char *p =
+                    actord_claim_n(ctx, 0, left < f->batch ? left : f->batch, &k, &stride);
+                if (!p)
+                        return ACTORD_OK;
+                for (uint32_t i = 0; i < k; i++) {
+                        struct bench_msg *m = (struct bench_msg *)(void *)(p + i * stride);
+                        m->seq = f->seq++;
+                        m->t0_ns = 0;
+                }
+                actord_publish(ctx, 0);
+                left -= k;
+        }
+        return ACTORD_OK;
+}
+
+static void drain_count(struct flow *f, const struct bench_msg *m)
+{
+        struct bench_flow *mb = f->mb;
+        if (m->seq != f->seq)
+                mb->errors++;
+        f->seq = m->seq + 1;
+        if (++mb->got == mb->warmup)
+                mb->t_warm_ns = now_ns();
+        if (mb->got == mb->target) {
+                mb->t_end_ns = now_ns();
+                uint64_t one = 1;
+                if (write(mb->done_fd, &one, sizeof(one)) < 0)
+                        mb->errors++;
+        }
+}
+
+static int drain_process(struct actord_ctx *ctx, void *state)
+{
+        struct flow *f = state;
+        int did = 0;
+        if (!f->batch) {
+                const struct bench_msg *m;
+                while ((m = actord_next(ctx, 0, NULL))) {
+                        drain_count(f, m);
+                        did = 1;
+                }
+        } else {
+                struct actord_burst b = {.struct_size = sizeof(b)};
+                uint32_t n;
+                while ((n = actord_next_n(ctx, 0, f->batch, &b))) {
+                        const unsigned char *p = b.first;
+                        for (uint32_t i = 0; i < n; i++, p += b.stride)
+                                drain_count(f, (const struct bench_msg *)(const void *)p);
+                        did = 1;
+                }
+        }
+        return did ? ACTORD_OK : ACTORD_IDLE;
+}
+
 static int idle_process(struct actord_ctx *ctx, void *state)
 {
         (void)ctx;
@@ -105,6 +209,46 @@ static const struct actord_setting mailbox_setting[] = {
      .type = ACTORD_SETTING_INT,
      .required = true,
      .help = "address of the benchmark's mailbox (in-process only)"}};
+
+static const struct actord_setting flow_settings[] = {
+    {.name = "mailbox",
+     .type = ACTORD_SETTING_INT,
+     .required = true,
+     .help = "address of the benchmark's struct bench_flow (in-process only)"},
+    {.name = "batch",
+     .type = ACTORD_SETTING_INT,
+     .default_value = "0",
+     .help = "0: a call per message; n: runs of up to n (claim_n, next_n)"}};
+
+static const struct actord_class flood_class = {
+    .struct_size = sizeof(struct actord_class),
+    .name = "bench.flood",
+    .shape = ACTORD_SHAPE_SOURCE,
+    .rules = ACTORD_RULE_LOOP,
+    .default_rule = ACTORD_RULE_LOOP,
+    .outputs = msg_out,
+    .n_outputs = 1,
+    .settings = flow_settings,
+    .n_settings = 2,
+    .init = flow_init,
+    .process = flood_process,
+    .fini = flow_fini,
+};
+
+static const struct actord_class drain_class = {
+    .struct_size = sizeof(struct actord_class),
+    .name = "bench.drain",
+    .shape = ACTORD_SHAPE_SINK,
+    .rules = ACTORD_RULE_ON_MESSAGE,
+    .default_rule = ACTORD_RULE_ON_MESSAGE,
+    .inputs = msg_in,
+    .n_inputs = 1,
+    .settings = flow_settings,
+    .n_settings = 2,
+    .init = flow_init,
+    .process = drain_process,
+    .fini = flow_fini,
+};
 
 static const struct actord_class src_class = {
     .struct_size = sizeof(struct actord_class),
@@ -169,8 +313,9 @@ static const struct actord_class idle_sink_class = {
     .process = idle_process,
 };
 
-static const struct actord_class *const classes[] = {&src_class, &pass_class, &sink_class,
-                                                     &idle_src_class, &idle_sink_class};
+static const struct actord_class *const classes[] = {
+    &src_class,       &pass_class,  &sink_class, &idle_src_class,
+    &idle_sink_class, &flood_class, &drain_class};
 
 ACTORD_PLUGIN_DEFINE = {
     .abi_major = ACTORD_ABI_MAJOR,
@@ -179,5 +324,5 @@ ACTORD_PLUGIN_DEFINE = {
     .name = "benchkit",
     .version = "1.0",
     .classes = classes,
-    .n_classes = 5,
+    .n_classes = 7,
 };
