@@ -338,22 +338,17 @@ static uint64_t *measure(struct bench_mailbox *mb, int samples)
         return s;
 }
 
-/* Runs one pipeline until `samples` messages went through; fills the per-hop percentiles.
- * Returns 0, or -1 after printing why. */
-static int run_pipeline(const struct popts *o, enum placement pl, const char *idle_policy,
-                        int filters, int idle_pairs, int samples, double clock_ns, struct pct *ret)
+/* Loads configuration text, builds and starts its pipeline in this process, calls fn(arg)
+ * while it runs and stops it. Returns what fn returned (0 or -1), or -1 after printing why the
+ * pipeline did not start. */
+static int with_pipeline(const char *text, int (*fn)(void *arg), void *arg)
 {
-        struct bench_mailbox mb;
-        mailbox_init(&mb, samples);
-        char *text = pipeline_conf(o, pl, idle_policy, filters, idle_pairs, &mb);
-        uint64_t *s = NULL;
         struct config cfg;
         struct diag d = {0};
         struct plugin_registry reg = {0};
         struct topology topo = {0};
         struct runtime rt = {0};
         int r = load_conf_text(text, &cfg, &d);
-        free(text);
         const char *dirs[] = {BENCH_PLUGIN_DIR};
         if (r == 0)
                 r = plugin_registry_load(&reg, dirs, 1, &d);
@@ -365,14 +360,41 @@ static int run_pipeline(const struct popts *o, enum placement pl, const char *id
         } else if (runtime_start(&rt, &topo, &cfg) < 0) {
                 r = -1;
         } else {
-                if (!(s = measure(&mb, samples)))
-                        r = -1;
+                r = fn(arg);
                 runtime_stop(&rt, 0);
         }
         topology_free(&topo);
         plugin_registry_free(&reg);
         config_free(&cfg);
         diag_free(&d);
+        return r;
+}
+
+struct measurement {
+        struct bench_mailbox *mb;
+        int samples;
+        uint64_t *sorted; /* measure()'s result */
+};
+
+static int measure_run(void *arg)
+{
+        struct measurement *m = arg;
+        m->sorted = measure(m->mb, m->samples);
+        return m->sorted ? 0 : -1;
+}
+
+/* Runs one pipeline until `samples` messages went through; fills the per-hop percentiles.
+ * Returns 0, or -1 after printing why. */
+static int run_pipeline(const struct popts *o, enum placement pl, const char *idle_policy,
+                        int filters, int idle_pairs, int samples, double clock_ns, struct pct *ret)
+{
+        struct bench_mailbox mb;
+        mailbox_init(&mb, samples);
+        char *text = pipeline_conf(o, pl, idle_policy, filters, idle_pairs, &mb);
+        struct measurement m = {.mb = &mb, .samples = samples};
+        int r = with_pipeline(text, measure_run, &m);
+        free(text);
+        uint64_t *s = m.sorted;
         if (r == 0) {
                 size_t n = (size_t)samples;
                 double hops = filters + 1;
@@ -479,6 +501,13 @@ out:
         return r;
 }
 
+static int flow_wait(void *arg)
+{
+        struct bench_flow *mb = arg;
+        uint64_t v;
+        return read(mb->done_fd, &v, sizeof(v)) < 0 ? -1 : 0;
+}
+
 /* Throughput between two spinning workers: bench.flood on the first publishes through a
  * `reject` channel of 1024 (no loss) to bench.drain on the second, one call per message
  * (batch 0) or in runs of `batch`. Sets *ret_mps to the messages per second after the first
@@ -504,33 +533,8 @@ static int flow_run(const struct popts *o, int batch, uint64_t target, double *r
                 BENCH_PLUGIN_DIR, o->cpu_a, o->cpu_b, (long long)(intptr_t)&mb, batch,
                 (long long)(intptr_t)&mb, batch) < 0)
                 return -1;
-        struct config cfg;
-        struct diag d = {0};
-        struct plugin_registry reg = {0};
-        struct topology topo = {0};
-        struct runtime rt = {0};
-        int r = load_conf_text(text, &cfg, &d);
+        int r = with_pipeline(text, flow_wait, &mb);
         free(text);
-        const char *dirs[] = {BENCH_PLUGIN_DIR};
-        if (r == 0)
-                r = plugin_registry_load(&reg, dirs, 1, &d);
-        if (r == 0 && d.n == 0)
-                r = topology_build(&topo, &cfg, &reg, &d);
-        if (r < 0 || d.n) {
-                print_diag(&d);
-                r = -1;
-        } else if (runtime_start(&rt, &topo, &cfg) < 0) {
-                r = -1;
-        } else {
-                uint64_t v;
-                if (read(mb.done_fd, &v, sizeof(v)) < 0)
-                        r = -1;
-                runtime_stop(&rt, 0);
-        }
-        topology_free(&topo);
-        plugin_registry_free(&reg);
-        config_free(&cfg);
-        diag_free(&d);
         close(mb.done_fd);
         if (r == 0 && mb.errors) {
                 fprintf(stderr,
