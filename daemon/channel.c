@@ -265,9 +265,12 @@ void channel_stats(const struct channel *c, struct channel_stats *ret)
 {
         struct channel_shared *sh = c->sh;
         /* The producer stores its count only where no stamp shows it (a drop, the end of a lap,
-         * closing its end): the larger of the two is the count. */
-        uint64_t published = atomic_load_explicit(&sh->published, memory_order_relaxed);
+         * closing its end): the larger of the two is the count. The stored one is read last:
+         * if the producer lapped the whole ring during the search (the one case where the
+         * search can return less than the count at its start), it stored a larger count at
+         * the lap's end. */
         uint64_t in_ring = ring_published(sh);
+        uint64_t published = atomic_load_explicit(&sh->published, memory_order_relaxed);
         /* Relaxed throughout: each counter has one writer and is read as a number only. */
         uint64_t dropped = atomic_load_explicit(&sh->dropped, memory_order_relaxed);
         uint64_t overwritten = atomic_load_explicit(&sh->overwritten, memory_order_relaxed);

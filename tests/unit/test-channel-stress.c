@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "channel.h"
 
@@ -391,6 +392,33 @@ static void consume(struct run *r, struct tally *t)
         }
 }
 
+/* A third thread reads the counters while both ends run, as the daemon's main thread does:
+ * the published count (found from the stamps) never goes back and never passes what the
+ * producer sent. Paced by a short sleep so that it takes little from the two pinned threads. */
+struct observer {
+        struct run *r;
+        _Atomic bool stop;
+        uint64_t calls, backwards, beyond;
+};
+
+static void *observer_main(void *arg)
+{
+        struct observer *o = arg;
+        uint64_t last = 0;
+        while (!atomic_load_explicit(&o->stop, memory_order_acquire)) {
+                struct channel_stats st;
+                channel_stats(&o->r->ch, &st);
+                o->calls++;
+                if (st.published < last)
+                        o->backwards++;
+                if (st.published > o->r->cfg.messages)
+                        o->beyond++;
+                last = st.published;
+                nanosleep(&(struct timespec){.tv_nsec = 20000}, NULL);
+        }
+        return NULL;
+}
+
 static void run_stress(struct config cfg)
 {
         struct run *r = aligned_alloc(alignof(struct run), sizeof(*r));
@@ -413,9 +441,19 @@ static void run_stress(struct config cfg)
                 relax(r);
         atomic_store_explicit(&r->go, true, memory_order_release);
 
+        struct observer obs = {.r = r};
+        pthread_t observer;
+        cr_assert_eq(pthread_create(&observer, NULL, observer_main, &obs), 0);
+
         struct tally t = {0};
         consume(r, &t);
         cr_assert_eq(pthread_join(producer, NULL), 0);
+        atomic_store_explicit(&obs.stop, true, memory_order_release);
+        cr_assert_eq(pthread_join(observer, NULL), 0);
+        cr_expect_gt(obs.calls, 0);
+        cr_expect_eq(obs.backwards, 0, "the published count went back %lu times in %lu reads",
+                     (unsigned long)obs.backwards, (unsigned long)obs.calls);
+        cr_expect_eq(obs.beyond, 0, "the published count passed the messages sent");
 
         struct channel_stats st;
         channel_stats(&r->ch, &st);
