@@ -9,6 +9,9 @@
 #include <unistd.h>
 
 #define CHANNEL_MAGIC 0x61636863u /* "achc" */
+/* An overwrite reader's copies for batch reads: at most this many messages, this many bytes. */
+#define CHANNEL_COPY_RUN 32u
+#define CHANNEL_COPY_BYTES 16384u
 #define CHANNEL_VERSION 3u
 
 static uint32_t round_up_pow2(uint32_t v)
@@ -156,12 +159,22 @@ int channel_rx_open(struct channel_rx *ret, struct channel *c)
 {
         struct channel_shared *sh = c->sh;
         unsigned char *copy = NULL;
+        uint32_t copy_stride = 0, copy_slots = 0;
         if (sh->policy == CHANNEL_OVERWRITE) {
-                copy =
-                    aligned_alloc(64, round_up(sizeof(struct channel_hdr) + sh->payload_size, 64));
+                /* Room for a batch read's run: 32 messages, or as many as fit in 16 KiB (at least
+                 * one), never more than the ring holds. */
+                copy_stride = (uint32_t)round_up(sizeof(struct channel_hdr) + sh->payload_size, 16);
+                copy_slots = CHANNEL_COPY_BYTES / copy_stride;
+                if (copy_slots > CHANNEL_COPY_RUN)
+                        copy_slots = CHANNEL_COPY_RUN;
+                if (copy_slots > sh->nslots)
+                        copy_slots = sh->nslots;
+                if (copy_slots == 0)
+                        copy_slots = 1;
+                copy = aligned_alloc(64, round_up((uint64_t)copy_slots * copy_stride, 64));
                 if (!copy)
                         return -ENOMEM;
-                memset(copy, 0, sizeof(struct channel_hdr));
+                memset(copy, 0, (size_t)copy_slots * copy_stride);
         }
         unsigned char *base = (unsigned char *)sh;
         /* A reopened end carries on where the last one stopped (relaxed: the previous
@@ -194,6 +207,8 @@ int channel_rx_open(struct channel_rx *ret, struct channel *c)
             .next_seq = tail,
             .overwritten = atomic_load_explicit(&sh->overwritten, memory_order_relaxed),
             .copy = copy,
+            .copy_stride = copy_stride,
+            .copy_slots = copy_slots,
         };
         return 0;
 }
@@ -551,4 +566,46 @@ const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq, ui
                 bound = next;
                 rx->pos = oldest > pos ? oldest : pos + 1;
         }
+}
+
+uint32_t channel_next_burst_overwrite_(struct channel_rx *rx, uint32_t max,
+                                       struct channel_burst *ret)
+{
+        uint64_t seq, lost, ns;
+        /* The first message: gaps, a lapped reader and torn copies are handled there. */
+        if (!channel_next_overwrite_(rx, &seq, &lost, &ns)) {
+                *ret = (struct channel_burst){0};
+                return 0;
+        }
+        uint32_t k = max < rx->copy_slots ? max : rx->copy_slots;
+        size_t copy_size = ((size_t)rx->payload_size + 7) & ~(size_t)7;
+        uint32_t n = 1;
+        /* Then the messages right after it, each complete and copied whole (the seqlock of
+         * channel_next_overwrite_(): acquire load of the stamp, copy, acquire fence, the stamp
+         * again), until one is not there yet, is being written or was replaced: the run ends
+         * before it and the next call starts there. */
+        for (; n < k; n++) {
+                uint64_t pos = rx->pos;
+                const struct channel_hdr *h = channel_rx_hdr_(rx, pos);
+                uint64_t s1 = atomic_load_explicit(&h->stamp, memory_order_acquire);
+                if (s1 != 2 * pos + 2)
+                        break;
+                struct channel_hdr *copy =
+                    (struct channel_hdr *)(void *)(rx->copy + (size_t)n * rx->copy_stride);
+                copy_racy(&copy->publish_ns, &h->publish_ns, sizeof(copy->publish_ns));
+                copy_racy(copy + 1, channel_rx_payload_(rx, pos), copy_size);
+                atomic_thread_fence(memory_order_acquire);
+                if (atomic_load_explicit(&h->stamp, memory_order_relaxed) != s1)
+                        break;
+                uint64_t s_, l_, n_;
+                channel_took_(rx, pos, 0, copy->publish_ns, &s_, &l_, &n_);
+        }
+        *ret = (struct channel_burst){.payload = rx->copy + sizeof(struct channel_hdr),
+                                      .hdr = rx->copy,
+                                      .count = n,
+                                      .payload_stride = rx->copy_stride,
+                                      .hdr_stride = rx->copy_stride,
+                                      .seq = seq,
+                                      .lost_before = lost};
+        return n;
 }

@@ -29,9 +29,11 @@
  * change, so it never sees a torn message; if the stamp shows a later message, the producer
  * lapped it and it skips forward to the oldest message that can still be in the ring, counting
  * the skipped ones as lost. Messages of up to 16 bytes are copied inline in channel_next(),
- * the rest out of line. A consumer whose producer runs on the same thread between its reads
- * (the daemon's channels between components of one worker) skips the copy: nothing can write
- * the slot while it holds the message, so it reads in place (channel_rx_set_same_thread()).
+ * the rest out of line; a batch read (channel_next_burst()) copies a run, each message by the
+ * same seqlock, into copies of its own (32 messages or 16 KiB at most). A consumer whose producer
+ * runs on the same thread between its reads (the daemon's channels between components of one
+ * worker) skips the copy: nothing can write the slot while it holds the message, so it reads in
+ * place (channel_rx_set_same_thread()).
  *
  * drop_new / reject: the producer may not reuse a slot before the consumer released it. It
  * keeps a cached copy of the consumer's position and reloads it (acquire) only when the ring
@@ -211,7 +213,10 @@ struct channel_rx {
         uint64_t pos;      /* position of the next slot to read */
         uint64_t next_seq; /* sequence number expected next */
         uint64_t overwritten;
-        unsigned char *copy; /* private copy of the last message read: a header, the payload */
+        unsigned char *copy; /* private copies of the last messages read, each a header and the
+                              * payload, copy_stride bytes apart */
+        uint32_t copy_stride;
+        uint32_t copy_slots; /* how many: a batch read's longest run */
 };
 
 struct channel_stats {
@@ -567,29 +572,22 @@ CHANNEL_INLINE const void *channel_next(struct channel_rx *rx, uint64_t *ret_seq
         return channel_rx_payload_(rx, pos);
 }
 
+/* Overwrite: reads up to `max` (>= 1) consecutive messages into the private copies, each by
+ * the seqlock as in channel_next() (channel.c). */
+uint32_t channel_next_burst_overwrite_(struct channel_rx *rx, uint32_t max,
+                                       struct channel_burst *ret);
+
 /* Reads up to `max` (>= 1) consecutive messages at once: fills *ret and returns their count,
  * or 0 when none is readable (*ret then holds a run of none). Under drop_new/reject they are read
- * in place, up to the ring's end and the first gap in the sequence; under overwrite one message at
- * a time (the copy). They stay valid until the next call or channel_rx_end(). Consumer thread;
- * never blocks. */
+ * in place, up to the ring's end and the first gap in the sequence; under overwrite they are
+ * copied out, up to the first gap, a message being written or rx->copy_slots (32 messages, fewer
+ * of large ones: 16 KiB of copies). They stay valid until the next call or channel_rx_end().
+ * Consumer thread; never blocks. */
 CHANNEL_INLINE uint32_t channel_next_burst(struct channel_rx *rx, uint32_t max,
                                            struct channel_burst *ret)
 {
-        if (rx->policy == CHANNEL_OVERWRITE) {
-                uint64_t seq, lost, ns;
-                if (!channel_next_overwrite_(rx, &seq, &lost, &ns)) {
-                        *ret = (struct channel_burst){0};
-                        return 0;
-                }
-                *ret = (struct channel_burst){.payload = rx->copy + sizeof(struct channel_hdr),
-                                              .hdr = rx->copy,
-                                              .count = 1,
-                                              .payload_stride = rx->payload_stride,
-                                              .hdr_stride = (size_t)1 << rx->hdr_shift,
-                                              .seq = seq,
-                                              .lost_before = lost};
-                return 1;
-        }
+        if (rx->policy == CHANNEL_OVERWRITE)
+                return channel_next_burst_overwrite_(rx, max, ret);
         uint64_t pos = atomic_load_explicit(rx->taken, memory_order_relaxed);
         const unsigned char *h = (const unsigned char *)channel_rx_hdr_(rx, pos);
         uint64_t first = atomic_load_explicit(&((const struct channel_hdr *)(const void *)h)->stamp,

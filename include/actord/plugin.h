@@ -291,9 +291,10 @@ static inline const void *actord_next(struct actord_ctx *ctx, uint32_t in,
  * into *ret (whose struct_size the caller set): returns their count, 0 when none is readable.
  * A run has no gap inside: losses show as ret->lost_before of the run they precede. The
  * messages are read in place where the channel allows it (`drop_new`, `reject`); under
- * `overwrite`, which must copy each message out, a run is one message. They stay valid until the
- * next read of that input or until process() returns. Owning thread only; never blocks. ABI
- * 1.1; a 1.0 daemon reads one message at a time. */
+ * `overwrite`, where the producer may write over a message while it is read, each is copied out
+ * (and checked whole) first: a run is then at most 32 messages, and at most 16 KiB of them (at
+ * least one). They stay valid until the next read of that input or until process() returns.
+ * Owning thread only; never blocks. ABI 1.1; a 1.0 daemon reads one message at a time. */
 static inline uint32_t actord_next_n(struct actord_ctx *ctx, uint32_t in, uint32_t max,
                                      struct actord_burst *ret)
 {
