@@ -699,7 +699,11 @@ Test(daemon, a_stalled_file_of_core_log_does_not_stall_its_worker)
                 wait_modified(in, end);
         }
         close(in);
-        cr_assert(full_at, "the pipe never filled (%" PRIu64 " runs)", now_runs);
+        int queued_at_end = 0;
+        ioctl(rd, FIONREAD, &queued_at_end);
+        cr_assert(full_at,
+                  "the pipe never filled (%" PRIu64 " runs, %d of %d bytes queued); stderr:\n%s",
+                  now_runs, queued_at_end, size, daemon_stderr(&d));
         cr_assert(now_runs >= full_at + 200,
                   "the worker stopped with the file's reader: %" PRIu64 " runs when the pipe "
                   "filled, %" PRIu64 " 20 s later",
