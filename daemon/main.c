@@ -499,11 +499,13 @@ int main(int argc, char **argv)
         char status[256];
         status_line(&topo, cfg, 0, 0, status, sizeof(status));
         log_info("running: %s", status);
-        sd_notifyf(0, "READY=1\nSTATUS=%s", status);
-        /* For `actord --reload` (the unit's ExecReload): each reload's generation and result. */
+        /* For `actord --reload` (the unit's ExecReload): each reload's generation and result.
+         * Written before READY=1: from then on a reload may be asked for, and the command reads
+         * the file first. */
         state_path = control_state_path();
         unsigned generation = 0;
         control_state_write(state_path, generation, "started");
+        sd_notifyf(0, "READY=1\nSTATUS=%s", status);
 
         /* The main thread wakes every tick: for STATUS each second, for the watchdog (fed at
          * a third of its period, and only while no worker is stuck) and to look for stalls. */
