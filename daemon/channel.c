@@ -395,7 +395,7 @@ void channel_publish_slow_(struct channel_tx *tx)
         }
         uint64_t now = tx->now_ns;
         unsigned char *h = tx->hdr;
-        for (uint32_t i = 0; i < k; i++, h += (size_t)1 << tx->hdr_shift) {
+        for (uint32_t i = 0; i < k; i++, h += tx->hdr_stride) {
                 struct channel_hdr *s = (struct channel_hdr *)(void *)h;
                 s->publish_ns = now;
                 /* Release, as in channel_publish(): slot by slot, in order, so that the
@@ -476,6 +476,25 @@ static inline void copy_racy(void *dst, const void *src, size_t n)
 }
 #endif
 
+/* Overwrite: the seqlock read of the message at position `pos`, whose stamp `s1` was read with
+ * acquire (pairing with the release store of the even stamp in channel_publish(): the message
+ * is visible to the copy): copies its publish time and payload into `copy` (a header and the
+ * payload) and reads the stamp again. Returns that second stamp: equal to s1, the copy is whole;
+ * otherwise the producer wrote the slot meanwhile and the copy is to be thrown away. */
+static uint64_t seqlock_copy(const struct channel_rx *rx, uint64_t pos, const struct channel_hdr *h,
+                             struct channel_hdr *copy)
+{
+        size_t copy_size = ((size_t)rx->payload_size + 7) & ~(size_t)7;
+        copy_racy(&copy->publish_ns, &h->publish_ns, sizeof(copy->publish_ns));
+        copy_racy(copy + 1, channel_rx_payload_(rx, pos), copy_size);
+        /* Acquire fence: the copy's loads are ordered before the second stamp load. Pairs with
+         * the release fence after the odd stamp store in channel_mark_writing_(): if the copy
+         * read any byte of a later message, this load reads that message's odd stamp or a later
+         * one. */
+        atomic_thread_fence(memory_order_acquire);
+        return atomic_load_explicit(&h->stamp, memory_order_relaxed);
+}
+
 /* Overwrite: whether the producer has reached message m (is writing it, or wrote it or a later
  * message into its slot). Relaxed: a bound, ordering nothing. */
 static bool reached(const struct channel_rx *rx, uint64_t m)
@@ -511,10 +530,9 @@ static uint64_t producer_next(const struct channel_rx *rx, uint64_t seq)
 const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq, uint64_t *ret_lost,
                                     uint64_t *ret_publish_ns)
 {
-        size_t copy_size = ((size_t)rx->payload_size + 7) & ~(size_t)7;
         struct channel_hdr *copy = (struct channel_hdr *)(void *)rx->copy;
         bool torn = false;
-        uint64_t bound = UINT64_MAX; /* the producer's count when we last asked: none yet */
+        uint64_t bound = UINT64_MAX; /* where the producer was when we last looked: not yet */
         for (;;) {
                 uint64_t pos = rx->pos;
                 const struct channel_hdr *h = channel_rx_hdr_(rx, pos);
@@ -529,15 +547,7 @@ const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq, ui
                 if (seq == pos) {
                         if (s1 & 1)
                                 return NULL; /* the next message is being written */
-                        copy_racy(&copy->publish_ns, &h->publish_ns, sizeof(copy->publish_ns));
-                        copy_racy(rx->copy + sizeof(*copy), channel_rx_payload_(rx, pos),
-                                  copy_size);
-                        /* Acquire fence: the copy's loads are ordered before the second stamp
-                         * load. Pairs with the release fence after the odd stamp store in
-                         * channel_mark_writing_(): if the copy read any byte of a later
-                         * message, this load reads that message's odd stamp or a later one. */
-                        atomic_thread_fence(memory_order_acquire);
-                        uint64_t s2 = atomic_load_explicit(&h->stamp, memory_order_relaxed);
+                        uint64_t s2 = seqlock_copy(rx, pos, h, copy);
                         if (s2 == s1) {
                                 channel_took_(rx, seq, seq - rx->next_seq, copy->publish_ns,
                                               ret_seq, ret_lost, ret_publish_ns);
@@ -571,41 +581,34 @@ const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq, ui
 uint32_t channel_next_burst_overwrite_(struct channel_rx *rx, uint32_t max,
                                        struct channel_burst *ret)
 {
-        uint64_t seq, lost, ns;
+        uint64_t first_seq, first_lost, seq, lost, ns;
         /* The first message: gaps, a lapped reader and torn copies are handled there. */
-        if (!channel_next_overwrite_(rx, &seq, &lost, &ns)) {
+        if (!channel_next_overwrite_(rx, &first_seq, &first_lost, &ns)) {
                 *ret = (struct channel_burst){0};
                 return 0;
         }
         uint32_t k = max < rx->copy_slots ? max : rx->copy_slots;
-        size_t copy_size = ((size_t)rx->payload_size + 7) & ~(size_t)7;
         uint32_t n = 1;
-        /* Then the messages right after it, each complete and copied whole (the seqlock of
-         * channel_next_overwrite_(): acquire load of the stamp, copy, acquire fence, the stamp
-         * again), until one is not there yet, is being written or was replaced: the run ends
-         * before it and the next call starts there. */
+        /* Then the messages right after it, each complete and copied whole by the same seqlock,
+         * until one is not there yet, is being written or was replaced: the run ends before it
+         * and the next call starts there. */
         for (; n < k; n++) {
                 uint64_t pos = rx->pos;
                 const struct channel_hdr *h = channel_rx_hdr_(rx, pos);
+                /* Acquire: as in seqlock_copy(). */
                 uint64_t s1 = atomic_load_explicit(&h->stamp, memory_order_acquire);
-                if (s1 != 2 * pos + 2)
-                        break;
                 struct channel_hdr *copy =
                     (struct channel_hdr *)(void *)(rx->copy + (size_t)n * rx->copy_stride);
-                copy_racy(&copy->publish_ns, &h->publish_ns, sizeof(copy->publish_ns));
-                copy_racy(copy + 1, channel_rx_payload_(rx, pos), copy_size);
-                atomic_thread_fence(memory_order_acquire);
-                if (atomic_load_explicit(&h->stamp, memory_order_relaxed) != s1)
+                if (s1 != 2 * pos + 2 || seqlock_copy(rx, pos, h, copy) != s1)
                         break;
-                uint64_t s_, l_, n_;
-                channel_took_(rx, pos, 0, copy->publish_ns, &s_, &l_, &n_);
+                channel_took_(rx, pos, 0, copy->publish_ns, &seq, &lost, &ns);
         }
         *ret = (struct channel_burst){.payload = rx->copy + sizeof(struct channel_hdr),
                                       .hdr = rx->copy,
                                       .count = n,
                                       .payload_stride = rx->copy_stride,
                                       .hdr_stride = rx->copy_stride,
-                                      .seq = seq,
-                                      .lost_before = lost};
+                                      .seq = first_seq,
+                                      .lost_before = first_lost};
         return n;
 }

@@ -77,6 +77,14 @@ static void host_publish(struct actord_ctx *ctx, uint32_t out)
                 channel_publish(&c->out[out]);
 }
 
+/* Which inputs this run read to the end (run_component): whether the last read of `in` found
+ * something. */
+static inline void note_read(struct component *c, uint32_t in, bool got)
+{
+        uint64_t bit = in < 64 ? 1ull << in : 0;
+        c->drained = got ? c->drained & ~bit : c->drained | bit;
+}
+
 static const void *host_next(struct actord_ctx *ctx, uint32_t in, struct actord_msg_info *info)
 {
         struct component *c = comp_of(ctx);
@@ -85,9 +93,7 @@ static const void *host_next(struct actord_ctx *ctx, uint32_t in, struct actord_
         if (!info)
                 info = &c->info_unused; /* not on the stack: no stack protector here */
         const void *m = channel_next(&c->in[in], &info->seq, &info->lost_before, &info->publish_ns);
-        /* Which inputs this run read to the end (run_component). */
-        uint64_t bit = in < 64 ? 1ull << in : 0;
-        c->drained = m ? c->drained & ~bit : c->drained | bit;
+        note_read(c, in, m != NULL);
         return m;
 }
 
@@ -126,9 +132,7 @@ static uint32_t host_next_n(struct actord_ctx *ctx, uint32_t in, uint32_t max,
         ret->publish_ns = n ? channel_burst_publish_ns(&b, 0) : 0;
         ret->host_ref = b.hdr;
         ret->host_stride = b.hdr_stride;
-        /* Which inputs this run read to the end (run_component), as in host_next(). */
-        uint64_t bit = in < 64 ? 1ull << in : 0;
-        c->drained = n ? c->drained & ~bit : c->drained | bit;
+        note_read(c, in, n != 0);
         return n;
 }
 

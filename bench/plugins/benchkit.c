@@ -102,16 +102,16 @@ struct flow {
 
 static int flow_init(struct actord_ctx *ctx, void **ret_state)
 {
-        int64_t addr = 0, batch = 0;
-        if (actord_setting_int(ctx, "mailbox", &addr) < 0 || !addr) {
-                actord_set_error(ctx, "mailbox is required");
-                return -EINVAL;
-        }
+        void *mb;
+        int r = mailbox_init(ctx, &mb);
+        if (r < 0)
+                return r;
+        int64_t batch = 0;
         actord_setting_int(ctx, "batch", &batch);
         struct flow *f = calloc(1, sizeof(*f));
         if (!f)
                 return -ENOMEM;
-        f->mb = (struct bench_flow *)(intptr_t)addr;
+        f->mb = mb;
         f->batch = batch > 0 ? (uint32_t)batch : 0;
         *ret_state = f;
         return 0;
