@@ -15,10 +15,12 @@
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char *const top_keys[] = {"actord", "components", "links"};
+#define RESTART_KEYS "restart", "max_restarts", "restart_window_s", "backoff_ms", "on_failure"
 static const char *const actord_keys[] = {"plugin_dirs", "plugin_strict_modes", "stall_ms",
-                                          "workers"};
+                                          "workers", RESTART_KEYS};
 static const char *const worker_keys[] = {"cpu", "idle", "spin_us"};
-static const char *const component_keys[] = {"class", "schedule", "worker", "settings"};
+static const char *const component_keys[] = {"class", "schedule", "worker", "settings",
+                                             RESTART_KEYS};
 static const char *const schedule_keys[] = {"every_us"};
 static const char *const link_keys[] = {"from", "to", "capacity", "overflow"};
 
@@ -362,6 +364,62 @@ static void check_schedule(struct loader *l, const config_setting_t *s, struct c
         }
 }
 
+static const char *const restart_modes[] = {
+    [RESTART_TRANSIENT] = "transient",
+    [RESTART_PERMANENT] = "permanent",
+    [RESTART_NEVER] = "never",
+};
+
+const char *config_restart_mode_to_string(enum restart_mode m)
+{
+        return (unsigned)m < N_ELEMS(restart_modes) ? restart_modes[m] : "?";
+}
+
+/* The supervision keys of group g (the actord group or a component) over *r. `who` names the
+ * group in messages. */
+static void load_restart(struct loader *l, const config_setting_t *g, const char *who,
+                         struct config_restart *r)
+{
+        const config_setting_t *m;
+        long long v;
+        if ((m = config_setting_get_member(g, "restart")) &&
+            expect_type(l, m, "restart", CONFIG_TYPE_STRING)) {
+                const char *s = config_setting_get_string(m);
+                size_t i = 0;
+                while (i < N_ELEMS(restart_modes) && strcmp(s, restart_modes[i]))
+                        i++;
+                if (i < N_ELEMS(restart_modes))
+                        r->mode = (enum restart_mode)i;
+                else
+                        ERR(l, m,
+                            "%s: restart = \"%s\": expected \"transient\" (after errors), "
+                            "\"permanent\" (also after DONE) or \"never\"",
+                            who, s);
+        }
+        if ((m = config_setting_get_member(g, "max_restarts")) &&
+            get_int(l, m, "max_restarts", 0, 1000000, &v))
+                r->max_restarts = (uint32_t)v;
+        if ((m = config_setting_get_member(g, "restart_window_s")) &&
+            get_int(l, m, "restart_window_s", 1, 86400, &v))
+                r->window_ms = (uint32_t)v * 1000;
+        if ((m = config_setting_get_member(g, "backoff_ms")) &&
+            get_int(l, m, "backoff_ms", 0, 3600000, &v))
+                r->backoff_ms = (uint32_t)v;
+        if ((m = config_setting_get_member(g, "on_failure")) &&
+            expect_type(l, m, "on_failure", CONFIG_TYPE_STRING)) {
+                const char *s = config_setting_get_string(m);
+                if (!strcmp(s, "exit"))
+                        r->exit_on_failure = true;
+                else if (!strcmp(s, "continue"))
+                        r->exit_on_failure = false;
+                else
+                        ERR(l, m,
+                            "%s: on_failure = \"%s\": expected \"continue\" (the rest runs on) "
+                            "or \"exit\" (the daemon stops with an error)",
+                            who, s);
+        }
+}
+
 static void load_schedule(struct loader *l, const config_setting_t *s, struct config_component *cc)
 {
         int errors = l->errors;
@@ -390,6 +448,7 @@ static void load_components(struct loader *l, const config_setting_t *s)
                 struct config_component *cc = &l->c->components[l->c->n_components++];
                 *cc = (struct config_component){.name = strdup(name),
                                                 .worker = -1,
+                                                .restart = l->c->restart,
                                                 .file = src_file(l, g),
                                                 .line = config_setting_source_line(g)};
                 if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
@@ -411,6 +470,9 @@ static void load_components(struct loader *l, const config_setting_t *s)
                 if ((m = config_setting_get_member(g, "settings")) &&
                     expect_type(l, m, "settings", CONFIG_TYPE_GROUP))
                         cc->settings = m;
+                char who[300];
+                snprintf(who, sizeof(who), "component '%s'", name);
+                load_restart(l, g, who, &cc->restart);
         }
 }
 
@@ -622,6 +684,7 @@ int config_load(const char *path, struct config *ret, struct diag *d)
 
         c->plugin_strict_modes = true;
         c->stall_ms = CONFIG_STALL_MS_DEFAULT;
+        c->restart = CONFIG_RESTART_DEFAULT;
         struct loader l = {.c = c, .d = d};
         const config_setting_t *root = config_root_setting(&c->cfg);
         check_keys(&l, root, "the top level", top_keys, N_ELEMS(top_keys));
@@ -643,6 +706,7 @@ int config_load(const char *path, struct config *ret, struct diag *d)
                         if ((m = config_setting_get_member(s, "stall_ms")) &&
                             get_int(&l, m, "stall_ms", 1, 3600000, &v))
                                 c->stall_ms = (uint32_t)v;
+                        load_restart(&l, s, "actord", &c->restart);
                 }
         }
         if (!c->workers)

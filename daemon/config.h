@@ -20,6 +20,29 @@ enum idle_policy {
 #define CONFIG_SPIN_US_DEFAULT 50u
 #define CONFIG_STALL_MS_DEFAULT 1000u
 
+/* When a component is restarted after its run ends (restart.h). */
+enum restart_mode {
+        RESTART_TRANSIENT = 0, /* after an error (process or init), not after DONE */
+        RESTART_PERMANENT = 1, /* after an error and after DONE */
+        RESTART_NEVER = 2,     /* an error stops it for good (until a reload) */
+};
+
+/* A component's supervision: `restart`, `max_restarts`, `restart_window_s`, `backoff_ms`,
+ * `on_failure` (defaults in the actord group, per component below it). */
+struct config_restart {
+        enum restart_mode mode;
+        uint32_t max_restarts; /* within window_ms of the first of them */
+        uint32_t window_ms;
+        uint32_t backoff_ms;  /* delay before the first restart of a window; doubles for each
+                               * further one, up to RESTART_BACKOFF_MAX_MS or backoff_ms */
+        bool exit_on_failure; /* on_failure = "exit": past the limit, the daemon stops with an
+                               * error (for systemd to restart it); "continue": the rest runs */
+};
+
+#define CONFIG_RESTART_DEFAULT                                                                     \
+        ((struct config_restart){                                                                  \
+            .mode = RESTART_TRANSIENT, .max_restarts = 5, .window_ms = 10000, .backoff_ms = 100})
+
 struct config_worker {
         int cpu;
         bool cpu_auto;   /* no cpu given: the next CPU no other worker names */
@@ -50,10 +73,11 @@ struct config_link {
 struct config_component {
         char *name;
         char *class_name;
-        uint32_t rule;                    /* an enum actord_rule bit, or 0: the class's default */
-        uint64_t every_us;                /* periodic */
-        bool schedule_invalid;            /* reported by config_load; not to be checked again */
-        int worker;                       /* index into workers, or -1: automatic placement */
+        uint32_t rule;         /* an enum actord_rule bit, or 0: the class's default */
+        uint64_t every_us;     /* periodic */
+        bool schedule_invalid; /* reported by config_load; not to be checked again */
+        int worker;            /* index into workers, or -1: automatic placement */
+        struct config_restart restart;
         const config_setting_t *settings; /* the `settings` group, or NULL */
         const char *file;
         int line;
@@ -66,6 +90,7 @@ struct config {
         int n_plugin_dirs;
         bool plugin_strict_modes;      /* refuse plugins writable by others (default true) */
         uint32_t stall_ms;             /* a run longer than this stalls its worker (ms) */
+        struct config_restart restart; /* the components' default */
         struct config_worker *workers; /* none given: one per CPU, filled by config_load */
         int n_workers;
         bool workers_default;
@@ -89,5 +114,6 @@ int config_parse_endpoint(const char *s, struct config_endpoint *ret);
 void config_endpoint_free(struct config_endpoint *e);
 
 const char *config_idle_to_string(enum idle_policy p);
+const char *config_restart_mode_to_string(enum restart_mode m);
 
 #endif

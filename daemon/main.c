@@ -319,8 +319,24 @@ static int tick_ms(uint64_t watchdog_usec, uint32_t stall_ms)
 static void status_line(const struct topology *t, const struct config *cfg, double rate,
                         uint64_t lost, char *buf, size_t len)
 {
-        snprintf(buf, len, "%d components on %d workers; %.0f msg/s; %llu lost", t->n_comps,
-                 cfg->n_workers, rate, (unsigned long long)lost);
+        int down = 0;
+        for (int i = 0; i < t->n_comps; i++)
+                /* Relaxed: a count for people (topology.h). */
+                down += atomic_load_explicit(&t->comps[i]->given_up, memory_order_relaxed);
+        int n = snprintf(buf, len, "%d components on %d workers; %.0f msg/s; %llu lost", t->n_comps,
+                         cfg->n_workers, rate, (unsigned long long)lost);
+        if (down && n > 0 && (size_t)n < len)
+                snprintf(buf + n, len - (size_t)n, "; %d failed (see the log)", down);
+}
+
+/* The component given up on whose on_failure asks the daemon to stop, or NULL. */
+static const struct component *exit_on_failure(const struct topology *t)
+{
+        for (int i = 0; i < t->n_comps; i++)
+                if (t->comps[i]->cc->restart.exit_on_failure &&
+                    atomic_load_explicit(&t->comps[i]->given_up, memory_order_relaxed))
+                        return t->comps[i];
+        return NULL;
 }
 
 /* Losses go to the log per channel, with its CHANNEL field: the first at once, then at most
@@ -522,9 +538,11 @@ int main(int argc, char **argv)
         uint64_t last_ns = mono_ns(), last_consumed = 0, lost = 0;
         struct loss_report *losses = loss_reports_new(&topo);
         int was_stuck = 0;
+        bool failure = false;
         for (;;) {
-                struct pollfd pfd = {.fd = sfd, .events = POLLIN};
-                int n = poll(&pfd, 1, tick_ms(watchdog ? wd_usec : 0, cfg->stall_ms));
+                struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN},
+                                        {.fd = rt.fail_fd, .events = POLLIN}};
+                int n = poll(pfd, 2, tick_ms(watchdog ? wd_usec : 0, cfg->stall_ms));
                 if (n < 0 && errno != EINTR) {
                         log_error("poll: %s", strerror(errno));
                         break;
@@ -548,6 +566,22 @@ int main(int argc, char **argv)
                 if (watchdog && !stuck)
                         sd_notify(0, "WATCHDOG=1");
                 if (n <= 0)
+                        continue;
+                if (pfd[1].revents) {
+                        uint64_t v;
+                        ssize_t r = read(rt.fail_fd, &v, sizeof(v));
+                        (void)r;
+                        /* Read after the eventfd: the worker stored given_up before writing. */
+                        const struct component *c = exit_on_failure(&topo);
+                        if (c) {
+                                log_error("component '%s' failed for good and its on_failure is "
+                                          "\"exit\": stopping the daemon with an error",
+                                          c->name);
+                                failure = true;
+                                break;
+                        }
+                }
+                if (!pfd[0].revents)
                         continue;
                 struct signalfd_siginfo si;
                 if (read(sfd, &si, sizeof(si)) != sizeof(si))
@@ -580,15 +614,20 @@ int main(int argc, char **argv)
         }
         for (int i = 0; i < topo.n_comps; i++) {
                 const struct component *c = topo.comps[i];
+                char restarts[64] = "";
+                if (c->restart.total)
+                        snprintf(restarts, sizeof(restarts), ", %u restart%s", c->restart.total,
+                                 c->restart.total == 1 ? "" : "s");
                 if (c->rule == ACTORD_RULE_PERIODIC)
-                        log_info("component '%s': %llu runs, %llu missed periods", c->name,
-                                 (unsigned long long)c->runs,
-                                 (unsigned long long)c->missed_periods);
+                        log_info("component '%s': %llu runs, %llu missed periods%s", c->name,
+                                 (unsigned long long)c->runs, (unsigned long long)c->missed_periods,
+                                 restarts);
                 else
-                        log_info("component '%s': %llu runs", c->name, (unsigned long long)c->runs);
+                        log_info("component '%s': %llu runs%s", c->name,
+                                 (unsigned long long)c->runs, restarts);
         }
         log_info("stopped");
-        exit_code = EXIT_SUCCESS;
+        exit_code = failure ? EXIT_FAILURE : EXIT_SUCCESS;
 out:
         /* What is queued goes out; a writer stuck on a stalled reader is left behind. */
         log_defer_finish(1000);

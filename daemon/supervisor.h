@@ -1,6 +1,7 @@
 /* Supervision from the main thread: finds workers stuck inside one component's run (components
  * are never preempted, so one that blocks stalls its whole worker), reports them once, and
- * says whether the systemd watchdog may be fed. Restart policies come later. */
+ * says whether the systemd watchdog may be fed. Restart policies: restart.h, applied by the
+ * workers (worker.c). */
 #ifndef ACTORD_SUPERVISOR_H
 #define ACTORD_SUPERVISOR_H
 

@@ -17,6 +17,7 @@
 #include "diag.h"
 #include "log.h"
 #include "plugin.h"
+#include "restart.h"
 
 struct worker;
 
@@ -50,7 +51,9 @@ struct component {
         void *state;
         bool initialized;
         bool stopped;
-        bool failed; /* stopped by an error (init or process): a reload restarts it */
+        bool failed;     /* stopped by an error (init or process): a reload restarts it */
+        bool restarting; /* waiting in the timer heap to start again (next_deadline_ns) */
+        struct restart_state restart;
         int leaving; /* reload: why it stops (COMPONENT_REMOVED...), while it stops */
         uint64_t next_deadline_ns;
         uint64_t missed_periods;
@@ -89,6 +92,10 @@ struct component {
          * on other workers then publish without marking it ready. Written rarely by its
          * worker, read by producers on every publish: a line pair of its own. */
         alignas(128) _Atomic bool polled;
+
+        /* Given up on by its restart policy: set by its worker, read by the main thread for
+         * STATUS and on_failure (relaxed: diagnostics; the eventfd orders the exit). */
+        _Atomic bool given_up;
 };
 
 #define COMPONENT_REMOVED 1

@@ -603,6 +603,110 @@ static void component_stop(struct component *c)
         c->state = NULL;
 }
 
+/* c's run (or, restarting, its init) ended it, by an error (`why`) or by DONE: stops it and
+ * applies its restart policy (restart.h). Waiting for a restart, it sits in the timer heap
+ * stopped: producers and notifies find it stopped and leave it, its inputs keep their
+ * messages under their channels' policies. */
+static void component_ended(struct worker *w, struct component *c, bool error, const char *why)
+{
+        const struct config_restart *p = &c->cc->restart;
+        /* What ended it is said first (fini may set an error of its own). */
+        char head[sizeof(c->error) + 160];
+        if (error)
+                snprintf(head, sizeof(head), "component '%s' (%s) failed: %s", c->name,
+                         c->cls->name, why);
+        else
+                snprintf(head, sizeof(head), "component '%s' finished (DONE) after %llu runs",
+                         c->name, (unsigned long long)c->runs);
+        uint64_t now = mono_ns(), delay = 0;
+        enum restart_action a = restart_decide(p, &c->restart, error, now, &delay);
+        component_stop(c);
+        c->failed = error;
+        const struct log_fields f = LOG_FIELDS_OF(c);
+        switch (a) {
+        case RESTART_ACTION_STOP:
+                log_fields(LOG_INFO, &f, "%s; stopping it", head);
+                return;
+        case RESTART_ACTION_RESTART:
+                log_fields(error ? LOG_ERR : LOG_INFO, &f,
+                           "%s;%s restarting it in %llu ms (restart %u of at most %u within %u s)",
+                           head, error ? "" : " restart = \"permanent\":",
+                           (unsigned long long)(delay / 1000000u), c->restart.in_window,
+                           p->max_restarts, p->window_ms / 1000);
+                c->restarting = true;
+                c->next_deadline_ns = now + delay;
+                heap_push(w, c);
+                return;
+        case RESTART_ACTION_GIVE_UP:
+                break;
+        }
+        const char *then = p->exit_on_failure ? "; on_failure = \"exit\": the daemon stops" : "";
+        if (p->mode == RESTART_NEVER)
+                log_fields(LOG_ERR, &f, "%s; stopping it (restart = \"never\")%s", head, then);
+        else
+                log_fields(LOG_ERR, &f,
+                           "%s; giving up on it: %u restarts within %u s already, the most "
+                           "max_restarts allows%s",
+                           head, c->restart.in_window, p->window_ms / 1000, then);
+        c->failed = true;
+        atomic_store_explicit(&c->given_up, true, memory_order_relaxed);
+        if (p->exit_on_failure) {
+                /* The eventfd's write orders given_up before the main thread's look. */
+                uint64_t one = 1;
+                ssize_t n = write(w->rt->fail_fd, &one, sizeof(one));
+                (void)n;
+        }
+}
+
+/* Starts c again after its restart delay: init, then it is scheduled by its rule as a new
+ * component is (an on_event one runs once, for what it missed while stopped). */
+static void component_restart(struct worker *w, struct component *c, uint64_t now)
+{
+        c->restarting = false;
+        c->stopped = false;
+        c->state = NULL;
+        c->error[0] = 0;
+        /* A blocking init stalls the worker as a blocking run does: the supervisor sees it. */
+        atomic_store_explicit(&w->running, c, memory_order_relaxed);
+        atomic_store_explicit(&w->busy_since_ns, now, memory_order_relaxed);
+        int r = c->cls->init ? c->cls->init(&c->ctx, &c->state) : 0;
+        atomic_store_explicit(&w->busy_since_ns, 0, memory_order_relaxed);
+        if (r < 0) {
+                char why[sizeof(c->error) + 32];
+                snprintf(why, sizeof(why), "init failed: %s",
+                         c->error[0] ? c->error : strerror(-r));
+                component_ended(w, c, true, why);
+                return;
+        }
+        c->initialized = true;
+        c->failed = false;
+        log_fields(LOG_INFO, &LOG_FIELDS_OF(c),
+                   "component '%s' (%s) restarted (%u restart%s so far)", c->name, c->cls->name,
+                   c->restart.total, c->restart.total == 1 ? "" : "s");
+        switch (c->rule) {
+        case ACTORD_RULE_PERIODIC:
+                c->next_deadline_ns = now + c->period_ns;
+                heap_push(w, c);
+                break;
+        case ACTORD_RULE_LOOP: {
+                /* Still in the loop array, unless a reload rebuilt it meanwhile. */
+                int i = 0;
+                while (i < w->n_loops && w->loops[i] != c)
+                        i++;
+                if (i == w->n_loops)
+                        w->loops[w->n_loops++] = c;
+                break;
+        }
+        case ACTORD_RULE_ON_MESSAGE:
+                if (inputs_readable(c))
+                        mark_ready(w, c);
+                break;
+        default:
+                mark_ready(w, c);
+                break;
+        }
+}
+
 /* Whether the run's last read of every input found nothing (host_next). */
 static bool all_drained(const struct component *c)
 {
@@ -649,17 +753,8 @@ static void run_component(struct worker *w, struct component *c, uint64_t now)
         atomic_store_explicit(&w->runs, atomic_load_explicit(&w->runs, memory_order_relaxed) + 1,
                               memory_order_relaxed);
 
-        if (r == ACTORD_DONE) {
-                log_fields(LOG_INFO, &LOG_FIELDS_OF(c),
-                           "component '%s' finished (DONE) after %llu runs; stopping it", c->name,
-                           (unsigned long long)c->runs);
-                component_stop(c);
-        } else if (r < 0) {
-                log_fields(LOG_ERR, &LOG_FIELDS_OF(c),
-                           "component '%s' (%s) failed: %s; stopping it", c->name, c->cls->name,
-                           c->error[0] ? c->error : "process returned an error");
-                c->failed = true;
-                component_stop(c);
+        if (r == ACTORD_DONE || r < 0) {
+                component_ended(w, c, r < 0, c->error[0] ? c->error : "process returned an error");
         } else if (r == ACTORD_OK && c->rule == ACTORD_RULE_ON_MESSAGE && !all_drained(c) &&
                    inputs_readable(c)) {
                 /* It stopped reading with messages left (a batch limit, a full output): it
@@ -676,16 +771,21 @@ static int run_timers(struct worker *w, uint64_t now)
         int ran = 0;
         while (w->n_heap && w->heap[0]->next_deadline_ns <= now) {
                 struct component *c = heap_pop(w);
-                run_component(w, c, now);
                 ran++;
+                if (c->restarting) {
+                        component_restart(w, c, now);
+                        continue;
+                }
+                run_component(w, c, now);
+                if (c->stopped)
+                        continue; /* ended: in the heap again if it is to restart */
                 /* Absolute deadlines: no drift. Every deadline already past when the run ends
                  * (it started late, or overran) is counted as missed, not run in a burst. */
                 uint64_t end = mono_ns();
                 uint64_t missed = (end - c->next_deadline_ns) / c->period_ns;
                 c->missed_periods += missed;
                 c->next_deadline_ns += (missed + 1) * c->period_ns;
-                if (!c->stopped)
-                        heap_push(w, c);
+                heap_push(w, c);
         }
         return ran;
 }
@@ -821,9 +921,11 @@ static void schedule_rebuild(struct worker *w)
         for (int i = 0; i < w->n_comps; i++) {
                 struct component *c = w->comps[i];
                 c->heap_index = -1;
-                if (c->stopped)
+                if (c->restarting)
+                        heap_push(w, c); /* at its restart time */
+                else if (c->stopped)
                         continue;
-                if (c->rule == ACTORD_RULE_PERIODIC)
+                else if (c->rule == ACTORD_RULE_PERIODIC)
                         heap_push(w, c);
                 else if (c->rule == ACTORD_RULE_LOOP)
                         w->loops[w->n_loops++] = c;
@@ -1279,6 +1381,8 @@ static void runtime_join(struct runtime *rt)
         }
         free(rt->workers);
         rt->workers = NULL;
+        close(rt->fail_fd);
+        rt->fail_fd = -1;
         pthread_cond_destroy(&rt->cond);
         pthread_mutex_destroy(&rt->lock);
 }
@@ -1286,6 +1390,9 @@ static void runtime_join(struct runtime *rt)
 int runtime_start(struct runtime *rt, struct topology *t, const struct config *cfg)
 {
         *rt = (struct runtime){.topo = t, .n_workers = cfg->n_workers};
+        rt->fail_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (rt->fail_fd < 0)
+                return -errno;
         pthread_mutex_init(&rt->lock, NULL);
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);
@@ -1295,8 +1402,10 @@ int runtime_start(struct runtime *rt, struct topology *t, const struct config *c
         /* Workers carry line-aligned members: aligned memory, not calloc's. */
         size_t workers_size = (size_t)cfg->n_workers * sizeof(*rt->workers);
         rt->workers = aligned_alloc(alignof(struct worker), workers_size);
-        if (!rt->workers)
+        if (!rt->workers) {
+                close(rt->fail_fd);
                 return -ENOMEM;
+        }
         memset(rt->workers, 0, workers_size);
         /* Workers after one that fails to set up are torn down too: no fds to close there. */
         for (int i = 0; i < cfg->n_workers; i++)

@@ -104,6 +104,9 @@ struct runtime {
         /* Reload: the phase the main thread asks for, and how many workers finished it. */
         int phase;
         int n_ack;
+        /* An eventfd that a worker writes when a component with on_failure = "exit" is given
+         * up on (component.given_up); the main thread polls it. */
+        int fail_fd;
 };
 
 /* Creates one thread per configured worker, pinned to its CPU; each runs init of its

@@ -1,11 +1,12 @@
 /* Test classes: a byte source, a generic pass-through filter, a sink whose init fails, a
- * source of core.gain factors and a source that logs a lot. */
+ * source of core.gain factors, a source that logs a lot and a source that fails on purpose. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <actord/plugin.h>
@@ -258,8 +259,119 @@ static const struct actord_class chatter_class = {
     .fini = chatter_fini,
 };
 
-static const struct actord_class *const classes[] = {&bytes_class, &pass_class, &failinit_class,
-                                                     &gainsrc_class, &chatter_class};
+/* Fails on purpose, for the restart policies: its run ends it (an error, or DONE with `done`)
+ * after `runs` runs (default 1); from the `init_fails_from`-th init on (counted in the file),
+ * init fails. Each init appends "init N T" to the file at `path` (N: which init, T: the
+ * monotonic clock in microseconds), each fini "fini N". */
+struct flaky {
+        FILE *f;
+        int64_t runs, left, nth;
+        bool done;
+};
+
+static int flaky_inits(const char *path)
+{
+        FILE *f = fopen(path, "re");
+        int n = 0;
+        char line[128];
+        while (f && fgets(line, sizeof(line), f))
+                n += !strncmp(line, "init ", 5);
+        if (f)
+                fclose(f);
+        return n;
+}
+
+static int flaky_init(struct actord_ctx *ctx, void **ret_state)
+{
+        const char *path;
+        int64_t fails_from = 0;
+        if (actord_setting_string(ctx, "path", &path) < 0) {
+                actord_set_error(ctx, "path: required");
+                return -EINVAL;
+        }
+        actord_setting_int(ctx, "init_fails_from", &fails_from);
+        int nth = flaky_inits(path) + 1;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        FILE *f = fopen(path, "ae");
+        if (!f) {
+                actord_set_error(ctx, "path: cannot open");
+                return -EINVAL;
+        }
+        fprintf(f, "init %d %lld\n", nth,
+                (long long)ts.tv_sec * 1000000 + (long long)ts.tv_nsec / 1000);
+        fflush(f);
+        if (fails_from && nth >= fails_from) {
+                fclose(f);
+                actord_set_error(ctx, "init fails from init %lld on, as asked",
+                                 (long long)fails_from);
+                return -EIO;
+        }
+        struct flaky *k = calloc(1, sizeof(*k));
+        if (!k) {
+                fclose(f);
+                return -ENOMEM;
+        }
+        k->f = f;
+        k->nth = nth;
+        k->runs = 1;
+        actord_setting_int(ctx, "runs", &k->runs);
+        k->left = k->runs;
+        actord_setting_bool(ctx, "done", &k->done);
+        *ret_state = k;
+        return 0;
+}
+
+static int flaky_process(struct actord_ctx *ctx, void *state)
+{
+        struct flaky *k = state;
+        uint64_t *p = actord_claim(ctx, 0);
+        if (p) {
+                *p = (uint64_t)k->nth;
+                actord_publish(ctx, 0);
+        }
+        if (--k->left > 0)
+                return ACTORD_OK;
+        if (k->done)
+                return ACTORD_DONE;
+        actord_set_error(ctx, "failing after %lld runs, as asked", (long long)k->runs);
+        return ACTORD_ERROR;
+}
+
+static void flaky_fini(struct actord_ctx *ctx, void *state)
+{
+        struct flaky *k = state;
+        (void)ctx;
+        fprintf(k->f, "fini %lld\n", (long long)k->nth);
+        fclose(k->f);
+        free(k);
+}
+
+static const struct actord_setting flaky_settings[] = {
+    {.name = "path", .type = ACTORD_SETTING_STRING, .required = true},
+    {.name = "runs", .type = ACTORD_SETTING_INT, .help = "runs before it ends (1)"},
+    {.name = "done", .type = ACTORD_SETTING_BOOL, .help = "end with DONE, not an error"},
+    {.name = "init_fails_from", .type = ACTORD_SETTING_INT, .help = "init fails from this one on"},
+};
+
+static const struct actord_class flaky_class = {
+    .struct_size = sizeof(struct actord_class),
+    .name = "test.flaky",
+    .description = "ends itself (error or DONE) after some runs; logs its inits and finis",
+    .shape = ACTORD_SHAPE_SOURCE,
+    .rules = ACTORD_RULE_PERIODIC | ACTORD_RULE_LOOP,
+    .default_rule = ACTORD_RULE_PERIODIC,
+    .outputs = bytes_out,
+    .n_outputs = 1,
+    .settings = flaky_settings,
+    .n_settings = 4,
+    .init = flaky_init,
+    .process = flaky_process,
+    .fini = flaky_fini,
+};
+
+static const struct actord_class *const classes[] = {
+    &bytes_class, &pass_class, &failinit_class, &gainsrc_class, &chatter_class, &flaky_class};
 
 ACTORD_PLUGIN_DEFINE = {
     .abi_major = ACTORD_ABI_MAJOR,
@@ -268,5 +380,5 @@ ACTORD_PLUGIN_DEFINE = {
     .name = "testkit",
     .version = "1.0",
     .classes = classes,
-    .n_classes = 5,
+    .n_classes = 6,
 };

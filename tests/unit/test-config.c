@@ -301,3 +301,71 @@ Test(config, workers_without_a_cpu_take_the_free_ones_then_share)
         config_free(&c);
         diag_free(&d);
 }
+
+Test(config, restart_policies_default_in_actord_and_per_component)
+{
+        struct config c;
+        struct diag d = {0};
+        int r = load("actord: { workers = ( { cpu = 0; } ); restart = \"permanent\"; "
+                     "max_restarts = 7; restart_window_s = 30; backoff_ms = 250; "
+                     "on_failure = \"exit\"; };\n"
+                     "components: {\n"
+                     "  a = { class = \"x.src\"; };\n"
+                     "  b = { class = \"x.sink\"; restart = \"never\"; on_failure = \"continue\"; "
+                     "max_restarts = 0; };\n"
+                     "};\n",
+                     &c, &d, NULL);
+        dump(&d);
+        cr_assert_eq(r, 0);
+        const struct config_restart *a = &c.components[0].restart, *b = &c.components[1].restart;
+        cr_assert_eq(a->mode, RESTART_PERMANENT, "the actord group's default");
+        cr_assert_eq(a->max_restarts, 7);
+        cr_assert_eq(a->window_ms, 30000);
+        cr_assert_eq(a->backoff_ms, 250);
+        cr_assert(a->exit_on_failure);
+        cr_assert_eq(b->mode, RESTART_NEVER, "a component's own keys win");
+        cr_assert_eq(b->max_restarts, 0);
+        cr_assert_eq(b->window_ms, 30000, "what it does not set comes from the default");
+        cr_assert(!b->exit_on_failure);
+        config_free(&c);
+        diag_free(&d);
+
+        r = load("actord: { workers = ( { cpu = 0; } ); };\n"
+                 "components: { a = { class = \"x.src\"; }; };\n",
+                 &c, &d, NULL);
+        cr_assert_eq(r, 0);
+        a = &c.components[0].restart;
+        cr_assert_eq(a->mode, RESTART_TRANSIENT);
+        cr_assert_eq(a->max_restarts, 5);
+        cr_assert_eq(a->window_ms, 10000);
+        cr_assert_eq(a->backoff_ms, 100);
+        cr_assert(!a->exit_on_failure);
+        config_free(&c);
+        diag_free(&d);
+}
+
+Test(config, bad_restart_policies_are_errors_at_their_line)
+{
+        struct config c;
+        struct diag d = {0};
+        int r = load("actord: { workers = ( { cpu = 0; } ); restart = \"always\"; };\n"
+                     "components: {\n"
+                     "  a = { class = \"x.src\"; on_failure = \"panic\"; };\n"
+                     "  b = { class = \"x.src\"; max_restarts = -1; restart_window_s = 0; };\n"
+                     "  c = { class = \"x.src\"; backoff_ms = \"soon\"; restarts = 3; };\n"
+                     "};\n",
+                     &c, &d, NULL);
+        dump(&d);
+        cr_assert_eq(r, -EINVAL);
+        cr_assert(diag_has(&d, "test.conf:1: actord: restart = \"always\": expected \"transient\" "
+                               "(after errors), \"permanent\" (also after DONE) or \"never\""));
+        cr_assert(diag_has(&d, "test.conf:3: component 'a': on_failure = \"panic\": expected "
+                               "\"continue\" (the rest runs on) or \"exit\""));
+        cr_assert(diag_has(&d, "test.conf:4: max_restarts is -1, out of range [0, 1000000]"));
+        cr_assert(diag_has(&d, "test.conf:4: restart_window_s is 0, out of range [1, 86400]"));
+        cr_assert(diag_has(&d, "test.conf:5: backoff_ms must be an integer, not a string"));
+        cr_assert(diag_has(&d, "test.conf:5: unknown key 'restarts' in a component; did you mean "
+                               "'restart'?"));
+        config_free(&c);
+        diag_free(&d);
+}
