@@ -3,7 +3,8 @@
  * setting when it starts; on the first run that sees the file changed (created, touched) it
  * blocks inside process() for good, which no component may do. actord then stops feeding the
  * systemd watchdog and systemd restarts it; the new instance starts with the file as it is, so
- * it runs normally until the file is touched again. */
+ * it runs normally until the file is touched again. With `fail`, it returns an error instead
+ * (for the restart policies: on_failure = "exit" under systemd). */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@ struct freeze {
         const char *trigger; /* valid until fini */
         struct timespec seen;
         bool existed;
+        bool fail;
 };
 
 static int trigger_stat(const char *path, struct timespec *ret_mtime)
@@ -38,6 +40,7 @@ static int freeze_init(struct actord_ctx *ctx, void **ret_state)
                 return -EINVAL;
         }
         f->existed = trigger_stat(f->trigger, &f->seen) == 0;
+        actord_setting_bool(ctx, "fail", &f->fail);
         *ret_state = f;
         return 0;
 }
@@ -52,6 +55,10 @@ static int freeze_process(struct actord_ctx *ctx, void *state)
                 return ACTORD_OK;
         if (f->existed && now.tv_sec == f->seen.tv_sec && now.tv_nsec == f->seen.tv_nsec)
                 return ACTORD_OK;
+        if (f->fail) {
+                actord_set_error(ctx, "%s changed: failing, as asked", f->trigger);
+                return ACTORD_ERROR;
+        }
         actord_log(ctx, ACTORD_LOG_WARNING, "%s changed: blocking this worker for good",
                    f->trigger);
         /* actord blocks its signals in every worker, so nothing ends this but the process. */
@@ -71,7 +78,8 @@ static const struct actord_setting freeze_settings[] = {
     {.name = "trigger",
      .type = ACTORD_SETTING_STRING,
      .required = true,
-     .help = "block for good once this file is created or its mtime changes"}};
+     .help = "block for good once this file is created or its mtime changes"},
+    {.name = "fail", .type = ACTORD_SETTING_BOOL, .help = "fail instead of blocking"}};
 
 static const struct actord_class freeze_class = {
     .struct_size = sizeof(struct actord_class),
@@ -83,7 +91,7 @@ static const struct actord_class freeze_class = {
     .inputs = freeze_in,
     .n_inputs = 1,
     .settings = freeze_settings,
-    .n_settings = 1,
+    .n_settings = 2,
     .init = freeze_init,
     .process = freeze_process,
     .fini = freeze_fini,

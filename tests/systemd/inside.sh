@@ -205,6 +205,26 @@ fi
 wait_for 5 flowing && ok "after the restart: $(prop StatusText)" ||
         bad "after the restart, nothing flows: '$(prop StatusText)'"
 
+# --- Restart policy: a component that fails for good with on_failure = "exit" makes actord
+# exit with status 1; the unit's Restart=on-failure starts it again.
+sed -i 's|^  freeze = { class = "test.freeze"; settings = { trigger = "\([^"]*\)"; };|  freeze = { class = "test.freeze"; settings = { trigger = "\1"; fail = true; }; max_restarts = 0; on_failure = "exit";|' \
+        "$ACTORD_CONFIG"
+grep -q 'on_failure = "exit"' "$ACTORD_CONFIG" && systemctl reload actord &&
+        ok "reload: component 'freeze' now fails with on_failure = \"exit\"" ||
+        bad "reload with on_failure = \"exit\" failed: $(grep freeze "$ACTORD_CONFIG")"
+pid=$(prop MainPID) restarts=$(prop NRestarts)
+touch "$trigger"
+if wait_for 15 restarted; then
+        why=$(journalctl -u actord _PID="$pid" --no-pager -o cat | grep -m 1 "on_failure is")
+        ok "on_failure = exit: restarted by systemd (NRestarts $(prop NRestarts), MainPID $pid -> $(prop MainPID)): $why"
+else
+        bad "on_failure = exit: no restart within 15 s (NRestarts $(prop NRestarts), MainPID $(prop MainPID))"
+fi
+code=$(journalctl -u actord --no-pager -o cat | grep -m 1 "Main process exited, code=exited, status=1")
+[ -n "$code" ] && ok "on_failure = exit: $code" || bad "on_failure = exit: no exit status 1 in the journal"
+wait_for 5 flowing && ok "after the restart: $(prop StatusText)" ||
+        bad "after the restart, nothing flows: '$(prop StatusText)'"
+
 # --- Stop.
 systemctl stop actord && ok "systemctl stop actord" || bad "systemctl stop actord failed"
 state=$(systemctl is-active actord)
