@@ -944,8 +944,11 @@ static void worker_stop_leaving(struct worker *w)
                     [COMPONENT_NEW_CODE] = "its plugin was replaced; it starts again on the new "
                                            "code",
                 };
+                /* One that failed (or waits to restart) leaves as changed: it gets a new start. */
                 log_fields(LOG_INFO, &LOG_FIELDS_OF(c), "component '%s' stopped: %s", c->name,
-                           why[c->leaving]);
+                           c->failed && c->leaving == COMPONENT_CHANGED
+                               ? "it had failed; the reload starts it again"
+                               : why[c->leaving]);
         }
 }
 

@@ -369,6 +369,7 @@ Test(supervision, a_reload_restarts_a_component_waiting_for_its_back_off)
                   "the second life did not end with its own first restart");
         char *err = daemon_stderr(&d);
         cr_assert(!strstr(err, "(restart 2 of"), "%s", err);
+        expect_in(err, "component 'flaky' stopped: it had failed; the reload starts it again");
         free(err);
         stop_cleanly(&d, NULL);
         daemon_cleanup(&d);
