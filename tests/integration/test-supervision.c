@@ -377,3 +377,35 @@ Test(supervision, a_reload_restarts_a_component_waiting_for_its_back_off)
         free(comps);
         free(flaky);
 }
+
+/* An on_message component restarts too, and runs again on the messages that come. */
+Test(supervision, an_on_message_component_restarts_and_runs_on_new_messages)
+{
+        char *flaky = path_in_dir("flaky.txt"), *comps;
+        cr_assert(asprintf(&comps,
+                           "  src = { class = \"test.bytes\"; schedule = { every_us = 1000; }; };\n"
+                           "  sink = { class = \"test.flakysink\"; settings = { path = \"%s\"; "
+                           "runs = 5; };\n"
+                           "           max_restarts = 2; backoff_ms = 10; };\n",
+                           flaky) > 0);
+        char *conf = write_conf(comps, "\"src.out -> sink.in\"");
+        struct daemon d;
+        const char *args[] = {"--config", conf, NULL};
+        daemon_start(&d, dir, args);
+        cr_assert(daemon_wait_notify(&d, "READY=1", 20000), "no READY: %s", daemon_notes(&d));
+        cr_assert(wait_contains(dir, d.err_path, "giving up on it", 20000), "never gave up");
+        char *err = daemon_stderr(&d);
+        expect_in(err, "component 'sink' (test.flakysink) failed: failing after 5 runs, as asked; "
+                       "restarting it in 10 ms (restart 1 of at most 2 within 10 s)");
+        expect_in(err, "component 'sink' (test.flakysink) restarted (2 restarts so far)");
+        expect_in(err, "giving up on it: 2 restarts within 10 s already");
+        free(err);
+        struct flaky_log l = read_flaky(flaky);
+        cr_assert_eq(l.n_inits, 3);
+        cr_assert_eq(l.n_finis, 3, "each life ran its five runs and ended");
+        stop_cleanly(&d, NULL);
+        daemon_cleanup(&d);
+        free(conf);
+        free(comps);
+        free(flaky);
+}

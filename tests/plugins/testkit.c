@@ -370,8 +370,41 @@ static const struct actord_class flaky_class = {
     .fini = flaky_fini,
 };
 
+/* test.flakysink: test.flaky as an on_message sink; a run reads what its input holds. */
+static int flakysink_process(struct actord_ctx *ctx, void *state)
+{
+        struct flaky *k = state;
+        while (actord_next(ctx, 0, NULL))
+                ;
+        if (--k->left > 0)
+                return ACTORD_OK;
+        if (k->done)
+                return ACTORD_DONE;
+        actord_set_error(ctx, "failing after %lld runs, as asked", (long long)k->runs);
+        return ACTORD_ERROR;
+}
+
+static const struct actord_port any_in[] = {{.name = "in", .type = ACTORD_TYPE_GENERIC}};
+
+static const struct actord_class flakysink_class = {
+    .struct_size = sizeof(struct actord_class),
+    .name = "test.flakysink",
+    .description = "test.flaky as a sink run on messages",
+    .shape = ACTORD_SHAPE_SINK,
+    .rules = ACTORD_RULE_ON_MESSAGE,
+    .default_rule = ACTORD_RULE_ON_MESSAGE,
+    .inputs = any_in,
+    .n_inputs = 1,
+    .settings = flaky_settings,
+    .n_settings = 4,
+    .init = flaky_init,
+    .process = flakysink_process,
+    .fini = flaky_fini,
+};
+
 static const struct actord_class *const classes[] = {
-    &bytes_class, &pass_class, &failinit_class, &gainsrc_class, &chatter_class, &flaky_class};
+    &bytes_class,   &pass_class,  &failinit_class, &gainsrc_class,
+    &chatter_class, &flaky_class, &flakysink_class};
 
 ACTORD_PLUGIN_DEFINE = {
     .abi_major = ACTORD_ABI_MAJOR,
@@ -380,5 +413,5 @@ ACTORD_PLUGIN_DEFINE = {
     .name = "testkit",
     .version = "1.0",
     .classes = classes,
-    .n_classes = 6,
+    .n_classes = 7,
 };
