@@ -603,6 +603,16 @@ static void component_stop(struct component *c)
         c->state = NULL;
 }
 
+/* Calls c's init; on success c is initialized. Returns init's result. */
+static int component_init(struct component *c)
+{
+        c->state = NULL;
+        c->error[0] = 0;
+        int r = c->cls->init ? c->cls->init(&c->ctx, &c->state) : 0;
+        c->initialized = r >= 0;
+        return r;
+}
+
 /* c's run (or, restarting, its init) ended it, by an error (`why`) or by DONE: stops it and
  * applies its restart policy (restart.h). Waiting for a restart, it sits in the timer heap
  * stopped: producers and notifies find it stopped and leave it, its inputs keep their
@@ -664,12 +674,10 @@ static void component_restart(struct worker *w, struct component *c, uint64_t no
 {
         c->restarting = false;
         c->stopped = false;
-        c->state = NULL;
-        c->error[0] = 0;
         /* A blocking init stalls the worker as a blocking run does: the supervisor sees it. */
         atomic_store_explicit(&w->running, c, memory_order_relaxed);
         atomic_store_explicit(&w->busy_since_ns, now, memory_order_relaxed);
-        int r = c->cls->init ? c->cls->init(&c->ctx, &c->state) : 0;
+        int r = component_init(c);
         atomic_store_explicit(&w->busy_since_ns, 0, memory_order_relaxed);
         if (r < 0) {
                 char why[sizeof(c->error) + 32];
@@ -678,7 +686,6 @@ static void component_restart(struct worker *w, struct component *c, uint64_t no
                 component_ended(w, c, true, why);
                 return;
         }
-        c->initialized = true;
         c->failed = false;
         log_fields(LOG_INFO, &LOG_FIELDS_OF(c),
                    "component '%s' (%s) restarted (%u restart%s so far)", c->name, c->cls->name,
@@ -900,9 +907,7 @@ void component_log_placement(const struct component *c)
 /* Runs init; false (logged, the component marked failed and stopped) if it fails. */
 static bool component_start(struct component *c)
 {
-        c->state = NULL;
-        c->error[0] = 0;
-        int r = c->cls->init ? c->cls->init(&c->ctx, &c->state) : 0;
+        int r = component_init(c);
         if (r < 0) {
                 log_fields(LOG_ERR, &LOG_FIELDS_OF(c), "component '%s' (%s) failed to start: %s",
                            c->name, c->cls->name, c->error[0] ? c->error : strerror(-r));
@@ -910,7 +915,6 @@ static bool component_start(struct component *c)
                 component_stop(c);
                 return false;
         }
-        c->initialized = true;
         return true;
 }
 

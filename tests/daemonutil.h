@@ -314,9 +314,17 @@ static inline bool wait_lines(const char *dir, const char *path, int lines, int 
         return ok;
 }
 
-/* Waits (inotify) until path exists and contains needle. */
-static inline bool wait_contains(const char *dir, const char *path, const char *needle,
-                                 int timeout_ms)
+static inline int count_occurrences(const char *text, const char *needle)
+{
+        int n = 0;
+        for (const char *p = text; p && (p = strstr(p, needle)); p++)
+                n++;
+        return n;
+}
+
+/* Waits (inotify on dir) until path exists and contains needle at least n times. */
+static inline bool wait_count(const char *dir, const char *path, const char *needle, int n,
+                              int timeout_ms)
 {
         int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
         cr_assert(in >= 0);
@@ -326,7 +334,7 @@ static inline bool wait_contains(const char *dir, const char *path, const char *
         bool ok;
         for (;;) {
                 char *text = tu_read(path);
-                ok = text && strstr(text, needle);
+                ok = count_occurrences(text, needle) >= n;
                 free(text);
                 int left = (int)(end - now_ms());
                 if (ok || left <= 0)
@@ -340,6 +348,13 @@ static inline bool wait_contains(const char *dir, const char *path, const char *
         }
         close(in);
         return ok;
+}
+
+/* Waits (inotify) until path exists and contains needle. */
+static inline bool wait_contains(const char *dir, const char *path, const char *needle,
+                                 int timeout_ms)
+{
+        return wait_count(dir, path, needle, 1, timeout_ms);
 }
 
 #endif

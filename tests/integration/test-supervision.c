@@ -80,38 +80,13 @@ static struct flaky_log read_flaky(const char *path)
         return l;
 }
 
-static int occurrences(const char *text, const char *needle)
+/* Starts actord on conf and waits for READY, then for a component to be given up on. */
+static void start_until_given_up(struct daemon *d, const char *conf)
 {
-        int n = 0;
-        for (const char *p = text; p && (p = strstr(p, needle)); p++)
-                n++;
-        return n;
-}
-
-/* Waits (inotify) until the file at path, in dir, holds needle n times. */
-static bool wait_count(const char *path, const char *needle, int n, int timeout_ms)
-{
-        int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-        cr_assert(in >= 0);
-        cr_assert(inotify_add_watch(in, dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO) >= 0);
-        int64_t end = now_ms() + timeout_ms;
-        bool ok;
-        for (;;) {
-                char *text = tu_read(path);
-                ok = occurrences(text, needle) >= n;
-                free(text);
-                int left = (int)(end - now_ms());
-                if (ok || left <= 0)
-                        break;
-                struct pollfd p = {.fd = in, .events = POLLIN};
-                if (poll(&p, 1, left) == 1) {
-                        char buf[4096];
-                        while (read(in, buf, sizeof(buf)) > 0)
-                                ;
-                }
-        }
-        close(in);
-        return ok;
+        const char *args[] = {"--config", conf, NULL};
+        daemon_start(d, dir, args);
+        cr_assert(daemon_wait_notify(d, "READY=1", 20000), "no READY: %s", daemon_notes(d));
+        cr_assert(wait_contains(dir, d->err_path, "giving up on it", 20000), "never gave up");
 }
 
 static void expect_in(const char *text, const char *needle)
@@ -146,10 +121,7 @@ static void restarts_until_the_limit(const char *schedule)
                            schedule, flaky, out) > 0);
         char *conf = write_conf(comps, "\"flaky.out -> log.in\"");
         struct daemon d;
-        const char *args[] = {"--config", conf, NULL};
-        daemon_start(&d, dir, args);
-        cr_assert(daemon_wait_notify(&d, "READY=1", 20000), "no READY: %s", daemon_notes(&d));
-        cr_assert(wait_contains(dir, d.err_path, "giving up on it", 20000), "never gave up");
+        start_until_given_up(&d, conf);
 
         char *err = daemon_stderr(&d);
         expect_in(err, "component 'flaky' (test.flaky) failed: failing after 3 runs, as asked; "
@@ -322,10 +294,7 @@ Test(supervision, a_restart_whose_init_fails_is_retried_up_to_the_limit)
                            flaky) > 0);
         char *conf = write_conf(comps, "\"flaky.out -> log.in\"");
         struct daemon d;
-        const char *args[] = {"--config", conf, NULL};
-        daemon_start(&d, dir, args);
-        cr_assert(daemon_wait_notify(&d, "READY=1", 20000), "no READY: %s", daemon_notes(&d));
-        cr_assert(wait_contains(dir, d.err_path, "giving up on it", 20000), "never gave up");
+        start_until_given_up(&d, conf);
         char *err = daemon_stderr(&d);
         expect_in(err, "failed: failing after 1 runs, as asked; restarting it in 10 ms (restart 1");
         expect_in(err, "failed: init failed: init fails from init 2 on, as asked; restarting it "
@@ -365,8 +334,9 @@ Test(supervision, a_reload_restarts_a_component_waiting_for_its_back_off)
         free(ready);
         cr_assert(wait_contains(dir, flaky, "init 2 ", 20000), "the reload did not start it");
         /* The new one fails too, and starts a count of its own. */
-        cr_assert(wait_count(d.err_path, "restarting it in 3600000 ms (restart 1 of", 2, 20000),
-                  "the second life did not end with its own first restart");
+        cr_assert(
+            wait_count(dir, d.err_path, "restarting it in 3600000 ms (restart 1 of", 2, 20000),
+            "the second life did not end with its own first restart");
         char *err = daemon_stderr(&d);
         cr_assert(!strstr(err, "(restart 2 of"), "%s", err);
         expect_in(err, "component 'flaky' stopped: it had failed; the reload starts it again");
@@ -390,10 +360,7 @@ Test(supervision, an_on_message_component_restarts_and_runs_on_new_messages)
                            flaky) > 0);
         char *conf = write_conf(comps, "\"src.out -> sink.in\"");
         struct daemon d;
-        const char *args[] = {"--config", conf, NULL};
-        daemon_start(&d, dir, args);
-        cr_assert(daemon_wait_notify(&d, "READY=1", 20000), "no READY: %s", daemon_notes(&d));
-        cr_assert(wait_contains(dir, d.err_path, "giving up on it", 20000), "never gave up");
+        start_until_given_up(&d, conf);
         char *err = daemon_stderr(&d);
         expect_in(err, "component 'sink' (test.flakysink) failed: failing after 5 runs, as asked; "
                        "restarting it in 10 ms (restart 1 of at most 2 within 10 s)");

@@ -322,6 +322,17 @@ static int flaky_init(struct actord_ctx *ctx, void **ret_state)
         return 0;
 }
 
+/* What a run of either flaky class returns: OK until its last run, then DONE or an error. */
+static int flaky_end_run(struct actord_ctx *ctx, struct flaky *k)
+{
+        if (--k->left > 0)
+                return ACTORD_OK;
+        if (k->done)
+                return ACTORD_DONE;
+        actord_set_error(ctx, "failing after %lld runs, as asked", (long long)k->runs);
+        return ACTORD_ERROR;
+}
+
 static int flaky_process(struct actord_ctx *ctx, void *state)
 {
         struct flaky *k = state;
@@ -330,12 +341,7 @@ static int flaky_process(struct actord_ctx *ctx, void *state)
                 *p = (uint64_t)k->nth;
                 actord_publish(ctx, 0);
         }
-        if (--k->left > 0)
-                return ACTORD_OK;
-        if (k->done)
-                return ACTORD_DONE;
-        actord_set_error(ctx, "failing after %lld runs, as asked", (long long)k->runs);
-        return ACTORD_ERROR;
+        return flaky_end_run(ctx, k);
 }
 
 static void flaky_fini(struct actord_ctx *ctx, void *state)
@@ -376,12 +382,7 @@ static int flakysink_process(struct actord_ctx *ctx, void *state)
         struct flaky *k = state;
         while (actord_next(ctx, 0, NULL))
                 ;
-        if (--k->left > 0)
-                return ACTORD_OK;
-        if (k->done)
-                return ACTORD_DONE;
-        actord_set_error(ctx, "failing after %lld runs, as asked", (long long)k->runs);
-        return ACTORD_ERROR;
+        return flaky_end_run(ctx, k);
 }
 
 static const struct actord_port any_in[] = {{.name = "in", .type = ACTORD_TYPE_GENERIC}};
