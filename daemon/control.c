@@ -18,16 +18,21 @@
 
 #define STATE_NAME "reload-state"
 
-char *control_state_path(void)
+char *control_runtime_path(const char *name)
 {
         const char *d = getenv("RUNTIME_DIRECTORY");
         if (!d || !*d)
                 return NULL;
         char *p;
         /* RuntimeDirectory= may name several: systemd lists them separated by colons. */
-        if (asprintf(&p, "%.*s/" STATE_NAME, (int)strcspn(d, ":"), d) < 0)
+        if (asprintf(&p, "%.*s/%s", (int)strcspn(d, ":"), d, name) < 0)
                 return NULL;
         return p;
+}
+
+char *control_state_path(void)
+{
+        return control_runtime_path(STATE_NAME);
 }
 
 void control_state_write(const char *path, unsigned generation, const char *result)

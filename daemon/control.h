@@ -8,6 +8,10 @@
 
 #include <stdbool.h>
 
+/* `name`'s path in $RUNTIME_DIRECTORY (the first of several), or NULL when the variable is not
+ * set. Free it. */
+char *control_runtime_path(const char *name);
+
 /* The state file's path under $RUNTIME_DIRECTORY (the first of several), or NULL when the
  * variable is not set (not under systemd: nobody waits). Free it. */
 char *control_state_path(void);

@@ -17,9 +17,11 @@
 #include "clock.h"
 #include "config.h"
 #include "control.h"
+#include "ctlsock.h"
 #include "log.h"
 #include "plugin.h"
 #include "reload.h"
+#include "stats.h"
 #include "supervisor.h"
 #include "topology.h"
 #include "worker.h"
@@ -33,7 +35,8 @@ struct options {
         bool config_given;
         bool check_config;
         bool list_plugins;
-        const char *reload_pid; /* --reload PID */
+        const char *reload_pid;     /* --reload PID */
+        const char *control_socket; /* --control-socket PATH */
 };
 
 static void usage(FILE *f)
@@ -51,6 +54,9 @@ static void usage(FILE *f)
                 "      --reload PID        send SIGHUP to the actord with that PID and wait until\n"
                 "                          it applied (exit 0) or refused (1) the configuration;\n"
                 "                          for the unit's ExecReload (needs RUNTIME_DIRECTORY)\n"
+                "      --control-socket PATH\n"
+                "                          answer actorctl on this Unix socket (default under\n"
+                "                          systemd: $RUNTIME_DIRECTORY/control.sock; else none)\n"
                 "  -v, --verbose           log debug messages too\n"
                 "  -h, --help              show this help and exit\n"
                 "  -V, --version           show the version and exit\n"
@@ -66,13 +72,14 @@ static void usage(FILE *f)
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-        enum { OPT_CHECK = 256, OPT_LIST, OPT_RELOAD };
+        enum { OPT_CHECK = 256, OPT_LIST, OPT_RELOAD, OPT_CONTROL };
         static const struct option longopts[] = {
             {"config", required_argument, NULL, 'c'},
             {"plugin-dir", required_argument, NULL, 'p'},
             {"check-config", no_argument, NULL, OPT_CHECK},
             {"list-plugins", no_argument, NULL, OPT_LIST},
             {"reload", required_argument, NULL, OPT_RELOAD},
+            {"control-socket", required_argument, NULL, OPT_CONTROL},
             {"verbose", no_argument, NULL, 'v'},
             {"help", no_argument, NULL, 'h'},
             {"version", no_argument, NULL, 'V'},
@@ -100,6 +107,9 @@ static int parse_options(int argc, char **argv, struct options *o)
                         break;
                 case OPT_RELOAD:
                         o->reload_pid = optarg;
+                        break;
+                case OPT_CONTROL:
+                        o->control_socket = optarg;
                         break;
                 case 'v':
                         log_set_max_priority(LOG_DEBUG);
@@ -204,16 +214,17 @@ static void list_plugins(const struct plugin_registry *reg)
         }
 }
 
-/* SIGHUP: reads and validates the configuration file again (plugins included) while the
- * workers run. An invalid file, or one that changes the workers, leaves everything as it is,
- * with its errors logged. A valid one is applied (reload.h, runtime_reload): unchanged
- * components keep running with their state and queued messages, the others are stopped,
- * restarted or started. Returns true if the running pipeline changed. */
-/* Applies the configuration file again (SIGHUP); `result` gets one line for the reload state
- * (control.h), starting with "applied" or "failed". */
+/* SIGHUP or the control socket's `reload` (`why` says which): reads and validates the
+ * configuration file again (plugins included) while the workers run. An invalid file, or one
+ * that changes the workers, leaves everything as it is, with its errors logged. A valid one is
+ * applied (reload.h, runtime_reload): unchanged components keep running with their state and
+ * queued messages, the others are stopped, restarted or started. `result` gets one line for
+ * the reload state (control.h), starting with "applied" or "failed"; `detail`, when not NULL,
+ * every error, a line each. Returns true if the running pipeline changed. */
 static bool reload(const struct options *o, struct config **cfg, struct plugin_registry *reg,
                    struct topology *topo, struct runtime *rt, struct supervisor *sup,
-                   const char *running_status, char *result, size_t result_len)
+                   const char *running_status, const char *why, char *result, size_t result_len,
+                   FILE *detail)
 {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -221,7 +232,7 @@ static bool reload(const struct options *o, struct config **cfg, struct plugin_r
                    (unsigned long long)ts.tv_sec * 1000000ull +
                        (unsigned long long)ts.tv_nsec / 1000,
                    o->config);
-        log_info("SIGHUP: reloading %s", o->config);
+        log_info("%s: reloading %s", why, o->config);
         struct config *ncfg = calloc(1, sizeof(*ncfg));
         struct diag d = {0}, pd = {0};
         struct plugin_registry nreg = {.prev = reg};
@@ -245,6 +256,8 @@ static bool reload(const struct options *o, struct config **cfg, struct plugin_r
                 snprintf(result, result_len, "failed: %s has %zu error%s, the first: %s", o->config,
                          d.n, d.n == 1 ? "" : "s",
                          d.n ? d.lines[0] : (r < 0 ? strerror(-r) : "cannot load it"));
+                for (size_t i = 0; detail && i < d.n; i++)
+                        fprintf(detail, "%s\n", d.lines[i]);
                 goto out;
         }
         char busy[256];
@@ -359,14 +372,6 @@ static struct loss_report *loss_reports_new(const struct topology *t)
         return lr;
 }
 
-static void endpoint_name(const struct config_endpoint *e, char *buf, size_t len)
-{
-        if (e->index >= 0)
-                snprintf(buf, len, "%s.%s[%d]", e->component, e->port, e->index);
-        else
-                snprintf(buf, len, "%s.%s", e->component, e->port);
-}
-
 static void report_losses(const struct topology *t, struct loss_report *lr, uint64_t now)
 {
         for (int i = 0; lr && i < t->n_chans; i++) {
@@ -379,8 +384,8 @@ static void report_losses(const struct topology *t, struct loss_report *lr, uint
                 channel_stats(&t->chans[i], &st);
                 const struct config_link *l = &t->cfg->links[i];
                 char from[160], to[160], name[330];
-                endpoint_name(&l->from, from, sizeof(from));
-                endpoint_name(&l->to, to, sizeof(to));
+                stats_endpoint_name(&l->from, from, sizeof(from));
+                stats_endpoint_name(&l->to, to, sizeof(to));
                 snprintf(name, sizeof(name), "%s -> %s", from, to);
                 const struct component *reader = t->comps[t->link_to[i]];
                 log_fields(LOG_WARNING,
@@ -412,6 +417,111 @@ static void totals(const struct topology *t, uint64_t *ret_consumed, uint64_t *r
         *ret_lost = lost;
 }
 
+/* The running daemon, as the main thread keeps it from one event to the next. */
+struct running {
+        const struct options *opt;
+        struct config **cfg;
+        struct plugin_registry *reg;
+        struct topology *topo;
+        struct runtime *rt;
+        struct supervisor *sup;
+        char *state_path;
+        unsigned generation;
+        char status[256];
+        char last_reload[512];
+        struct daemon_info info;
+        struct loss_report *losses;
+        uint64_t last_ns, last_consumed, lost;
+        double rate; /* messages delivered per second, over the last second */
+};
+
+/* A reload and its bookkeeping: the state file, the counts, the rate and loss baselines. */
+static bool apply_reload(struct running *m, const char *why, FILE *detail)
+{
+        char result[512];
+        bool applied = reload(m->opt, m->cfg, m->reg, m->topo, m->rt, m->sup, m->status, why,
+                              result, sizeof(result), detail);
+        control_state_write(m->state_path, ++m->generation, result);
+        snprintf(m->last_reload, sizeof(m->last_reload), "%s", result);
+        if (!applied) {
+                m->info.reloads_failed++;
+                return false;
+        }
+        m->info.reloads_applied++;
+        m->info.config_path = (*m->cfg)->path ? (*m->cfg)->path : m->opt->config;
+        /* Other channels now: the rate starts again from here. */
+        totals(m->topo, &m->last_consumed, &m->lost);
+        m->last_ns = mono_ns();
+        free(m->losses);
+        m->losses = loss_reports_new(m->topo);
+        status_line(m->topo, *m->cfg, m->rate, m->lost, m->status, sizeof(m->status));
+        return true;
+}
+
+/* A command that is not one: quoted with what is not printable escaped, at most 40 bytes. */
+static void quote_command(FILE *out, const char *cmd)
+{
+        fputc('\'', out);
+        size_t i = 0;
+        for (; cmd[i] && i < 40; i++) {
+                unsigned char ch = (unsigned char)cmd[i];
+                if (ch < 0x20 || ch >= 0x7f || ch == '\\' || ch == '\'')
+                        fprintf(out, "\\x%02x", ch);
+                else
+                        fputc(ch, out);
+        }
+        fputs(cmd[i] ? "'..." : "'", out);
+}
+
+/* The control socket's commands (ctlsock.h). */
+static bool control_command(void *arg, const char *cmd, uid_t uid, FILE *out)
+{
+        struct running *m = arg;
+        const struct stats_view v = {.info = &m->info, .topo = m->topo, .rt = m->rt, .sup = m->sup};
+        if (strcmp(cmd, "status") == 0) {
+                stats_write_status(out, &v, mono_ns());
+                return true;
+        }
+        if (strcmp(cmd, "stats") == 0) {
+                stats_write_tables(out, &v, mono_ns());
+                return true;
+        }
+        if (strcmp(cmd, "metrics") == 0) {
+                stats_write_metrics(out, &v);
+                return true;
+        }
+        if (strcmp(cmd, "help") == 0) {
+                fputs("commands: status, stats, metrics, reload, help\n", out);
+                return true;
+        }
+        if (strcmp(cmd, "reload") == 0) {
+                if (uid != 0 && uid != geteuid()) {
+                        fprintf(out,
+                                "permission denied: reload is for root and for the daemon's own "
+                                "user (uid %u), not for uid %u",
+                                (unsigned)geteuid(), (unsigned)uid);
+                        return false;
+                }
+                char why[64];
+                snprintf(why, sizeof(why), "control socket (uid %u)", (unsigned)uid);
+                char *detail = NULL;
+                size_t detail_len = 0;
+                FILE *df = open_memstream(&detail, &detail_len);
+                bool applied = apply_reload(m, why, df);
+                if (df)
+                        fclose(df);
+                fprintf(out, "%s\n", m->last_reload);
+                if (!applied && detail)
+                        fputs(detail, out);
+                free(detail);
+                return applied;
+        }
+        fputs("unknown command ", out);
+        quote_command(out, cmd);
+        fputs(": expected status, stats, metrics, reload or help", out);
+        return false;
+}
+
 int main(int argc, char **argv)
 {
         struct options opt;
@@ -431,7 +541,9 @@ int main(int argc, char **argv)
         struct runtime rt = {0};
         struct supervisor sup = {0};
         int sfd = -1;
-        char *state_path = NULL;
+        struct ctlsock ctl = {.fd = -1};
+        struct running m = {
+            .opt = &opt, .cfg = &cfg, .reg = &reg, .topo = &topo, .rt = &rt, .sup = &sup};
 
         /* --list-plugins needs a configuration only for its plugin_dirs, when one is named.
          * Configuration errors are collected in cd, those of the file and those that need the
@@ -501,6 +613,17 @@ int main(int argc, char **argv)
                 log_error("cannot start the log writer: %s", strerror(-lr));
                 goto out;
         }
+        /* Before any component starts: a control socket that cannot be had stops the start. */
+        char *ctl_path =
+            opt.control_socket ? strdup(opt.control_socket) : control_runtime_path("control.sock");
+        if (ctl_path) {
+                int sr = ctlsock_open(&ctl, ctl_path);
+                free(ctl_path);
+                if (sr < 0) {
+                        log_error("startup failed: no control socket; stopping");
+                        goto out;
+                }
+        }
         if (runtime_start(&rt, &topo, cfg) < 0) {
                 log_error("startup failed; stopping");
                 goto out;
@@ -512,15 +635,25 @@ int main(int argc, char **argv)
                                     i, cfg->workers[i].cpu, cfg->workers[i].shares_with);
         for (int i = 0; i < topo.n_comps; i++)
                 component_log_placement(topo.comps[i]);
-        char status[256];
-        status_line(&topo, cfg, 0, 0, status, sizeof(status));
+        char *status = m.status;
+        status_line(&topo, cfg, 0, 0, status, sizeof(m.status));
         log_info("running: %s", status);
+        struct timespec rts;
+        clock_gettime(CLOCK_REALTIME, &rts);
+        m.info = (struct daemon_info){
+            .version = ACTORD_VERSION,
+            .config_path = cfg->path ? cfg->path : opt.config,
+            .pid = (int)getpid(),
+            .start_unix_ns = (uint64_t)rts.tv_sec * 1000000000u + (uint64_t)rts.tv_nsec,
+            .start_mono_ns = mono_ns(),
+            .status = m.status,
+            .last_reload = m.last_reload,
+        };
         /* For `actord --reload` (the unit's ExecReload): each reload's generation and result.
          * Written before READY=1: from then on a reload may be asked for, and the command reads
          * the file first. */
-        state_path = control_state_path();
-        unsigned generation = 0;
-        control_state_write(state_path, generation, "started");
+        m.state_path = control_state_path();
+        control_state_write(m.state_path, m.generation, "started");
         sd_notifyf(0, "READY=1\nSTATUS=%s", status);
 
         /* The main thread wakes every tick: for STATUS each second, for the watchdog (fed at
@@ -535,36 +668,46 @@ int main(int argc, char **argv)
         if (watchdog)
                 log_info("systemd watchdog: %llu ms", (unsigned long long)(wd_usec / 1000));
 
-        uint64_t last_ns = mono_ns(), last_consumed = 0, lost = 0;
-        struct loss_report *losses = loss_reports_new(&topo);
+        m.last_ns = mono_ns();
+        m.losses = loss_reports_new(&topo);
         int was_stuck = 0;
         bool failure = false;
         for (;;) {
-                struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN},
-                                        {.fd = rt.fail_fd, .events = POLLIN}};
-                int n = poll(pfd, 2, tick_ms(watchdog ? wd_usec : 0, cfg->stall_ms));
+                struct pollfd pfd[2 + 1 + CTL_CONNS_MAX] = {{.fd = sfd, .events = POLLIN},
+                                                            {.fd = rt.fail_fd, .events = POLLIN}};
+                int n_ctl = ctlsock_pollfds(&ctl, pfd + 2);
+                int timeout = tick_ms(watchdog ? wd_usec : 0, cfg->stall_ms);
+                int ctl_timeout = ctlsock_timeout_ms(&ctl, mono_ns());
+                if (ctl_timeout >= 0 && ctl_timeout < timeout)
+                        timeout = ctl_timeout;
+                int n = poll(pfd, (nfds_t)(2 + n_ctl), timeout);
                 if (n < 0 && errno != EINTR) {
                         log_error("poll: %s", strerror(errno));
                         break;
                 }
+                if (n < 0)
+                        for (int i = 0; i < 2 + n_ctl; i++)
+                                pfd[i].revents = 0;
                 uint64_t now = mono_ns();
                 char stall[256];
                 int stuck = supervisor_check(&sup, &rt, now, stall, sizeof(stall));
                 /* STATUS each second, and at once when a stall starts or ends. */
-                if (now - last_ns >= 1000000000u || (stuck > 0) != (was_stuck > 0)) {
+                if (now - m.last_ns >= 1000000000u || (stuck > 0) != (was_stuck > 0)) {
                         uint64_t consumed;
-                        totals(&topo, &consumed, &lost);
-                        double rate =
-                            (double)(consumed - last_consumed) * 1e9 / (double)(now - last_ns);
-                        status_line(&topo, cfg, rate, lost, status, sizeof(status));
+                        totals(&topo, &consumed, &m.lost);
+                        m.rate =
+                            (double)(consumed - m.last_consumed) * 1e9 / (double)(now - m.last_ns);
+                        status_line(&topo, cfg, m.rate, m.lost, status, sizeof(m.status));
                         sd_notifyf(0, "STATUS=%s", stuck ? stall : status);
-                        last_ns = now;
-                        last_consumed = consumed;
-                        report_losses(&topo, losses, now);
+                        m.last_ns = now;
+                        m.last_consumed = consumed;
+                        report_losses(&topo, m.losses, now);
                 }
                 was_stuck = stuck;
                 if (watchdog && !stuck)
                         sd_notify(0, "WATCHDOG=1");
+                /* The control socket's deadlines pass without an event too. */
+                ctlsock_process(&ctl, pfd + 2, n_ctl, now, control_command, &m);
                 if (n <= 0)
                         continue;
                 if (pfd[1].revents) {
@@ -587,23 +730,15 @@ int main(int argc, char **argv)
                 if (read(sfd, &si, sizeof(si)) != sizeof(si))
                         continue;
                 if (si.ssi_signo == SIGHUP) {
-                        char result[512];
-                        bool applied = reload(&opt, &cfg, &reg, &topo, &rt, &sup, status, result,
-                                              sizeof(result));
-                        control_state_write(state_path, ++generation, result);
-                        if (applied) {
-                                /* Other channels now: the rate starts again from here. */
-                                totals(&topo, &last_consumed, &lost);
-                                last_ns = mono_ns();
-                                free(losses);
-                                losses = loss_reports_new(&topo);
-                        }
+                        apply_reload(&m, "SIGHUP", NULL);
                         continue;
                 }
                 log_info("%s: stopping", strsignal((int)si.ssi_signo));
                 break;
         }
-        free(losses);
+        free(m.losses);
+        /* No request is answered while stopping: clients see the connection close. */
+        ctlsock_close(&ctl);
         sd_notify(0, "STOPPING=1\nSTATUS=stopping");
         /* A run may take up to stall_ms; one that takes longer is stuck and cannot be stopped:
          * exit without it rather than hang until systemd kills the daemon. */
@@ -620,18 +755,19 @@ int main(int argc, char **argv)
                                  c->restart.total == 1 ? "" : "s");
                 if (c->rule == ACTORD_RULE_PERIODIC)
                         log_info("component '%s': %llu runs, %llu missed periods%s", c->name,
-                                 (unsigned long long)c->runs, (unsigned long long)c->missed_periods,
-                                 restarts);
+                                 (unsigned long long)counter_get(&c->runs),
+                                 (unsigned long long)counter_get(&c->missed_periods), restarts);
                 else
                         log_info("component '%s': %llu runs%s", c->name,
-                                 (unsigned long long)c->runs, restarts);
+                                 (unsigned long long)counter_get(&c->runs), restarts);
         }
         log_info("stopped");
         exit_code = failure ? EXIT_FAILURE : EXIT_SUCCESS;
 out:
         /* What is queued goes out; a writer stuck on a stalled reader is left behind. */
         log_defer_finish(1000);
-        free(state_path);
+        ctlsock_close(&ctl);
+        free(m.state_path);
         supervisor_free(&sup);
         if (sfd >= 0)
                 close(sfd);

@@ -222,6 +222,7 @@ int reload_hand_over(struct topology *old, struct topology *next, const struct r
                 if (!ok) {
                         snprintf(n->error, sizeof(n->error), "out of memory for its channel ends");
                         n->stopped = n->failed = true;
+                        component_set_state(n, COMPONENT_FAILED);
                         failed++;
                 }
         }

@@ -244,6 +244,16 @@ static bool port_type_of(struct builder *b, int ci, const struct actord_port *p,
         return true;
 }
 
+const char *component_state_name(int state)
+{
+        static const char *const names[] = {
+            [COMPONENT_STARTING] = "starting",     [COMPONENT_RUNNING] = "running",
+            [COMPONENT_RESTARTING] = "restarting", [COMPONENT_FINISHED] = "finished",
+            [COMPONENT_FAILED] = "failed",
+        };
+        return state >= 0 && state <= COMPONENT_FAILED ? names[state] : "unknown";
+}
+
 static const struct actord_port *decl_port(const struct component *c, bool output, int port)
 {
         return output ? &c->cls->outputs[port] : &c->cls->inputs[port];

@@ -56,8 +56,6 @@ struct component {
         struct restart_state restart;
         int leaving; /* reload: why it stops (COMPONENT_REMOVED...), while it stops */
         uint64_t next_deadline_ns;
-        uint64_t missed_periods;
-        uint64_t runs;
         uint64_t drained; /* during a run: bit k set when the last read of input k found none */
         struct actord_msg_info info_unused; /* where next() puts what its caller did not ask for */
         char error[256];
@@ -96,7 +94,43 @@ struct component {
         /* Given up on by its restart policy: set by its worker, read by the main thread for
          * STATUS and on_failure (relaxed: diagnostics; the eventfd orders the exit). */
         _Atomic bool given_up;
+
+        /* Statistics: its worker is the only writer (relaxed, counter_add()), anyone reads
+         * them (the status line, the control socket) with relaxed loads. */
+        _Atomic uint64_t runs;
+        _Atomic uint64_t missed_periods;
+        _Atomic uint32_t restarts;
+        _Atomic int run_state; /* enum component_state */
 };
+
+/* Where a component stands, for people (the control socket). */
+enum component_state {
+        COMPONENT_STARTING, /* created, init not run yet */
+        COMPONENT_RUNNING,
+        COMPONENT_RESTARTING, /* stopped, waiting for its restart */
+        COMPONENT_FINISHED,   /* stopped after DONE */
+        COMPONENT_FAILED,     /* stopped by an error, for good (until a reload) */
+};
+
+const char *component_state_name(int state);
+
+/* A counter with one writer: a plain add, made atomic so that readers on other threads are
+ * well defined. */
+static inline void counter_add(_Atomic uint64_t *c, uint64_t n)
+{
+        atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                              memory_order_relaxed);
+}
+
+static inline uint64_t counter_get(const _Atomic uint64_t *c)
+{
+        return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static inline void component_set_state(struct component *c, enum component_state s)
+{
+        atomic_store_explicit(&c->run_state, s, memory_order_relaxed);
+}
 
 #define COMPONENT_REMOVED 1
 #define COMPONENT_CHANGED 2

@@ -610,6 +610,8 @@ static int component_init(struct component *c)
         c->error[0] = 0;
         int r = c->cls->init ? c->cls->init(&c->ctx, &c->state) : 0;
         c->initialized = r >= 0;
+        if (r >= 0)
+                component_set_state(c, COMPONENT_RUNNING);
         return r;
 }
 
@@ -627,7 +629,7 @@ static void component_ended(struct worker *w, struct component *c, bool error, c
                          c->cls->name, why);
         else
                 snprintf(head, sizeof(head), "component '%s' finished (DONE) after %llu runs",
-                         c->name, (unsigned long long)c->runs);
+                         c->name, (unsigned long long)counter_get(&c->runs));
         uint64_t now = mono_ns(), delay = 0;
         enum restart_action a = restart_decide(p, &c->restart, error, now, &delay);
         component_stop(c);
@@ -635,9 +637,12 @@ static void component_ended(struct worker *w, struct component *c, bool error, c
         const struct log_fields f = LOG_FIELDS_OF(c);
         switch (a) {
         case RESTART_ACTION_STOP:
+                component_set_state(c, error ? COMPONENT_FAILED : COMPONENT_FINISHED);
                 log_fields(LOG_INFO, &f, "%s; stopping it", head);
                 return;
         case RESTART_ACTION_RESTART:
+                component_set_state(c, COMPONENT_RESTARTING);
+                atomic_store_explicit(&c->restarts, c->restart.total, memory_order_relaxed);
                 log_fields(error ? LOG_ERR : LOG_INFO, &f,
                            "%s;%s restarting it in %llu ms (restart %u of at most %u within %u s)",
                            head, error ? "" : " restart = \"permanent\":",
@@ -659,6 +664,7 @@ static void component_ended(struct worker *w, struct component *c, bool error, c
                            "max_restarts allows%s",
                            head, c->restart.in_window, p->window_ms / 1000, then);
         c->failed = true;
+        component_set_state(c, COMPONENT_FAILED);
         atomic_store_explicit(&c->given_up, true, memory_order_relaxed);
         if (p->exit_on_failure) {
                 /* The eventfd's write orders given_up before the main thread's look. */
@@ -756,9 +762,8 @@ static void run_component(struct worker *w, struct component *c, uint64_t now)
                 mark_ready(w, peer);
         }
 
-        c->runs++;
-        atomic_store_explicit(&w->runs, atomic_load_explicit(&w->runs, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+        counter_add(&c->runs, 1);
+        counter_add(&w->runs, 1);
 
         if (r == ACTORD_DONE || r < 0) {
                 component_ended(w, c, r < 0, c->error[0] ? c->error : "process returned an error");
@@ -790,7 +795,8 @@ static int run_timers(struct worker *w, uint64_t now)
                  * (it started late, or overran) is counted as missed, not run in a burst. */
                 uint64_t end = mono_ns();
                 uint64_t missed = (end - c->next_deadline_ns) / c->period_ns;
-                c->missed_periods += missed;
+                if (missed)
+                        counter_add(&c->missed_periods, missed);
                 c->next_deadline_ns += (missed + 1) * c->period_ns;
                 heap_push(w, c);
         }
@@ -867,9 +873,7 @@ static void worker_sleep(struct worker *w)
                                                       .tv_nsec = (long)(deadline % 1000000000u)}};
                 timerfd_settime(w->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
         }
-        atomic_store_explicit(&w->sleeps,
-                              atomic_load_explicit(&w->sleeps, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+        counter_add(&w->sleeps, 1);
         struct epoll_event evs[32];
         int n = epoll_wait(w->epfd, evs, 32, -1);
         atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
@@ -913,6 +917,7 @@ static bool component_start(struct component *c)
                            c->name, c->cls->name, c->error[0] ? c->error : strerror(-r));
                 c->failed = true;
                 component_stop(c);
+                component_set_state(c, COMPONENT_FAILED);
                 return false;
         }
         return true;

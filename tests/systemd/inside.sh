@@ -58,7 +58,7 @@ has_fields() {
 }
 
 # --- The install, where the build says each piece goes.
-for f in "$ACTORD_BIN" "$ACTORD_PLUGIN_DIR/core.so" "$ACTORD_HEADER" "$ACTORD_PC" \
+for f in "$ACTORD_BIN" "$ACTORD_CTL" "$ACTORD_PLUGIN_DIR/core.so" "$ACTORD_HEADER" "$ACTORD_PC" \
         "$ACTORD_CONFIG" "$ACTORD_UNIT" "$ACTORD_DOC"; do
         if [ -f "$f" ]; then ok "installed: $f"; else bad "installed: $f is missing"; fi
 done
@@ -116,6 +116,19 @@ has_fields "$e" COMPONENT=count CLASS=core.counter WORKER=0 &&
         ok "journal: a plugin's own line has COMPONENT=count CLASS=core.counter WORKER=0" ||
         bad "journal: core.counter's line lacks its fields: ${e:-no line from count}"
 
+# --- The control socket in the unit's runtime directory, through the installed actorctl.
+sock=/run/actord/control.sock
+[ -S "$sock" ] && [ "$(stat -c %a "$sock")" = 660 ] && ok "control socket: $sock, mode 660" ||
+        bad "control socket: $sock is missing or not mode 660: $(ls -l "$sock" 2>&1)"
+out=$("$ACTORD_CTL" status 2>&1)
+[[ $out == "actord "*", pid $pid, up "* ]] && ok "actorctl status: $(head -n 1 <<<"$out")" ||
+        bad "actorctl status: $out"
+published() { "$ACTORD_CTL" metrics | awk '/^actord_channel_published_total\{from="tick.out",to="scale.in",/ { print $2 }'; }
+first=$(published)
+grown() { [ "$(published)" -gt "${first:-0}" ]; }
+[ -n "$first" ] && wait_for 5 grown && ok "actorctl metrics: tick.out -> scale.in published $first, then $(published)" ||
+        bad "actorctl metrics: tick.out's published count did not grow: '$first' '$(published)'"
+
 # --- Reload: a new plugin in the plugins folder, a component of it in the configuration.
 install -m 0644 "$here/freeze.so" "$ACTORD_PLUGIN_DIR/"
 mkdir -p "${trigger%/*}"
@@ -169,7 +182,17 @@ fi
 [ "$(prop MainPID)" = "$pid" ] && [ "$(systemctl is-active actord)" = active ] &&
         ok "refused reload: still active, same MainPID" ||
         bad "refused reload: the service was restarted or stopped"
+if out=$("$ACTORD_CTL" reload 2>&1); then
+        bad "actorctl reload succeeded with a broken configuration: $out"
+else
+        grep -q "^actorctl: failed: $ACTORD_CONFIG has 1 error" <<<"$out" &&
+                grep -q "^$ACTORD_CONFIG:1: " <<<"$out" &&
+                ok "actorctl reload: refused, naming the line: $(tail -n 1 <<<"$out")" ||
+                bad "actorctl reload: refused without naming the line: $out"
+fi
 mv "$ACTORD_CONFIG.good" "$ACTORD_CONFIG"
+out=$("$ACTORD_CTL" reload 2>&1) && [ "$out" = "applied: 7 kept, 0 restarted, 0 started, 0 stopped" ] &&
+        ok "actorctl reload: $out" || bad "actorctl reload of the good configuration: $out"
 
 # --- Watchdog: a worker wedged inside a component stops the pings; systemd restarts actord.
 mkdir -p /etc/systemd/system/actord.service.d

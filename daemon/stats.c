@@ -1,0 +1,304 @@
+/* The control socket's answers (stats.h). */
+#include "stats.h"
+
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+void stats_endpoint_name(const struct config_endpoint *e, char *buf, size_t len)
+{
+        if (e->index >= 0)
+                snprintf(buf, len, "%s.%s[%d]", e->component, e->port, e->index);
+        else
+                snprintf(buf, len, "%s.%s", e->component, e->port);
+}
+
+static void write_duration(FILE *f, uint64_t ns)
+{
+        uint64_t s = ns / 1000000000u;
+        if (s >= 86400)
+                fprintf(f, "%" PRIu64 "d ", s / 86400);
+        if (s >= 3600)
+                fprintf(f, "%" PRIu64 "h ", s / 3600 % 24);
+        if (s >= 60)
+                fprintf(f, "%" PRIu64 "m ", s / 60 % 60);
+        fprintf(f, "%" PRIu64 "s", s % 60);
+}
+
+void stats_write_status(FILE *f, const struct stats_view *v, uint64_t now_mono_ns)
+{
+        const struct daemon_info *in = v->info;
+        fprintf(f, "actord %s, pid %d, up ", in->version, in->pid);
+        write_duration(f, now_mono_ns - in->start_mono_ns);
+        fprintf(f, "\nconfiguration: %s\nstatus: %s\nreloads: %u applied, %u failed",
+                in->config_path, in->status, in->reloads_applied, in->reloads_failed);
+        if (in->last_reload && *in->last_reload)
+                fprintf(f, "; last: %s", in->last_reload);
+        fputc('\n', f);
+}
+
+static bool worker_stuck(const struct stats_view *v, int i)
+{
+        return v->sup && v->sup->stuck && i < v->sup->n_workers && v->sup->stuck[i];
+}
+
+static int comps_on(const struct topology *t, int worker)
+{
+        int n = 0;
+        for (int i = 0; i < t->n_comps; i++)
+                n += t->comps[i]->worker == worker;
+        return n;
+}
+
+static int comp_state(const struct component *c)
+{
+        return atomic_load_explicit(&c->run_state, memory_order_relaxed);
+}
+
+static unsigned comp_restarts(const struct component *c)
+{
+        return atomic_load_explicit(&c->restarts, memory_order_relaxed);
+}
+
+/* Every channel's counters, read once (channel_stats() searches the ring). Free it. */
+static struct channel_stats *read_channels(const struct topology *t)
+{
+        struct channel_stats *st = calloc((size_t)t->n_chans + 1, sizeof(*st));
+        for (int i = 0; st && i < t->n_chans; i++)
+                channel_stats(&t->chans[i], &st[i]);
+        return st;
+}
+
+void stats_write_tables(FILE *f, const struct stats_view *v, uint64_t now_mono_ns)
+{
+        const struct topology *t = v->topo;
+        const struct runtime *rt = v->rt;
+        stats_write_status(f, v, now_mono_ns);
+
+        fprintf(f, "\nworkers\n%6s %4s %-9s %10s %14s %12s  %s\n", "worker", "cpu", "idle",
+                "components", "runs", "sleeps", "state");
+        for (int i = 0; i < rt->n_workers; i++) {
+                const struct worker *w = &rt->workers[i];
+                fprintf(f, "%6d %4d %-9s %10d %14" PRIu64 " %12" PRIu64 "  %s\n", i, w->cpu,
+                        config_idle_to_string(w->idle), comps_on(t, i), counter_get(&w->runs),
+                        counter_get(&w->sleeps), worker_stuck(v, i) ? "stuck" : "ok");
+        }
+
+        int wn = 9, wc = 5;
+        for (int i = 0; i < t->n_comps; i++) {
+                int n = (int)strlen(t->comps[i]->name), m = (int)strlen(t->comps[i]->cls->name);
+                wn = n > wn ? n : wn;
+                wc = m > wc ? m : wc;
+        }
+        fprintf(f, "\ncomponents\n%-*s %-*s %-10s %6s %-10s %14s %8s %8s\n", wn, "component", wc,
+                "class", "rule", "worker", "state", "runs", "restarts", "missed");
+        for (int i = 0; i < t->n_comps; i++) {
+                const struct component *c = t->comps[i];
+                fprintf(f, "%-*s %-*s %-10s %6d %-10s %14" PRIu64 " %8u ", wn, c->name, wc,
+                        c->cls->name, plugin_rule_to_string(c->rule), c->worker,
+                        component_state_name(comp_state(c)), counter_get(&c->runs),
+                        comp_restarts(c));
+                if (c->rule == ACTORD_RULE_PERIODIC)
+                        fprintf(f, "%8" PRIu64 "\n", counter_get(&c->missed_periods));
+                else
+                        fprintf(f, "%8s\n", "-");
+        }
+
+        struct channel_stats *st = read_channels(t);
+        if (!st)
+                return;
+        int we = 4, wt = 4;
+        for (int i = 0; i < t->n_chans; i++) {
+                char e[160];
+                const struct config_link *l = &t->cfg->links[i];
+                stats_endpoint_name(&l->from, e, sizeof(e));
+                int n = (int)strlen(e);
+                stats_endpoint_name(&l->to, e, sizeof(e));
+                n = (int)strlen(e) > n ? (int)strlen(e) : n;
+                we = n > we ? n : we;
+                int m = (int)strlen(t->link_type[i].name);
+                wt = m > wt ? m : wt;
+        }
+        fprintf(f, "\nchannels\n%-*s %-*s %-*s %-9s %8s %14s %14s %12s %10s %12s\n", we, "from", we,
+                "to", wt, "type", "policy", "capacity", "published", "consumed", "lost",
+                "high-water", "rejected");
+        for (int i = 0; i < t->n_chans; i++) {
+                const struct config_link *l = &t->cfg->links[i];
+                char from[160], to[160];
+                stats_endpoint_name(&l->from, from, sizeof(from));
+                stats_endpoint_name(&l->to, to, sizeof(to));
+                fprintf(f,
+                        "%-*s %-*s %-*s %-9s %8u %14" PRIu64 " %14" PRIu64 " %12" PRIu64
+                        " %10" PRIu64 " %12" PRIu64 "\n",
+                        we, from, we, to, wt, t->link_type[i].name,
+                        channel_policy_to_string(l->policy), st[i].capacity, st[i].published,
+                        st[i].consumed, st[i].lost, st[i].high_water, st[i].rejected);
+        }
+        free(st);
+}
+
+/* ---- Prometheus text format ---- */
+
+/* A label value, escaped as the format asks: backslash, double quote and line feed. */
+static void put_value(FILE *f, const char *s)
+{
+        for (; *s; s++) {
+                if (*s == '\\')
+                        fputs("\\\\", f);
+                else if (*s == '"')
+                        fputs("\\\"", f);
+                else if (*s == '\n')
+                        fputs("\\n", f);
+                else
+                        fputc(*s, f);
+        }
+}
+
+static void family(FILE *f, const char *name, const char *type, const char *help)
+{
+        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void worker_sample(FILE *f, const char *name, const struct worker *w, uint64_t value)
+{
+        fprintf(f, "%s{worker=\"%d\",cpu=\"%d\"} %" PRIu64 "\n", name, w->index, w->cpu, value);
+}
+
+static void comp_sample(FILE *f, const char *name, const struct component *c, uint64_t value)
+{
+        fprintf(f, "%s{component=\"", name);
+        put_value(f, c->name);
+        fputs("\",class=\"", f);
+        put_value(f, c->cls->name);
+        fprintf(f, "\",worker=\"%d\"} %" PRIu64 "\n", c->worker, value);
+}
+
+static void chan_sample(FILE *f, const char *name, const struct topology *t, int i, uint64_t value)
+{
+        const struct config_link *l = &t->cfg->links[i];
+        char from[160], to[160];
+        stats_endpoint_name(&l->from, from, sizeof(from));
+        stats_endpoint_name(&l->to, to, sizeof(to));
+        fprintf(f, "%s{from=\"", name);
+        put_value(f, from);
+        fputs("\",to=\"", f);
+        put_value(f, to);
+        fputs("\",type=\"", f);
+        put_value(f, t->link_type[i].name);
+        fprintf(f, "\",policy=\"%s\"} %" PRIu64 "\n", channel_policy_to_string(l->policy), value);
+}
+
+enum chan_field { CF_PUBLISHED, CF_CONSUMED, CF_LOST, CF_REJECTED, CF_HIGH_WATER, CF_CAPACITY };
+
+static uint64_t chan_field(const struct channel_stats *s, enum chan_field k)
+{
+        switch (k) {
+        case CF_PUBLISHED:
+                return s->published;
+        case CF_CONSUMED:
+                return s->consumed;
+        case CF_LOST:
+                return s->lost;
+        case CF_REJECTED:
+                return s->rejected;
+        case CF_HIGH_WATER:
+                return s->high_water;
+        case CF_CAPACITY:
+                return s->capacity;
+        }
+        return 0;
+}
+
+void stats_write_metrics(FILE *f, const struct stats_view *v)
+{
+        const struct daemon_info *in = v->info;
+        const struct topology *t = v->topo;
+        const struct runtime *rt = v->rt;
+
+        family(f, "actord_info", "gauge", "The running daemon's version.");
+        fputs("actord_info{version=\"", f);
+        put_value(f, in->version);
+        fputs("\"} 1\n", f);
+        family(f, "actord_start_time_seconds", "gauge",
+               "When the daemon started, in seconds since the Unix epoch.");
+        fprintf(f, "actord_start_time_seconds %" PRIu64 ".%03" PRIu64 "\n",
+                in->start_unix_ns / 1000000000u, in->start_unix_ns / 1000000u % 1000u);
+        family(f, "actord_reloads_total", "counter",
+               "Reloads asked for (SIGHUP or the control socket), by result.");
+        fprintf(f, "actord_reloads_total{result=\"applied\"} %u\n", in->reloads_applied);
+        fprintf(f, "actord_reloads_total{result=\"failed\"} %u\n", in->reloads_failed);
+
+        family(f, "actord_worker_runs_total", "counter", "Component runs on the worker.");
+        for (int i = 0; i < rt->n_workers; i++)
+                worker_sample(f, "actord_worker_runs_total", &rt->workers[i],
+                              counter_get(&rt->workers[i].runs));
+        family(f, "actord_worker_sleeps_total", "counter",
+               "Times the worker went to sleep, having nothing to run.");
+        for (int i = 0; i < rt->n_workers; i++)
+                worker_sample(f, "actord_worker_sleeps_total", &rt->workers[i],
+                              counter_get(&rt->workers[i].sleeps));
+        family(f, "actord_worker_components", "gauge", "Components placed on the worker.");
+        for (int i = 0; i < rt->n_workers; i++)
+                worker_sample(f, "actord_worker_components", &rt->workers[i],
+                              (uint64_t)comps_on(t, i));
+        family(f, "actord_worker_stuck", "gauge",
+               "1 while one run on the worker has lasted longer than stall_ms.");
+        for (int i = 0; i < rt->n_workers; i++)
+                worker_sample(f, "actord_worker_stuck", &rt->workers[i], worker_stuck(v, i));
+
+        family(f, "actord_component_runs_total", "counter",
+               "Runs of the component (process() calls), in all its lives since it was created.");
+        for (int i = 0; i < t->n_comps; i++)
+                comp_sample(f, "actord_component_runs_total", t->comps[i],
+                            counter_get(&t->comps[i]->runs));
+        family(f, "actord_component_restarts_total", "counter",
+               "Restarts of the component by its restart policy.");
+        for (int i = 0; i < t->n_comps; i++)
+                comp_sample(f, "actord_component_restarts_total", t->comps[i],
+                            comp_restarts(t->comps[i]));
+        family(f, "actord_component_missed_periods_total", "counter",
+               "Periods a periodic component did not run in, being late or overrunning.");
+        for (int i = 0; i < t->n_comps; i++)
+                if (t->comps[i]->rule == ACTORD_RULE_PERIODIC)
+                        comp_sample(f, "actord_component_missed_periods_total", t->comps[i],
+                                    counter_get(&t->comps[i]->missed_periods));
+        family(f, "actord_component_up", "gauge",
+               "1 while the component runs; 0 while it is stopped, restarting or failed.");
+        for (int i = 0; i < t->n_comps; i++)
+                comp_sample(f, "actord_component_up", t->comps[i],
+                            comp_state(t->comps[i]) == COMPONENT_RUNNING);
+        family(f, "actord_component_failed", "gauge",
+               "1 when the component was stopped by an error for good (until a reload).");
+        for (int i = 0; i < t->n_comps; i++)
+                comp_sample(f, "actord_component_failed", t->comps[i],
+                            comp_state(t->comps[i]) == COMPONENT_FAILED);
+
+        struct channel_stats *st = read_channels(t);
+        if (!st)
+                return;
+        static const struct {
+                const char *name, *type, *help;
+                enum chan_field field;
+        } chan_families[] = {
+            {"actord_channel_published_total", "counter",
+             "Messages the producer published into the channel.", CF_PUBLISHED},
+            {"actord_channel_consumed_total", "counter", "Messages the consumer read.",
+             CF_CONSUMED},
+            {"actord_channel_lost_total", "counter",
+             "Messages lost: replaced unread (overwrite) or dropped (drop_new).", CF_LOST},
+            {"actord_channel_rejected_total", "counter",
+             "Claims refused because the channel was full (reject).", CF_REJECTED},
+            {"actord_channel_high_water", "gauge",
+             "The deepest backlog seen, in messages (sampled when the ring looked full).",
+             CF_HIGH_WATER},
+            {"actord_channel_capacity", "gauge", "Slots in the channel's ring.", CF_CAPACITY},
+        };
+        for (size_t k = 0; k < sizeof(chan_families) / sizeof(chan_families[0]); k++) {
+                family(f, chan_families[k].name, chan_families[k].type, chan_families[k].help);
+                for (int i = 0; i < t->n_chans; i++)
+                        chan_sample(f, chan_families[k].name, t, i,
+                                    chan_field(&st[i], chan_families[k].field));
+        }
+        free(st);
+}

@@ -1,0 +1,706 @@
+/* The control socket and actorctl, through the real daemon: status, stats and metrics agree
+ * with what the pipeline did; the metrics parse with the Prometheus project's own parser;
+ * reload applies or refuses a configuration; bad requests, silent clients, too many clients,
+ * stale and live socket files and other users are handled as ctlsock.h says. */
+#include "daemonutil.h"
+
+#include "actord-build.h"
+
+#include <inttypes.h>
+#include <sys/stat.h>
+
+static char *dir;
+
+static void setup(void)
+{
+        dir = tu_tmpdir();
+}
+
+static void teardown(void)
+{
+        tu_rmrf(dir);
+        free(dir);
+}
+
+TestSuite(control, .init = setup, .fini = teardown, .timeout = 90);
+
+static char *path_in_dir(const char *name)
+{
+        char *p;
+        cr_assert(asprintf(&p, "%s/%s", dir, name) > 0);
+        return p;
+}
+
+/* A config of one worker with `components` and `links`, written to dir/name. */
+static char *write_conf(const char *name, const char *components, const char *links)
+{
+        int a, b;
+        two_cpus(&a, &b);
+        char *text;
+        cr_assert(asprintf(&text,
+                           "actord: { plugin_dirs = [ \"%s\", \"%s\" ]; workers = ( { cpu = %d; "
+                           "} ); };\n"
+                           "components: {\n%s};\n"
+                           "links = ( %s );\n",
+                           ACTORD_TEST_PLUGIN_DIR, ACTORD_TEST_TESTPLUGIN_DIR "/testkit", a,
+                           components, links) > 0);
+        char *path = tu_write(dir, name, text);
+        free(text);
+        return path;
+}
+
+/* 300 messages from test.bytes (then DONE) into core.counter. */
+#define FINITE_COUNT 300
+#define FINITE_COMPONENTS                                                                          \
+        "src = { class = \"test.bytes\"; schedule = { every_us = 200; }; settings = { count = "   \
+        "300; }; };\n"                                                                             \
+        "count = { class = \"core.counter\"; settings = { report_ms = 100000; }; };\n"
+#define FINITE_LINKS "\"src.out -> count.in\""
+
+static void start_with_socket(struct daemon *d, const char *conf, const char *sock)
+{
+        const char *args[] = {"--config", conf, "--control-socket", sock, NULL};
+        daemon_start(d, dir, args);
+        cr_assert(daemon_wait_notify(d, "READY=1", 20000), "no READY=1; stderr:\n%s",
+                  daemon_stderr(d));
+}
+
+/* Connects to sock, sends `req` (len bytes; shuts the sending side down if `shut`) and reads
+ * the answer until the daemon closes (caller frees), or NULL if none came in timeout_ms. */
+static char *ask_raw(const char *sock, const char *req, size_t len, bool shut, int timeout_ms)
+{
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert(fd >= 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+        cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect %s: %s", sock,
+                     strerror(errno));
+        cr_assert_eq(send(fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
+        if (shut)
+                shutdown(fd, SHUT_WR);
+        size_t cap = 1 << 16, got = 0;
+        char *buf = malloc(cap);
+        int64_t end = now_ms() + timeout_ms;
+        for (;;) {
+                struct pollfd p = {.fd = fd, .events = POLLIN};
+                int left = (int)(end - now_ms());
+                if (left <= 0 || poll(&p, 1, left) != 1) {
+                        free(buf);
+                        buf = NULL;
+                        break;
+                }
+                if (got + 1 == cap)
+                        cr_assert((buf = realloc(buf, cap *= 2)));
+                ssize_t r = recv(fd, buf + got, cap - 1 - got, 0);
+                if (r <= 0) {
+                        buf[got] = 0;
+                        break;
+                }
+                got += (size_t)r;
+        }
+        close(fd);
+        return buf;
+}
+
+static char *ask(const char *sock, const char *cmd)
+{
+        char line[300];
+        int n = snprintf(line, sizeof(line), "%s\n", cmd);
+        char *a = ask_raw(sock, line, (size_t)n, false, 10000);
+        cr_assert(a, "no answer to '%s'", cmd);
+        return a;
+}
+
+/* The answer's text after its "ok" line (caller frees). */
+static char *ask_ok(const char *sock, const char *cmd)
+{
+        char *a = ask(sock, cmd);
+        cr_assert(strncmp(a, "ok\n", 3) == 0, "'%s' answered: %s", cmd, a);
+        memmove(a, a + 3, strlen(a + 3) + 1);
+        return a;
+}
+
+/* Runs actorctl with args (NULL-terminated); its stdout and stderr into *out and *err (caller
+ * frees). Returns its exit status. */
+static int actorctl(const char *const *args, const char *const *env, char **out, char **err)
+{
+        char *op = path_in_dir("ctl.out"), *ep = path_in_dir("ctl.err");
+        const char *argv[16] = {ACTORD_TEST_CTL};
+        int n = 1;
+        for (; args[n - 1] && n < 15; n++)
+                argv[n] = args[n - 1];
+        argv[n] = NULL;
+        pid_t pid = fork();
+        cr_assert(pid >= 0);
+        if (pid == 0) {
+                int o = open(op, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                int e = open(ep, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+                        _exit(126);
+                unsetenv("ACTORD_CONTROL_SOCKET");
+                for (const char *const *v = env; v && *v; v++)
+                        putenv((char *)(uintptr_t)*v);
+                execv(argv[0], (char *const *)(void *)argv);
+                _exit(127);
+        }
+        int status;
+        while (waitpid(pid, &status, 0) < 0)
+                cr_assert_eq(errno, EINTR);
+        *out = tu_read(op);
+        *err = tu_read(ep);
+        free(op);
+        free(ep);
+        cr_assert(WIFEXITED(status), "actorctl did not exit");
+        return WEXITSTATUS(status);
+}
+
+/* The value of the sample whose name and labels are `series` (as printed: name{labels}). */
+static bool metric(const char *text, const char *series, double *ret)
+{
+        size_t n = strlen(series);
+        for (const char *line = text; line && *line; line = strchr(line, '\n'), line += !!line) {
+                if (strncmp(line, series, n) == 0 && line[n] == ' ') {
+                        *ret = strtod(line + n + 1, NULL);
+                        return true;
+                }
+        }
+        return false;
+}
+
+static double must_metric(const char *text, const char *series)
+{
+        double v;
+        cr_assert(metric(text, series, &v), "no sample %s in:\n%s", series, text);
+        return v;
+}
+
+/* The exposition format's rules, as far as our output uses it: every family has one HELP and
+ * one TYPE line (counter or gauge) before its samples, which all belong to it and come
+ * together; counters end in _total; a sample is name{label="value",...} number; no series
+ * twice. Returns the number of families. */
+static int check_exposition(const char *text)
+{
+        char family[128] = "", type[16] = "";
+        bool help = false;
+        int families = 0;
+        char *copy = strdup(text);
+        char **seen = calloc(4096, sizeof(char *));
+        int n_seen = 0;
+        for (char *line = strtok(copy, "\n"); line; line = strtok(NULL, "\n")) {
+                char name[128], rest[256];
+                if (sscanf(line, "# HELP %127s %255[^\n]", name, rest) == 2) {
+                        cr_assert(strcmp(name, family) != 0, "HELP twice for %s", name);
+                        snprintf(family, sizeof(family), "%s", name);
+                        help = true;
+                        type[0] = 0;
+                        continue;
+                }
+                if (sscanf(line, "# TYPE %127s %15s", name, type) == 2) {
+                        cr_assert(help && strcmp(name, family) == 0, "TYPE without HELP: %s", line);
+                        cr_assert(!strcmp(type, "counter") || !strcmp(type, "gauge"), "%s", line);
+                        if (!strcmp(type, "counter"))
+                                cr_assert(strlen(name) > 6 &&
+                                              !strcmp(name + strlen(name) - 6, "_total"),
+                                          "counter %s does not end in _total", name);
+                        families++;
+                        continue;
+                }
+                cr_assert(line[0] != '#', "unexpected comment: %s", line);
+                cr_assert(type[0], "sample before its TYPE: %s", line);
+                size_t fl = strlen(family);
+                cr_assert(strncmp(line, family, fl) == 0 && (line[fl] == '{' || line[fl] == ' '),
+                          "sample %s outside its family %s", line, family);
+                const char *sp = strrchr(line, ' ');
+                cr_assert(sp, "no value: %s", line);
+                char *end;
+                strtod(sp + 1, &end);
+                cr_assert(*end == 0 && end > sp + 1, "not a number: %s", line);
+                if (line[fl] == '{') {
+                        /* label="value" pairs, values with \\ \" \n escapes only */
+                        const char *p = line + fl + 1;
+                        while (*p != '}') {
+                                const char *eq = strchr(p, '=');
+                                cr_assert(eq && eq[1] == '"', "bad label in %s", line);
+                                for (const char *k = p; k < eq; k++)
+                                        cr_assert(*k == '_' || (*k >= 'a' && *k <= 'z'),
+                                                  "label name in %s", line);
+                                p = eq + 2;
+                                while (*p != '"') {
+                                        cr_assert(*p, "unterminated value in %s", line);
+                                        if (*p == '\\') {
+                                                cr_assert(p[1] == '\\' || p[1] == '"' || p[1] == 'n',
+                                                          "bad escape in %s", line);
+                                                p++;
+                                        }
+                                        p++;
+                                }
+                                p++;
+                                cr_assert(*p == ',' || *p == '}', "after a label in %s", line);
+                                if (*p == ',')
+                                        p++;
+                        }
+                        cr_assert_eq(p + 1, sp, "junk after the labels: %s", line);
+                }
+                size_t series = (size_t)(sp - line);
+                for (int i = 0; i < n_seen; i++)
+                        cr_assert(strlen(seen[i]) != series || strncmp(seen[i], line, series),
+                                  "series twice: %s", line);
+                cr_assert_lt(n_seen, 4096);
+                seen[n_seen++] = strndup(line, series);
+        }
+        for (int i = 0; i < n_seen; i++)
+                free(seen[i]);
+        free(seen);
+        free(copy);
+        return families;
+}
+
+/* The metrics through the Prometheus project's Python client's parser: the number of
+ * families it found, or -1 if it refused the text. */
+static int prometheus_parse(const char *text)
+{
+        char *mp = path_in_dir("metrics.txt");
+        FILE *f = fopen(mp, "w");
+        cr_assert(f);
+        fputs(text, f);
+        fclose(f);
+        char *cmd;
+        cr_assert(asprintf(&cmd,
+                           "/usr/bin/python3 -c 'import sys\n"
+                           "from prometheus_client.parser import text_string_to_metric_families "
+                           "as parse\n"
+                           "fams = list(parse(open(sys.argv[1]).read()))\n"
+                           "assert all(len(f.samples) for f in fams)\n"
+                           "print(len(fams))' %s",
+                           mp) > 0);
+        FILE *p = popen(cmd, "r");
+        cr_assert(p);
+        int n = -1;
+        if (fscanf(p, "%d", &n) != 1)
+                n = -1;
+        int st = pclose(p);
+        free(cmd);
+        free(mp);
+        return st == 0 ? n : -1;
+}
+
+/* Waits until `series` in the metrics reaches at least `want`; returns the metrics. Callers
+ * first wait for the log line that announces it, so that this asks a few times at most. */
+static char *wait_metric(const char *sock, const char *series, double want)
+{
+        int64_t end = now_ms() + 20000;
+        for (;;) {
+                char *m = ask_ok(sock, "metrics");
+                double v;
+                if (metric(m, series, &v) && v >= want)
+                        return m;
+                free(m);
+                cr_assert_lt(now_ms(), end, "%s never reached %g", series, want);
+        }
+}
+
+Test(control, status_stats_and_metrics_agree_with_the_pipeline)
+{
+        char *conf = write_conf("c.conf", FINITE_COMPONENTS, FINITE_LINKS);
+        char *sock = path_in_dir("ctl.sock");
+        struct daemon d;
+        start_with_socket(&d, conf, sock);
+
+        struct stat st;
+        cr_assert_eq(stat(sock, &st), 0);
+        cr_assert(S_ISSOCK(st.st_mode));
+        cr_assert_eq(st.st_mode & 0777, 0660, "mode %o", st.st_mode & 0777);
+
+        /* Everything the source sends arrives: the counters reach it and stay exact. */
+        cr_assert(wait_contains(dir, d.err_path, "component 'src' finished (DONE) after 301 runs",
+                                20000));
+        char *m = wait_metric(sock,
+                              "actord_channel_consumed_total{from=\"src.out\",to=\"count.in\","
+                              "type=\"test.bytes\",policy=\"overwrite\"}",
+                              FINITE_COUNT);
+        const char *lbl = "{from=\"src.out\",to=\"count.in\",type=\"test.bytes\",policy=\"overwrite\"}";
+        char series[256];
+        snprintf(series, sizeof(series), "actord_channel_published_total%s", lbl);
+        cr_assert_eq(must_metric(m, series), FINITE_COUNT);
+        snprintf(series, sizeof(series), "actord_channel_consumed_total%s", lbl);
+        cr_assert_eq(must_metric(m, series), FINITE_COUNT);
+        snprintf(series, sizeof(series), "actord_channel_lost_total%s", lbl);
+        cr_assert_eq(must_metric(m, series), 0);
+        snprintf(series, sizeof(series), "actord_channel_capacity%s", lbl);
+        cr_assert_eq(must_metric(m, series), 1024);
+        free(m);
+        /* The source ran once per message and once more to say DONE; then it is finished. */
+        m = wait_metric(sock,
+                        "actord_component_runs_total{component=\"src\",class=\"test.bytes\","
+                        "worker=\"0\"}",
+                        FINITE_COUNT + 1);
+        cr_assert_eq(
+            must_metric(m, "actord_component_runs_total{component=\"src\",class=\"test.bytes\","
+                           "worker=\"0\"}"),
+            FINITE_COUNT + 1);
+        cr_assert_eq(must_metric(m, "actord_component_up{component=\"src\",class=\"test.bytes\","
+                                    "worker=\"0\"}"),
+                     0);
+        cr_assert_eq(must_metric(m, "actord_component_failed{component=\"src\",class=\"test."
+                                    "bytes\",worker=\"0\"}"),
+                     0);
+        cr_assert_eq(must_metric(m, "actord_component_up{component=\"count\",class=\"core."
+                                    "counter\",worker=\"0\"}"),
+                     1);
+        double counted = must_metric(m, "actord_component_runs_total{component=\"count\",class="
+                                        "\"core.counter\",worker=\"0\"}");
+        cr_assert(counted >= 1 && counted <= FINITE_COUNT, "count ran %g times", counted);
+        int cpu, cpu2;
+        two_cpus(&cpu, &cpu2);
+        snprintf(series, sizeof(series), "actord_worker_runs_total{worker=\"0\",cpu=\"%d\"}", cpu);
+        cr_assert_geq(must_metric(m, series), FINITE_COUNT + counted);
+        cr_assert_eq(must_metric(m, "actord_info{version=\"" ACTORD_VERSION "\"}"), 1);
+        cr_assert_eq(must_metric(m, "actord_reloads_total{result=\"applied\"}"), 0);
+
+        int families = check_exposition(m);
+        cr_assert_geq(families, 15);
+        cr_assert_eq(prometheus_parse(m), families,
+                     "the Prometheus parser (python3-prometheus-client) refused the metrics or "
+                     "found another number of families:\n%s",
+                     m);
+        free(m);
+
+        /* The people's views, through actorctl. */
+        char *out, *err;
+        const char *status_args[] = {"--socket", sock, "status", NULL};
+        cr_assert_eq(actorctl(status_args, NULL, &out, &err), 0, "stderr: %s", err);
+        char pid[64];
+        snprintf(pid, sizeof(pid), "actord %s, pid %d, up ", ACTORD_VERSION, (int)d.pid);
+        cr_assert(strncmp(out, pid, strlen(pid)) == 0, "status: %s", out);
+        cr_assert(strstr(out, conf), "status names the configuration: %s", out);
+        cr_assert(strstr(out, "status: 2 components on 1 workers;"), "status: %s", out);
+        cr_assert(strstr(out, "reloads: 0 applied, 0 failed"), "status: %s", out);
+        free(out);
+        free(err);
+
+        const char *env[] = {NULL, NULL};
+        char *envsock;
+        cr_assert(asprintf(&envsock, "ACTORD_CONTROL_SOCKET=%s", sock) > 0);
+        env[0] = envsock;
+        const char *stats_args[] = {"stats", NULL};
+        cr_assert_eq(actorctl(stats_args, env, &out, &err), 0, "stderr: %s", err);
+        /* The table rows: the finished source, the running sink, the channel's counts. */
+        char *row = strstr(out, "\nsrc ");
+        cr_assert(row, "stats: %s", out);
+        cr_assert(strstr(row, "test.bytes") && strstr(row, "periodic") && strstr(row, "finished"),
+                  "stats: %s", out);
+        cr_assert(strstr(out, "running"), "stats: %s", out);
+        row = strstr(out, "\nsrc.out ");
+        cr_assert(row, "stats: %s", out);
+        unsigned cap;
+        unsigned long long pub, cons, lost;
+        cr_assert_eq(sscanf(row, "\nsrc.out count.in test.bytes overwrite %u %llu %llu %llu", &cap,
+                            &pub, &cons, &lost),
+                     4, "channel row: %.120s", row);
+        cr_assert_eq(cap, 1024);
+        cr_assert_eq(pub, FINITE_COUNT);
+        cr_assert_eq(cons, FINITE_COUNT);
+        cr_assert_eq(lost, 0);
+        free(out);
+        free(err);
+        free(envsock);
+
+        /* The socket goes with the daemon. */
+        kill(d.pid, SIGTERM);
+        cr_assert_eq(daemon_wait_exit(&d, 20000), 0);
+        cr_assert_eq(stat(sock, &st), -1, "the socket file stayed");
+        daemon_cleanup(&d);
+        free(sock);
+        free(conf);
+}
+
+Test(control, reload_applies_a_good_configuration_and_refuses_a_bad_one)
+{
+        char *conf = write_conf("c.conf", FINITE_COMPONENTS, FINITE_LINKS);
+        char *sock = path_in_dir("ctl.sock");
+        struct daemon d;
+        start_with_socket(&d, conf, sock);
+
+        write_conf("c.conf",
+                   FINITE_COMPONENTS "more = { class = \"test.bytes\"; schedule = { every_us = "
+                                     "1000; }; };\nshow = { class = \"core.counter\"; };\n",
+                   FINITE_LINKS ", \"more.out -> show.in\"");
+        char *out, *err;
+        const char *args[] = {"-s", sock, "reload", NULL};
+        cr_assert_eq(actorctl(args, NULL, &out, &err), 0, "stderr: %s", err);
+        cr_assert(strstr(out, "applied: 2 kept, 0 restarted, 2 started, 0 stopped"), "out: %s",
+                  out);
+        free(out);
+        free(err);
+        char *m = ask_ok(sock, "metrics");
+        cr_assert(strstr(m, "component=\"more\""), "the new component is counted: %s", m);
+        cr_assert_eq(must_metric(m, "actord_reloads_total{result=\"applied\"}"), 1);
+        free(m);
+
+        /* An unknown class at line 6: refused with the file and line, the pipeline kept. */
+        write_conf("c.conf", FINITE_COMPONENTS "bad = { class = \"test.nosuch\"; };\n",
+                   FINITE_LINKS);
+        cr_assert_eq(actorctl(args, NULL, &out, &err), 1, "stdout: %s", out);
+        cr_assert_str_empty(out);
+        char where[512];
+        snprintf(where, sizeof(where), "%s:5:", conf);
+        cr_assert(strstr(err, "actorctl: failed: ") && strstr(err, where) &&
+                      strstr(err, "test.nosuch"),
+                  "stderr: %s", err);
+        free(out);
+        free(err);
+        m = ask_ok(sock, "status");
+        cr_assert(strstr(m, "reloads: 1 applied, 1 failed; last: failed: "), "status: %s", m);
+        cr_assert(strstr(m, "4 components on 1 workers"), "status: %s", m);
+        free(m);
+
+        daemon_cleanup(&d);
+        free(sock);
+        free(conf);
+}
+
+Test(control, bad_requests_get_clear_errors)
+{
+        char *conf = write_conf("c.conf", FINITE_COMPONENTS, FINITE_LINKS);
+        char *sock = path_in_dir("ctl.sock");
+        struct daemon d;
+        start_with_socket(&d, conf, sock);
+
+        char *a = ask(sock, "frobnicate");
+        cr_assert_str_eq(a, "error: unknown command 'frobnicate': expected status, stats, "
+                            "metrics, reload or help\n");
+        free(a);
+        a = ask_raw(sock, "st\x01tus\n", 7, false, 10000);
+        cr_assert_str_eq(a, "error: unknown command 'st\\x01tus': expected status, stats, "
+                            "metrics, reload or help\n");
+        free(a);
+        char longreq[400];
+        memset(longreq, 'x', sizeof(longreq));
+        a = ask_raw(sock, longreq, sizeof(longreq), false, 10000);
+        cr_assert(a && strncmp(a, "error: request too long", 23) == 0, "%s", a);
+        free(a);
+        /* Blanks and CR around the command, and no line feed but the end of the request. */
+        a = ask_raw(sock, " \tstatus \r", 10, true, 10000);
+        cr_assert(a && strncmp(a, "ok\nactord ", 10) == 0, "%s", a);
+        free(a);
+        /* Connecting and going away costs nothing. */
+        a = ask_raw(sock, "", 0, true, 10000);
+        cr_assert_str_eq(a, "");
+        free(a);
+        a = ask(sock, "help");
+        cr_assert_str_eq(a, "ok\ncommands: status, stats, metrics, reload, help\n");
+        free(a);
+
+        char *out, *err;
+        const char *args[] = {"-s", sock, "frobnicate", NULL};
+        cr_assert_eq(actorctl(args, NULL, &out, &err), 1);
+        cr_assert(strstr(err, "actorctl: unknown command 'frobnicate'"), "stderr: %s", err);
+        free(out);
+        free(err);
+        const char *none[] = {"-s", sock, NULL};
+        cr_assert_eq(actorctl(none, NULL, &out, &err), 2);
+        cr_assert(strstr(err, "which command?"), "stderr: %s", err);
+        free(out);
+        free(err);
+        char *gone = path_in_dir("nosuch.sock");
+        const char *absent[] = {"-s", gone, "status", NULL};
+        cr_assert_eq(actorctl(absent, NULL, &out, &err), 2);
+        cr_assert(strstr(err, "no such socket: is actord running"), "stderr: %s", err);
+        free(out);
+        free(err);
+        free(gone);
+
+        daemon_cleanup(&d);
+        free(sock);
+        free(conf);
+}
+
+static int connect_silent(const char *sock)
+{
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+        cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        return fd;
+}
+
+Test(control, silent_clients_delay_nobody_and_are_closed_at_their_deadline)
+{
+        char *conf = write_conf("c.conf", FINITE_COMPONENTS, FINITE_LINKS);
+        char *sock = path_in_dir("ctl.sock");
+        struct daemon d;
+        start_with_socket(&d, conf, sock);
+
+        int64_t t0 = now_ms();
+        int silent = connect_silent(sock);
+        /* Answered while the silent one waits: well within its 10 s deadline. */
+        char *a = ask(sock, "status");
+        cr_assert(strncmp(a, "ok\n", 3) == 0);
+        free(a);
+        cr_assert_lt(now_ms() - t0, 5000);
+        /* The daemon closes the silent connection at its deadline, not before. */
+        struct pollfd p = {.fd = silent, .events = POLLIN};
+        cr_assert_eq(poll(&p, 1, 20000), 1, "the silent connection was never closed");
+        char c;
+        cr_assert_eq(recv(silent, &c, 1, 0), 0);
+        int64_t waited = now_ms() - t0;
+        cr_assert(waited >= 9000 && waited < 15000, "closed after %lld ms", (long long)waited);
+        close(silent);
+
+        daemon_cleanup(&d);
+        free(sock);
+        free(conf);
+}
+
+Test(control, too_many_clients_at_once_are_told_busy)
+{
+        char *conf = write_conf("c.conf", FINITE_COMPONENTS, FINITE_LINKS);
+        char *sock = path_in_dir("ctl.sock");
+        struct daemon d;
+        start_with_socket(&d, conf, sock);
+
+        int fds[16];
+        for (int i = 0; i < 16; i++)
+                fds[i] = connect_silent(sock);
+        char *a = ask(sock, "status");
+        cr_assert_str_eq(a, "error: busy: too many requests at once; try again\n");
+        free(a);
+        /* One leaves: its slot serves the next client. */
+        close(fds[0]);
+        int64_t end = now_ms() + 10000;
+        for (;;) {
+                a = ask(sock, "status");
+                bool ok = strncmp(a, "ok\n", 3) == 0;
+                free(a);
+                if (ok)
+                        break;
+                cr_assert_lt(now_ms(), end, "a freed slot was never reused");
+        }
+        for (int i = 1; i < 16; i++)
+                close(fds[i]);
+
+        daemon_cleanup(&d);
+        free(sock);
+        free(conf);
+}
+
+Test(control, a_stale_socket_file_is_replaced_and_a_live_one_or_a_file_refused)
+{
+        char *conf = write_conf("c.conf", FINITE_COMPONENTS, FINITE_LINKS);
+        char *sock = path_in_dir("ctl.sock");
+        /* A socket bound and closed: what a daemon killed with SIGKILL leaves. */
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+        cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        close(fd);
+        struct daemon d;
+        start_with_socket(&d, conf, sock);
+        char *a = ask(sock, "status");
+        cr_assert(strncmp(a, "ok\n", 3) == 0);
+        free(a);
+        char *e = daemon_stderr(&d);
+        cr_assert(strstr(e, "replaced the one a stopped daemon left"), "stderr: %s", e);
+        free(e);
+
+        /* A second daemon on the same socket: refused before it starts anything. */
+        struct daemon d2;
+        const char *args[] = {"--config", conf, "--control-socket", sock, NULL};
+        char *sub = path_in_dir("second");
+        cr_assert_eq(mkdir(sub, 0755), 0);
+        daemon_start(&d2, sub, args);
+        int st = daemon_wait_exit(&d2, 20000);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d", st);
+        e = daemon_stderr(&d2);
+        cr_assert(strstr(e, "answers there") && strstr(e, sock), "stderr: %s", e);
+        free(e);
+        daemon_cleanup(&d2);
+        /* The first one still answers. */
+        a = ask(sock, "status");
+        cr_assert(strncmp(a, "ok\n", 3) == 0);
+        free(a);
+        daemon_cleanup(&d);
+
+        /* A file that is not a socket is left alone. */
+        char *file = tu_write(dir, "not-a-socket", "keep me\n");
+        const char *fargs[] = {"--config", conf, "--control-socket", file, NULL};
+        daemon_start(&d2, sub, fargs);
+        st = daemon_wait_exit(&d2, 20000);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d", st);
+        e = daemon_stderr(&d2);
+        cr_assert(strstr(e, "exists and is not a socket"), "stderr: %s", e);
+        free(e);
+        char *kept = tu_read(file);
+        cr_assert_str_eq(kept, "keep me\n");
+        free(kept);
+        daemon_cleanup(&d2);
+        free(file);
+        free(sub);
+        free(sock);
+        free(conf);
+}
+
+Test(control, reload_is_refused_to_other_users)
+{
+        if (geteuid() != 0)
+                cr_skip_test("needs root, to connect as another user");
+        char *conf = write_conf("c.conf", FINITE_COMPONENTS, FINITE_LINKS);
+        char *sock = path_in_dir("ctl.sock");
+        struct daemon d;
+        start_with_socket(&d, conf, sock);
+        /* Open the way (the socket is 0660, the folder is the test's). */
+        cr_assert_eq(chmod(sock, 0666), 0);
+        cr_assert_eq(chmod(dir, 0755), 0);
+
+        int pipefd[2];
+        cr_assert_eq(pipe(pipefd), 0);
+        pid_t pid = fork();
+        cr_assert(pid >= 0);
+        if (pid == 0) {
+                close(pipefd[0]);
+                if (setgid(65534) < 0 || setuid(65534) < 0)
+                        _exit(3);
+                const char *cmds[] = {"reload\n", "status\n"};
+                for (int i = 0; i < 2; i++) {
+                        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+                        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+                        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+                        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+                                _exit(4);
+                        if (send(fd, cmds[i], strlen(cmds[i]), 0) < 0)
+                                _exit(5);
+                        char buf[512];
+                        ssize_t n = recv(fd, buf, sizeof(buf) - 1, MSG_WAITALL);
+                        if (n > 0 && write(pipefd[1], buf, (size_t)n) < 0)
+                                _exit(6);
+                        if (write(pipefd[1], "|", 1) < 0)
+                                _exit(6);
+                        close(fd);
+                }
+                _exit(0);
+        }
+        close(pipefd[1]);
+        char got[2048] = "";
+        size_t len = 0;
+        ssize_t r;
+        while ((r = read(pipefd[0], got + len, sizeof(got) - 1 - len)) > 0)
+                len += (size_t)r;
+        got[len] = 0;
+        close(pipefd[0]);
+        int st;
+        cr_assert_eq(waitpid(pid, &st, 0), pid);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d; got %s", st, got);
+        cr_assert(strncmp(got, "error: permission denied: reload is for root and for the "
+                               "daemon's own user (uid 0), not for uid 65534\n|ok\nactord ",
+                          strlen("error: permission denied: reload is for root and for the "
+                                 "daemon's own user (uid 0), not for uid 65534\n|ok\nactord ")) ==
+                      0,
+                  "got: %s", got);
+        char *m = ask_ok(sock, "status");
+        cr_assert(strstr(m, "reloads: 0 applied, 0 failed"), "no reload happened: %s", m);
+        free(m);
+
+        daemon_cleanup(&d);
+        free(sock);
+        free(conf);
+}
