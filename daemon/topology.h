@@ -56,6 +56,7 @@ struct component {
         struct restart_state restart;
         int leaving; /* reload: why it stops (COMPONENT_REMOVED...), while it stops */
         uint64_t next_deadline_ns;
+        uint64_t runs_at_init; /* `runs` when its current life began */
         uint64_t drained; /* during a run: bit k set when the last read of input k found none */
         struct actord_msg_info info_unused; /* where next() puts what its caller did not ask for */
         char error[256];

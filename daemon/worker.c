@@ -610,8 +610,10 @@ static int component_init(struct component *c)
         c->error[0] = 0;
         int r = c->cls->init ? c->cls->init(&c->ctx, &c->state) : 0;
         c->initialized = r >= 0;
-        if (r >= 0)
+        if (r >= 0) {
+                c->runs_at_init = counter_get(&c->runs);
                 component_set_state(c, COMPONENT_RUNNING);
+        }
         return r;
 }
 
@@ -624,12 +626,13 @@ static void component_ended(struct worker *w, struct component *c, bool error, c
         const struct config_restart *p = &c->cc->restart;
         /* What ended it is said first (fini may set an error of its own). */
         char head[sizeof(c->error) + 160];
+        uint64_t runs = counter_get(&c->runs) - c->runs_at_init; /* in this life */
         if (error)
                 snprintf(head, sizeof(head), "component '%s' (%s) failed: %s", c->name,
                          c->cls->name, why);
         else
-                snprintf(head, sizeof(head), "component '%s' finished (DONE) after %llu runs",
-                         c->name, (unsigned long long)counter_get(&c->runs));
+                snprintf(head, sizeof(head), "component '%s' finished (DONE) after %llu run%s",
+                         c->name, (unsigned long long)runs, runs == 1 ? "" : "s");
         uint64_t now = mono_ns(), delay = 0;
         enum restart_action a = restart_decide(p, &c->restart, error, now, &delay);
         component_stop(c);

@@ -7,6 +7,7 @@
 #include "actord-build.h"
 
 #include <inttypes.h>
+#include <sys/stat.h>
 
 static char *dir;
 
@@ -30,12 +31,12 @@ static char *write_conf(const char *components, const char *links)
         two_cpus(&a, &b);
         char *text;
         cr_assert(asprintf(&text,
-                           "actord: { plugin_dirs = [ \"%s\", \"%s\" ]; workers = ( { cpu = %d; "
-                           "} ); };\n"
+                           "actord: { plugin_dirs = [ \"%s\", \"%s\", \"%s\" ]; workers = ( { "
+                           "cpu = %d; } ); };\n"
                            "components: {\n%s};\n"
                            "links = ( %s );\n",
-                           ACTORD_TEST_PLUGIN_DIR, ACTORD_TEST_TESTPLUGIN_DIR "/testkit", a,
-                           components, links) > 0);
+                           ACTORD_TEST_PLUGIN_DIR, ACTORD_TEST_TESTPLUGIN_DIR "/testkit",
+                           ACTORD_TEST_TESTPLUGIN_DIR "/schedkit", a, components, links) > 0);
         char *path = tu_write(dir, "supervision.conf", text);
         free(text);
         return path;
@@ -248,16 +249,16 @@ Test(supervision, permanent_restarts_after_done_transient_and_never_do_not)
         daemon_start(&d, dir, args);
         cr_assert(daemon_wait_notify(&d, "READY=1", 20000), "no READY: %s", daemon_notes(&d));
         cr_assert(wait_contains(dir, d.err_path,
-                                "component 'perm' finished (DONE) after 3 runs; "
+                                "component 'perm' finished (DONE) after 1 run; "
                                 "giving up on it: 2 restarts within 10 s already",
                                 20000),
                   "perm was never given up on");
         cr_assert(wait_contains(dir, d.err_path, "component 'nev' (test.flaky) failed", 20000));
         cr_assert(wait_contains(dir, d.err_path, "component 'trans' finished", 20000));
         char *err = daemon_stderr(&d);
-        expect_in(err, "component 'perm' finished (DONE) after 1 runs; restart = \"permanent\": "
+        expect_in(err, "component 'perm' finished (DONE) after 1 run; restart = \"permanent\": "
                        "restarting it in 0 ms (restart 1 of at most 2 within 10 s)");
-        expect_in(err, "component 'trans' finished (DONE) after 1 runs; stopping it\n");
+        expect_in(err, "component 'trans' finished (DONE) after 1 run; stopping it\n");
         expect_in(err, "component 'nev' (test.flaky) failed: failing after 1 runs, as asked; "
                        "stopping it (restart = \"never\")\n");
         free(err);
@@ -375,4 +376,51 @@ Test(supervision, an_on_message_component_restarts_and_runs_on_new_messages)
         free(conf);
         free(comps);
         free(flaky);
+}
+
+/* An on_event component that fails is restarted like any other: its new life registers its
+ * fd again (init) and runs on the data that comes after. */
+Test(supervision, an_on_event_component_restarts_and_runs_on_new_events)
+{
+        char *out = path_in_dir("event.txt"), *fifo = path_in_dir("fifo"),
+             *trigger = path_in_dir("trigger"), *comps;
+        cr_assert_eq(mkfifo(fifo, 0600), 0);
+        cr_assert_eq(mkfifo(trigger, 0600), 0);
+        cr_assert(asprintf(&comps,
+                           "  ev = { class = \"test.event\"; settings = { path = \"%s\"; fifo = "
+                           "\"%s\"; trigger = \"%s\"; fail_on = \"boom\"; }; backoff_ms = 0; "
+                           "};\n"
+                           "  log = { class = \"core.log\"; settings = { path = \"/dev/null\"; }; "
+                           "};\n",
+                           out, fifo, trigger) > 0);
+        char *conf = write_conf(comps, "\"ev.out -> log.in\"");
+        struct daemon d;
+        const char *args[] = {"--config", conf, NULL};
+        daemon_start(&d, dir, args);
+        cr_assert(daemon_wait_notify(&d, "READY=1", 20000), "no READY: %s", daemon_notes(&d));
+
+        int fd = open(fifo, O_WRONLY | O_CLOEXEC);
+        cr_assert(fd >= 0);
+        cr_assert_eq(write(fd, "boom\n", 5), 5);
+        cr_assert(wait_contains(dir, d.err_path,
+                                "component 'ev' (test.event) failed: read 'boom' from the FIFO, "
+                                "as asked; restarting it in 0 ms (restart 1 of at most 5",
+                                20000),
+                  "no failure and restart logged");
+        cr_assert(wait_contains(dir, d.err_path,
+                                "component 'ev' (test.event) restarted (1 restart "
+                                "so far)",
+                                20000));
+        /* The new life sees only what comes after: its fd is watched again. */
+        cr_assert_eq(write(fd, "after\n", 6), 6);
+        close(fd);
+        cr_assert(wait_contains(dir, out, "fifo=after\n", 20000),
+                  "the restarted component did not run on new FIFO data: %s", tu_read(out));
+        stop_cleanly(&d, "component 'ev': ");
+        daemon_cleanup(&d);
+        free(conf);
+        free(comps);
+        free(out);
+        free(fifo);
+        free(trigger);
 }

@@ -233,6 +233,7 @@ struct event {
         uint64_t runs;
         char fifo_data[256];
         size_t fifo_len;
+        char *fail_on; /* a FIFO line that makes the run fail (supervision tests) */
         pthread_t thread;
         bool thread_started;
         struct actord_notifier *notifier;
@@ -267,7 +268,10 @@ static int event_init(struct actord_ctx *ctx, void **ret_state)
                 return -ENOMEM;
         e->rfd = e->wfd = e->trigger_rfd = -1;
         e->path = path_setting(ctx);
-        const char *fifo = NULL, *trigger = NULL;
+        const char *fifo = NULL, *trigger = NULL, *fail_on = NULL;
+        actord_setting_string(ctx, "fail_on", &fail_on);
+        if (fail_on && !(e->fail_on = strdup(fail_on)))
+                return -ENOMEM;
         actord_setting_string(ctx, "fifo", &fifo);
         actord_setting_string(ctx, "trigger", &trigger);
         actord_setting_int(ctx, "notifies", &e->notifies);
@@ -311,8 +315,14 @@ static int event_process(struct actord_ctx *ctx, void *state)
                 if (sent == e->notifies)
                         event_report(e);
         }
-        if (e->fifo_len && memchr(e->fifo_data, '\n', e->fifo_len))
+        if (e->fifo_len && memchr(e->fifo_data, '\n', e->fifo_len)) {
                 event_report(e);
+                if (e->fail_on &&
+                    memmem(e->fifo_data, e->fifo_len, e->fail_on, strlen(e->fail_on))) {
+                        actord_set_error(ctx, "read '%s' from the FIFO, as asked", e->fail_on);
+                        return -EIO;
+                }
+        }
         return ACTORD_OK;
 }
 
@@ -334,6 +344,7 @@ static void event_fini(struct actord_ctx *ctx, void *state)
                 close(e->wfd);
         if (e->trigger_rfd >= 0)
                 close(e->trigger_rfd);
+        free(e->fail_on);
         free(e->path);
         free(e);
 }
@@ -343,6 +354,7 @@ static const struct actord_setting event_settings[] = {
     {.name = "fifo", .type = ACTORD_SETTING_STRING, .required = true},
     {.name = "trigger", .type = ACTORD_SETTING_STRING, .required = true},
     {.name = "notifies", .type = ACTORD_SETTING_INT},
+    {.name = "fail_on", .type = ACTORD_SETTING_STRING, .help = "a FIFO line that fails the run"},
 };
 
 static const struct actord_class event_class = {
@@ -355,7 +367,7 @@ static const struct actord_class event_class = {
     .outputs = u64_out,
     .n_outputs = 1,
     .settings = event_settings,
-    .n_settings = 4,
+    .n_settings = 5,
     .init = event_init,
     .process = event_process,
     .fini = event_fini,
