@@ -16,9 +16,11 @@ build: deps
 	cmake --preset dev >/dev/null
 	cmake --build --preset dev
 
-# The demo pipeline in the foreground; Ctrl-C stops it.
+# The demo pipeline in the foreground; Ctrl-C stops it. In another terminal:
+# build/ctl/actorctl --socket build/actord.sock stats
 run: build
-	./build/daemon/actord --config $(CONFIG) --plugin-dir build/plugins
+	./build/daemon/actord --config $(CONFIG) --plugin-dir build/plugins \
+	  --control-socket build/actord.sock
 
 # The whole suite: normal build, ASan+UBSan build, TSan build of the concurrency tests, a fuzz
 # run, and the installed daemon under a real systemd.

@@ -52,7 +52,7 @@ static char *write_conf(const char *name, const char *components, const char *li
 /* 300 messages from test.bytes (then DONE) into core.counter. */
 #define FINITE_COUNT 300
 #define FINITE_COMPONENTS                                                                          \
-        "src = { class = \"test.bytes\"; schedule = { every_us = 200; }; settings = { count = "   \
+        "src = { class = \"test.bytes\"; schedule = { every_us = 200; }; settings = { count = "    \
         "300; }; };\n"                                                                             \
         "count = { class = \"core.counter\"; settings = { report_ms = 100000; }; };\n"
 #define FINITE_LINKS "\"src.out -> count.in\""
@@ -228,7 +228,8 @@ static int check_exposition(const char *text)
                                 while (*p != '"') {
                                         cr_assert(*p, "unterminated value in %s", line);
                                         if (*p == '\\') {
-                                                cr_assert(p[1] == '\\' || p[1] == '"' || p[1] == 'n',
+                                                cr_assert(p[1] == '\\' || p[1] == '"' ||
+                                                              p[1] == 'n',
                                                           "bad escape in %s", line);
                                                 p++;
                                         }
@@ -318,7 +319,8 @@ Test(control, status_stats_and_metrics_agree_with_the_pipeline)
                               "actord_channel_consumed_total{from=\"src.out\",to=\"count.in\","
                               "type=\"test.bytes\",policy=\"overwrite\"}",
                               FINITE_COUNT);
-        const char *lbl = "{from=\"src.out\",to=\"count.in\",type=\"test.bytes\",policy=\"overwrite\"}";
+        const char *lbl =
+            "{from=\"src.out\",to=\"count.in\",type=\"test.bytes\",policy=\"overwrite\"}";
         char series[256];
         snprintf(series, sizeof(series), "actord_channel_published_total%s", lbl);
         cr_assert_eq(must_metric(m, series), FINITE_COUNT);
@@ -421,10 +423,11 @@ Test(control, reload_applies_a_good_configuration_and_refuses_a_bad_one)
         struct daemon d;
         start_with_socket(&d, conf, sock);
 
-        write_conf("c.conf",
-                   FINITE_COMPONENTS "more = { class = \"test.bytes\"; schedule = { every_us = "
-                                     "1000; }; };\nshow = { class = \"core.counter\"; };\n",
-                   FINITE_LINKS ", \"more.out -> show.in\"");
+        free(write_conf("c.conf",
+                        FINITE_COMPONENTS
+                        "more = { class = \"test.bytes\"; schedule = { every_us = "
+                        "1000; }; };\nshow = { class = \"core.counter\"; };\n",
+                        FINITE_LINKS ", \"more.out -> show.in\""));
         char *out, *err;
         const char *args[] = {"-s", sock, "reload", NULL};
         cr_assert_eq(actorctl(args, NULL, &out, &err), 0, "stderr: %s", err);
@@ -438,8 +441,8 @@ Test(control, reload_applies_a_good_configuration_and_refuses_a_bad_one)
         free(m);
 
         /* An unknown class at line 6: refused with the file and line, the pipeline kept. */
-        write_conf("c.conf", FINITE_COMPONENTS "bad = { class = \"test.nosuch\"; };\n",
-                   FINITE_LINKS);
+        free(write_conf("c.conf", FINITE_COMPONENTS "bad = { class = \"test.nosuch\"; };\n",
+                        FINITE_LINKS));
         cr_assert_eq(actorctl(args, NULL, &out, &err), 1, "stdout: %s", out);
         cr_assert_str_empty(out);
         char where[512];
@@ -690,8 +693,9 @@ Test(control, reload_is_refused_to_other_users)
         int st;
         cr_assert_eq(waitpid(pid, &st, 0), pid);
         cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d; got %s", st, got);
-        cr_assert(strncmp(got, "error: permission denied: reload is for root and for the "
-                               "daemon's own user (uid 0), not for uid 65534\n|ok\nactord ",
+        cr_assert(strncmp(got,
+                          "error: permission denied: reload is for root and for the "
+                          "daemon's own user (uid 0), not for uid 65534\n|ok\nactord ",
                           strlen("error: permission denied: reload is for root and for the "
                                  "daemon's own user (uid 0), not for uid 65534\n|ok\nactord ")) ==
                       0,
