@@ -975,10 +975,19 @@ static void worker_start_arriving(struct worker *w)
                                    c->error);
                         continue;
                 }
-                if (component_start(c)) {
+                int r = component_init(c);
+                if (r >= 0) {
                         c->next_deadline_ns = now + c->period_ns;
                         component_log_placement(c);
+                        continue;
                 }
+                /* Under its restart policy, as a failed restart: a component that needs
+                 * something not there yet (a server, a file) gets its retries. Only a failure
+                 * at the daemon's start aborts the start. */
+                char why[sizeof(c->error) + 32];
+                snprintf(why, sizeof(why), "init failed: %s",
+                         c->error[0] ? c->error : strerror(-r));
+                component_ended(w, c, true, why);
         }
         /* The poll set starts again (it may hold components that left); then what was ready
          * stays ready, except the components that left. No producer runs meanwhile. */

@@ -486,8 +486,9 @@ static void twenty_reloads(const char *idle)
         free(plugins);
 }
 
-/* A component that fails to start in a reload is reported and stays stopped while the rest
- * runs; the next reload tries it again, even with the same file. */
+/* A component that fails to start in a reload, and whose policy does not restart it, is
+ * reported and stays stopped while the rest runs; the next reload tries it again, even with
+ * the same file. */
 Test(reload, a_component_failing_to_start_is_retried_by_the_next_reload)
 {
         char *plugins = plugin_folder();
@@ -502,7 +503,11 @@ Test(reload, a_component_failing_to_start_is_retried_by_the_next_reload)
 
         /* Its output folder does not exist yet: init fails. */
         char more[512];
-        version_components(more, sizeof(more), v);
+        snprintf(more, sizeof(more),
+                 "  s2 = { class = \"test.bytes\"; schedule = { every_us = 300; }; };\n"
+                 "  ver = { class = \"test.version\"; settings = { path = \"%s\"; }; restart = "
+                 "\"never\"; };\n",
+                 v);
         /* reject: what s2 sends while ver is down waits for it, however long that is. */
         body = second_body(l, more,
                            ", { from = \"s2.out\"; to = \"ver.in\"; overflow = \"reject\"; }");
@@ -511,16 +516,67 @@ Test(reload, a_component_failing_to_start_is_retried_by_the_next_reload)
         reload_expect(&d, "STATUS=reloaded: 2 kept, 0 restarted, 2 started, 0 stopped (some "
                           "failed to start)");
         cr_assert(wait_contains(dir, d.err_path,
-                                "component 'ver' (test.version) failed to start: "
-                                "cannot open",
+                                "component 'ver' (test.version) failed: init failed: cannot open",
                                 5000),
                   "%s", daemon_stderr(&d));
+        cr_assert(wait_contains(dir, d.err_path, "stopping it (restart = \"never\")", 5000), "%s",
+                  daemon_stderr(&d));
         int n = count_lines(l);
         cr_assert(wait_lines(dir, l, n + 20, 10000), "the pipeline stopped");
 
         /* The folder appears; the same file again: `ver` gets another chance. */
         cr_assert_eq(mkdir(sub, 0755), 0);
         reload_expect(&d, "STATUS=reloaded: 3 kept, 1 restarted, 0 started, 0 stopped;");
+        cr_assert(wait_lines(dir, v, 30, 10000), "ver does not run");
+        stop_daemon(&d);
+        struct vfile vv = read_vfile(v, true);
+        cr_assert_eq(vv.first, 0, "the messages queued while it was down come first");
+        daemon_cleanup(&d);
+        free(conf);
+        free(l);
+        free(v);
+        free(sub);
+        free(plugins);
+}
+
+/* Under its restart policy (the default here), a component whose init fails in a reload is
+ * retried with its back-off: once what it lacked appears, it starts by itself, no reload
+ * needed, and reads first what waited for it. */
+Test(reload, a_component_failing_to_start_is_restarted_by_its_policy)
+{
+        char *plugins = plugin_folder();
+        install_plugin(plugins, ACTORD_TEST_TESTPLUGIN_DIR "/version1/version.so", "version.so");
+        char *l = out_path("l.txt"), *sub = out_path("sub"), *v = out_path("sub/v.txt");
+        char *body = second_body(l, "", "");
+        char *conf = write_conf(plugins, body);
+        free(body);
+        struct daemon d;
+        start_ready(&d, conf);
+
+        char more[512];
+        snprintf(more, sizeof(more),
+                 "  s2 = { class = \"test.bytes\"; schedule = { every_us = 300; }; };\n"
+                 "  ver = { class = \"test.version\"; settings = { path = \"%s\"; };\n"
+                 "          max_restarts = 1000; restart_window_s = 600; backoff_ms = 20; };\n",
+                 v);
+        body = second_body(l, more,
+                           ", { from = \"s2.out\"; to = \"ver.in\"; overflow = \"reject\"; }");
+        free(write_conf(plugins, body));
+        free(body);
+        reload_expect(&d, "STATUS=reloaded: 2 kept, 0 restarted, 2 started, 0 stopped (some "
+                          "failed to start)");
+        cr_assert(wait_contains(dir, d.err_path,
+                                "component 'ver' (test.version) failed: init failed: cannot open",
+                                5000),
+                  "%s", daemon_stderr(&d));
+        /* A second failed init: it is being retried. */
+        cr_assert(wait_contains(dir, d.err_path,
+                                "restarting it in 40 ms (restart 2 of at most 1000", 5000),
+                  "%s", daemon_stderr(&d));
+        cr_assert_eq(mkdir(sub, 0755), 0);
+        cr_assert(
+            wait_contains(dir, d.err_path, "component 'ver' (test.version) restarted (", 20000),
+            "%s", daemon_stderr(&d));
         cr_assert(wait_lines(dir, v, 30, 10000), "ver does not run");
         stop_daemon(&d);
         struct vfile vv = read_vfile(v, true);
