@@ -61,6 +61,59 @@ static unsigned comp_restarts(const struct component *c)
         return atomic_load_explicit(&c->restarts, memory_order_relaxed);
 }
 
+/* The time-in-queue histogram of channel i: its consumer's, for the input the link feeds. */
+static const struct queue_hist *chan_wait(const struct topology *t, int i)
+{
+        const struct component *c = t->comps[t->link_to[i]];
+        for (uint32_t k = 0; k < c->n_in; k++)
+                if (c->in_link[k] == i)
+                        return &c->in_wait[k];
+        return NULL;
+}
+
+struct hist_snap {
+        uint64_t bucket[QUEUE_HIST_BUCKETS];
+        uint64_t count, sum_ns;
+};
+
+static void hist_read(const struct queue_hist *h, struct hist_snap *s)
+{
+        *s = (struct hist_snap){0};
+        for (int i = 0; h && i < QUEUE_HIST_BUCKETS; i++) {
+                s->bucket[i] = counter_get(&h->bucket[i]);
+                s->count += s->bucket[i];
+        }
+        if (h)
+                s->sum_ns = counter_get(&h->sum_ns);
+}
+
+/* The upper bound of the bucket holding quantile q, for people: "128ns", "1.02us", ">4.29s";
+ * "-" without messages. */
+static void hist_quantile(const struct hist_snap *s, double q, char *buf, size_t len)
+{
+        if (!s->count) {
+                snprintf(buf, len, "-");
+                return;
+        }
+        uint64_t want = (uint64_t)(q * (double)s->count + 0.5), seen = 0;
+        want = want ? want : 1;
+        int i = 0;
+        for (; i < QUEUE_HIST_BUCKETS - 1; i++)
+                if ((seen += s->bucket[i]) >= want)
+                        break;
+        int shift = QUEUE_HIST_MIN_SHIFT + (i < QUEUE_HIST_BUCKETS - 1 ? i : i - 1);
+        double ns = (double)(1ull << shift);
+        const char *more = i == QUEUE_HIST_BUCKETS - 1 ? ">" : "";
+        if (ns < 1e3)
+                snprintf(buf, len, "%s%.0fns", more, ns);
+        else if (ns < 1e6)
+                snprintf(buf, len, "%s%.3gus", more, ns / 1e3);
+        else if (ns < 1e9)
+                snprintf(buf, len, "%s%.3gms", more, ns / 1e6);
+        else
+                snprintf(buf, len, "%s%.3gs", more, ns / 1e9);
+}
+
 /* Every channel's counters, read once (channel_stats() searches the ring). Free it. */
 static struct channel_stats *read_channels(const struct topology *t)
 {
@@ -120,20 +173,25 @@ void stats_write_tables(FILE *f, const struct stats_view *v, uint64_t now_mono_n
                 int m = (int)strlen(t->link_type[i].name);
                 wt = m > wt ? m : wt;
         }
-        fprintf(f, "\nchannels\n%-*s %-*s %-*s %-9s %8s %14s %14s %12s %10s %12s\n", we, "from", we,
-                "to", wt, "type", "policy", "capacity", "published", "consumed", "lost",
-                "high-water", "rejected");
+        fprintf(f, "\nchannels\n%-*s %-*s %-*s %-9s %8s %14s %14s %12s %10s %12s %9s %9s\n", we,
+                "from", we, "to", wt, "type", "policy", "capacity", "published", "consumed", "lost",
+                "high-water", "rejected", "wait p50", "wait p99");
         for (int i = 0; i < t->n_chans; i++) {
                 const struct config_link *l = &t->cfg->links[i];
                 char from[160], to[160];
                 stats_endpoint_name(&l->from, from, sizeof(from));
                 stats_endpoint_name(&l->to, to, sizeof(to));
+                struct hist_snap h;
+                hist_read(chan_wait(t, i), &h);
+                char p50[16], p99[16];
+                hist_quantile(&h, 0.5, p50, sizeof(p50));
+                hist_quantile(&h, 0.99, p99, sizeof(p99));
                 fprintf(f,
                         "%-*s %-*s %-*s %-9s %8u %14" PRIu64 " %14" PRIu64 " %12" PRIu64
-                        " %10" PRIu64 " %12" PRIu64 "\n",
+                        " %10" PRIu64 " %12" PRIu64 " %9s %9s\n",
                         we, from, we, to, wt, t->link_type[i].name,
                         channel_policy_to_string(l->policy), st[i].capacity, st[i].published,
-                        st[i].consumed, st[i].lost, st[i].high_water, st[i].rejected);
+                        st[i].consumed, st[i].lost, st[i].high_water, st[i].rejected, p50, p99);
         }
         free(st);
 }
@@ -174,7 +232,8 @@ static void comp_sample(FILE *f, const char *name, const struct component *c, ui
         fprintf(f, "\",worker=\"%d\"} %" PRIu64 "\n", c->worker, value);
 }
 
-static void chan_sample(FILE *f, const char *name, const struct topology *t, int i, uint64_t value)
+/* A channel's labels, without the closing brace (a histogram adds `le`). */
+static void chan_labels(FILE *f, const char *name, const struct topology *t, int i)
 {
         const struct config_link *l = &t->cfg->links[i];
         char from[160], to[160];
@@ -186,7 +245,32 @@ static void chan_sample(FILE *f, const char *name, const struct topology *t, int
         put_value(f, to);
         fputs("\",type=\"", f);
         put_value(f, t->link_type[i].name);
-        fprintf(f, "\",policy=\"%s\"} %" PRIu64 "\n", channel_policy_to_string(l->policy), value);
+        fprintf(f, "\",policy=\"%s\"", channel_policy_to_string(l->policy));
+}
+
+static void chan_sample(FILE *f, const char *name, const struct topology *t, int i, uint64_t value)
+{
+        chan_labels(f, name, t, i);
+        fprintf(f, "} %" PRIu64 "\n", value);
+}
+
+static void chan_histogram(FILE *f, const struct topology *t, int i)
+{
+        struct hist_snap h;
+        hist_read(chan_wait(t, i), &h);
+        uint64_t cum = 0;
+        for (int b = 0; b < QUEUE_HIST_BUCKETS - 1; b++) {
+                cum += h.bucket[b];
+                chan_labels(f, "actord_channel_queue_seconds_bucket", t, i);
+                fprintf(f, ",le=\"%.10g\"} %" PRIu64 "\n",
+                        (double)(1ull << (QUEUE_HIST_MIN_SHIFT + b)) * 1e-9, cum);
+        }
+        chan_labels(f, "actord_channel_queue_seconds_bucket", t, i);
+        fprintf(f, ",le=\"+Inf\"} %" PRIu64 "\n", h.count);
+        chan_labels(f, "actord_channel_queue_seconds_sum", t, i);
+        fprintf(f, "} %.9f\n", (double)h.sum_ns * 1e-9);
+        chan_labels(f, "actord_channel_queue_seconds_count", t, i);
+        fprintf(f, "} %" PRIu64 "\n", h.count);
 }
 
 enum chan_field { CF_PUBLISHED, CF_CONSUMED, CF_LOST, CF_REJECTED, CF_HIGH_WATER, CF_CAPACITY };
@@ -300,5 +384,10 @@ void stats_write_metrics(FILE *f, const struct stats_view *v)
                         chan_sample(f, chan_families[k].name, t, i,
                                     chan_field(&st[i], chan_families[k].field));
         }
+        family(f, "actord_channel_queue_seconds", "histogram",
+               "How long messages waited in the channel: from the start of the run that "
+               "published each to the start of the run that read it.");
+        for (int i = 0; i < t->n_chans; i++)
+                chan_histogram(f, t, i);
         free(st);
 }

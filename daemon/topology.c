@@ -418,13 +418,14 @@ static int wire(struct builder *b)
         for (int ci = 0; ci < t->n_comps; ci++) {
                 struct component *c = t->comps[ci];
                 c->in = calloc(c->n_in + 1, sizeof(*c->in));
+                c->in_wait = calloc(c->n_in + 1, sizeof(*c->in_wait));
                 c->in_type = calloc(c->n_in + 1, sizeof(*c->in_type));
                 c->out = calloc(c->n_out + 1, sizeof(*c->out));
                 c->out_type = calloc(c->n_out + 1, sizeof(*c->out_type));
                 c->out_peer = calloc(c->n_out + 1, sizeof(*c->out_peer));
                 c->out_mark = calloc(c->n_out + 1, sizeof(*c->out_mark));
-                if (!c->in || !c->in_type || !c->out || !c->out_type || !c->out_peer ||
-                    !c->out_mark)
+                if (!c->in || !c->in_wait || !c->in_type || !c->out || !c->out_type ||
+                    !c->out_peer || !c->out_mark)
                         return -ENOMEM;
         }
         for (int i = 0; i < cfg->n_links; i++) {
@@ -551,6 +552,7 @@ void topology_component_free(struct component *c)
 {
         topology_component_close(c);
         free(c->in);
+        free(c->in_wait);
         free(c->out);
         free(c->in_type);
         free(c->out_type);

@@ -40,6 +40,7 @@ struct component {
 
         uint32_t n_in, n_out;
         struct channel_rx *in;       /* by port index */
+        struct queue_hist *in_wait;  /* by port index: time in queue of what it read */
         struct channel_tx *out;      /* by port index */
         struct port_type *in_type;   /* by port index */
         struct port_type *out_type;  /* by port index */
@@ -57,6 +58,7 @@ struct component {
         int leaving; /* reload: why it stops (COMPONENT_REMOVED...), while it stops */
         uint64_t next_deadline_ns;
         uint64_t runs_at_init; /* `runs` when its current life began */
+        uint64_t run_ns;       /* the current run's start (worker.c: run_component) */
         uint64_t drained; /* during a run: bit k set when the last read of input k found none */
         struct actord_msg_info info_unused; /* where next() puts what its caller did not ask for */
         char error[256];
@@ -104,6 +106,19 @@ struct component {
         _Atomic int run_state; /* enum component_state */
 };
 
+/* How long the messages read from one input waited: from the start of the producer's run that
+ * published each (its publish_ns) to the start of the consumer's run that read it, in buckets
+ * of powers of two nanoseconds (bucket i: up to 2^(QUEUE_HIST_MIN_SHIFT + i) ns; the last: the
+ * rest). No clock read per message: both times are the runs' own. Written by the consumer's
+ * worker only (relaxed), read by the control socket. */
+#define QUEUE_HIST_MIN_SHIFT 6 /* the first bucket: up to 64 ns */
+#define QUEUE_HIST_BUCKETS 28  /* up to 2^32 ns (4.3 s), then everything longer */
+
+struct queue_hist {
+        _Atomic uint64_t bucket[QUEUE_HIST_BUCKETS];
+        _Atomic uint64_t sum_ns;
+};
+
 /* Where a component stands, for people (the control socket). */
 enum component_state {
         COMPONENT_STARTING, /* created, init not run yet */
@@ -126,6 +141,23 @@ static inline void counter_add(_Atomic uint64_t *c, uint64_t n)
 static inline uint64_t counter_get(const _Atomic uint64_t *c)
 {
         return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static inline unsigned queue_hist_bucket(uint64_t ns)
+{
+        if (ns <= 1ull << QUEUE_HIST_MIN_SHIFT)
+                return 0;
+        unsigned b = 64u - (unsigned)__builtin_clzll(ns - 1) - QUEUE_HIST_MIN_SHIFT;
+        return b < QUEUE_HIST_BUCKETS - 1 ? b : QUEUE_HIST_BUCKETS - 1;
+}
+
+/* One message published in a run that started at publish_ns, read in one started at run_ns
+ * (earlier when a run reads what a producer on another worker published meanwhile: 0). */
+static inline void queue_hist_add(struct queue_hist *h, uint64_t run_ns, uint64_t publish_ns)
+{
+        uint64_t d = run_ns > publish_ns ? run_ns - publish_ns : 0;
+        counter_add(&h->bucket[queue_hist_bucket(d)], 1);
+        counter_add(&h->sum_ns, d);
 }
 
 static inline void component_set_state(struct component *c, enum component_state s)

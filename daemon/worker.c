@@ -94,6 +94,8 @@ static const void *host_next(struct actord_ctx *ctx, uint32_t in, struct actord_
                 info = &c->info_unused; /* not on the stack: no stack protector here */
         const void *m = channel_next(&c->in[in], &info->seq, &info->lost_before, &info->publish_ns);
         note_read(c, in, m != NULL);
+        if (m)
+                queue_hist_add(&c->in_wait[in], c->run_ns, info->publish_ns);
         return m;
 }
 
@@ -133,6 +135,8 @@ static uint32_t host_next_n(struct actord_ctx *ctx, uint32_t in, uint32_t max,
         ret->host_ref = b.hdr;
         ret->host_stride = b.hdr_stride;
         note_read(c, in, n != 0);
+        for (uint32_t i = 0; i < n; i++)
+                queue_hist_add(&c->in_wait[in], c->run_ns, channel_burst_publish_ns(&b, i));
         return n;
 }
 
@@ -733,6 +737,7 @@ static bool all_drained(const struct component *c)
 
 static void run_component(struct worker *w, struct component *c, uint64_t now)
 {
+        c->run_ns = now;
         for (uint32_t k = 0; k < c->n_out; k++) {
                 c->out[k].now_ns = now;
                 c->out_mark[k] = channel_tx_seq(&c->out[k]);

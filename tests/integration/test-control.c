@@ -175,9 +175,10 @@ static double must_metric(const char *text, const char *series)
 }
 
 /* The exposition format's rules, as far as our output uses it: every family has one HELP and
- * one TYPE line (counter or gauge) before its samples, which all belong to it and come
- * together; counters end in _total; a sample is name{label="value",...} number; no series
- * twice. Returns the number of families. */
+ * one TYPE line (counter, gauge or histogram) before its samples, which all belong to it and
+ * come together (a histogram's: name_bucket with `le`, name_sum, name_count); counters end in
+ * _total; a sample is name{label="value",...} number; no series twice. Returns the number of
+ * families. */
 static int check_exposition(const char *text)
 {
         char family[128] = "", type[16] = "";
@@ -197,7 +198,9 @@ static int check_exposition(const char *text)
                 }
                 if (sscanf(line, "# TYPE %127s %15s", name, type) == 2) {
                         cr_assert(help && strcmp(name, family) == 0, "TYPE without HELP: %s", line);
-                        cr_assert(!strcmp(type, "counter") || !strcmp(type, "gauge"), "%s", line);
+                        cr_assert(!strcmp(type, "counter") || !strcmp(type, "gauge") ||
+                                      !strcmp(type, "histogram"),
+                                  "%s", line);
                         if (!strcmp(type, "counter"))
                                 cr_assert(strlen(name) > 6 &&
                                               !strcmp(name + strlen(name) - 6, "_total"),
@@ -208,8 +211,21 @@ static int check_exposition(const char *text)
                 cr_assert(line[0] != '#', "unexpected comment: %s", line);
                 cr_assert(type[0], "sample before its TYPE: %s", line);
                 size_t fl = strlen(family);
-                cr_assert(strncmp(line, family, fl) == 0 && (line[fl] == '{' || line[fl] == ' '),
-                          "sample %s outside its family %s", line, family);
+                cr_assert(strncmp(line, family, fl) == 0, "sample %s outside its family %s", line,
+                          family);
+                if (!strcmp(type, "histogram")) {
+                        const char *suffix = line + fl;
+                        size_t sl = strncmp(suffix, "_bucket{", 8) == 0 ? 7
+                                    : strncmp(suffix, "_sum", 4) == 0   ? 4
+                                    : strncmp(suffix, "_count", 6) == 0 ? 6
+                                                                        : 0;
+                        cr_assert(sl, "not a histogram sample of %s: %s", family, line);
+                        if (sl == 7)
+                                cr_assert(strstr(line, ",le=\""), "a bucket without le: %s", line);
+                        fl += sl;
+                }
+                cr_assert(line[fl] == '{' || line[fl] == ' ', "sample %s outside its family %s",
+                          line, family);
                 const char *sp = strrchr(line, ' ');
                 cr_assert(sp, "no value: %s", line);
                 char *end;
@@ -330,6 +346,28 @@ Test(control, status_stats_and_metrics_agree_with_the_pipeline)
         cr_assert_eq(must_metric(m, series), 0);
         snprintf(series, sizeof(series), "actord_channel_capacity%s", lbl);
         cr_assert_eq(must_metric(m, series), 1024);
+        /* The histogram counts each message read once, its buckets grow with le, +Inf holds
+         * them all; the sum is in seconds (a consumer that runs in the same round as its
+         * producer on one worker reads the same clock: waits of 0 are counted). */
+        const char *hl =
+            "{from=\"src.out\",to=\"count.in\",type=\"test.bytes\",policy=\"overwrite\"";
+        snprintf(series, sizeof(series), "actord_channel_queue_seconds_count%s}", hl);
+        cr_assert_eq(must_metric(m, series), FINITE_COUNT);
+        snprintf(series, sizeof(series), "actord_channel_queue_seconds_bucket%s,le=\"+Inf\"}", hl);
+        cr_assert_eq(must_metric(m, series), FINITE_COUNT);
+        double prev = 0;
+        for (int b = 0; b < 27; b++) {
+                snprintf(series, sizeof(series),
+                         "actord_channel_queue_seconds_bucket%s,le=\"%.10g\"}", hl,
+                         (double)(1ull << (6 + b)) * 1e-9);
+                double v = must_metric(m, series);
+                cr_assert_geq(v, prev, "buckets are cumulative: %s", series);
+                prev = v;
+        }
+        cr_assert_eq(prev, FINITE_COUNT, "every message waited under 4.3 s");
+        snprintf(series, sizeof(series), "actord_channel_queue_seconds_sum%s}", hl);
+        double sum = must_metric(m, series);
+        cr_assert(sum >= 0 && sum < FINITE_COUNT * 0.1, "sum %g", sum);
         free(m);
         /* The source ran once per message and once more to say DONE; then it is finished. */
         m = wait_metric(sock,
@@ -411,6 +449,54 @@ Test(control, status_stats_and_metrics_agree_with_the_pipeline)
         kill(d.pid, SIGTERM);
         cr_assert_eq(daemon_wait_exit(&d, 20000), 0);
         cr_assert_eq(stat(sock, &st), -1, "the socket file stayed");
+        daemon_cleanup(&d);
+        free(sock);
+        free(conf);
+}
+
+/* A consumer that runs every 50 ms reads messages published every millisecond: they wait
+ * from 0 to 50 ms, 25 ms on average, and the histogram says so. */
+Test(control, the_queue_time_histogram_shows_how_long_messages_waited)
+{
+        char *conf = write_conf(
+            "c.conf",
+            "src = { class = \"test.bytes\"; schedule = { every_us = 1000; }; settings = { count "
+            "= 200; }; };\n"
+            "count = { class = \"core.counter\"; schedule = { every_us = 50000; }; settings = { "
+            "report_ms = 100000; }; };\n",
+            FINITE_LINKS);
+        char *sock = path_in_dir("ctl.sock");
+        struct daemon d;
+        start_with_socket(&d, conf, sock);
+        cr_assert(wait_contains(dir, d.err_path, "component 'src' finished (DONE) after 201 runs",
+                                30000));
+        const char *hl =
+            "{from=\"src.out\",to=\"count.in\",type=\"test.bytes\",policy=\"overwrite\"";
+        char series[256];
+        snprintf(series, sizeof(series), "actord_channel_queue_seconds_count%s}", hl);
+        char *m = wait_metric(sock, series, 200);
+        cr_assert_eq(must_metric(m, series), 200);
+        snprintf(series, sizeof(series), "actord_channel_queue_seconds_sum%s}", hl);
+        double mean = must_metric(m, series) / 200;
+        cr_assert(mean > 0.005 && mean < 0.2, "mean wait %g s (expected about 0.025)", mean);
+        /* Up to 2^20 ns (1.05 ms): about one message in fifty (published in the round the
+         * consumer runs in). */
+        snprintf(series, sizeof(series), "actord_channel_queue_seconds_bucket%s,le=\"%.10g\"}", hl,
+                 (double)(1ull << 20) * 1e-9);
+        double quick = must_metric(m, series);
+        cr_assert_leq(quick, 40, "%g of 200 messages waited under 1 ms", quick);
+        free(m);
+        char *out, *err;
+        const char *args[] = {"-s", sock, "stats", NULL};
+        cr_assert_eq(actorctl(args, NULL, &out, &err), 0, "stderr: %s", err);
+        char *row = strstr(out, "\nsrc.out ");
+        cr_assert(row, "stats: %s", out);
+        row = strndup(row + 1, strcspn(row + 1, "\n"));
+        /* The table's quantiles are bucket bounds: p50 of 0-50 ms waits is 16.8 or 33.6 ms. */
+        cr_assert(strstr(row, "ms "), "the wait quantiles are in milliseconds: %s", row);
+        free(row);
+        free(out);
+        free(err);
         daemon_cleanup(&d);
         free(sock);
         free(conf);
