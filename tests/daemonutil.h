@@ -257,6 +257,7 @@ static inline char *daemon_stderr(struct daemon *d)
         return tu_read(d->err_path);
 }
 
+/* Kills the daemon if it still runs and frees what daemon_start() made. */
 static inline void daemon_cleanup(struct daemon *d)
 {
         if (d->pid > 0) {
@@ -278,6 +279,7 @@ static inline void daemon_cleanup(struct daemon *d)
                 close(d->notify_fd);
         free(d->notes);
         free(d->err_path);
+        *d = (struct daemon){0}; /* a second cleanup does nothing */
 }
 
 static inline int count_lines(const char *path)

@@ -59,4 +59,18 @@ static inline void tu_rmrf(const char *dir)
         }
 }
 
+/* A Criterion suite whose tests each get a fresh folder, `dir`, removed after the test. */
+#define TU_TMPDIR_SUITE(name, timeout_s)                                                           \
+        static char *dir;                                                                          \
+        static void tu_suite_setup_(void)                                                          \
+        {                                                                                          \
+                dir = tu_tmpdir();                                                                 \
+        }                                                                                          \
+        static void tu_suite_teardown_(void)                                                       \
+        {                                                                                          \
+                tu_rmrf(dir);                                                                      \
+                free(dir);                                                                         \
+        }                                                                                          \
+        TestSuite(name, .init = tu_suite_setup_, .fini = tu_suite_teardown_, .timeout = (timeout_s))
+
 #endif

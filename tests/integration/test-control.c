@@ -9,20 +9,7 @@
 #include <inttypes.h>
 #include <sys/stat.h>
 
-static char *dir;
-
-static void setup(void)
-{
-        dir = tu_tmpdir();
-}
-
-static void teardown(void)
-{
-        tu_rmrf(dir);
-        free(dir);
-}
-
-TestSuite(control, .init = setup, .fini = teardown, .timeout = 90);
+TU_TMPDIR_SUITE(control, 90);
 
 static char *path_in_dir(const char *name)
 {
@@ -57,23 +44,46 @@ static char *write_conf(const char *name, const char *components, const char *li
         "count = { class = \"core.counter\"; settings = { report_ms = 100000; }; };\n"
 #define FINITE_LINKS "\"src.out -> count.in\""
 
-static void start_with_socket(struct daemon *d, const char *conf, const char *sock)
+static void start_with_socket(struct daemon *dm, const char *config, const char *path)
 {
-        const char *args[] = {"--config", conf, "--control-socket", sock, NULL};
-        daemon_start(d, dir, args);
-        cr_assert(daemon_wait_notify(d, "READY=1", 20000), "no READY=1; stderr:\n%s",
-                  daemon_stderr(d));
+        const char *args[] = {"--config", config, "--control-socket", path, NULL};
+        daemon_start(dm, dir, args);
+        cr_assert(daemon_wait_notify(dm, "READY=1", 20000), "no READY=1; stderr:\n%s",
+                  daemon_stderr(dm));
+}
+
+/* The daemon under test, its configuration and its control socket (one test per process). */
+static struct daemon d;
+static char *conf, *sock;
+
+static void ctl_prepare(const char *components, const char *links)
+{
+        conf = write_conf("c.conf", components, links);
+        sock = path_in_dir("ctl.sock");
+}
+
+static void ctl_begin(const char *components, const char *links)
+{
+        ctl_prepare(components, links);
+        start_with_socket(&d, conf, sock);
+}
+
+static void ctl_end(void)
+{
+        daemon_cleanup(&d);
+        free(sock);
+        free(conf);
 }
 
 /* Connects to sock, sends `req` (len bytes; shuts the sending side down if `shut`) and reads
  * the answer until the daemon closes (caller frees), or NULL if none came in timeout_ms. */
-static char *ask_raw(const char *sock, const char *req, size_t len, bool shut, int timeout_ms)
+static char *ask_raw(const char *path, const char *req, size_t len, bool shut, int timeout_ms)
 {
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         cr_assert(fd >= 0);
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
-        cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect %s: %s", sock,
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+        cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect %s: %s", path,
                      strerror(errno));
         cr_assert_eq(send(fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
         if (shut)
@@ -102,19 +112,19 @@ static char *ask_raw(const char *sock, const char *req, size_t len, bool shut, i
         return buf;
 }
 
-static char *ask(const char *sock, const char *cmd)
+static char *ask(const char *path, const char *cmd)
 {
         char line[300];
         int n = snprintf(line, sizeof(line), "%s\n", cmd);
-        char *a = ask_raw(sock, line, (size_t)n, false, 10000);
+        char *a = ask_raw(path, line, (size_t)n, false, 10000);
         cr_assert(a, "no answer to '%s'", cmd);
         return a;
 }
 
 /* The answer's text after its "ok" line (caller frees). */
-static char *ask_ok(const char *sock, const char *cmd)
+static char *ask_ok(const char *path, const char *cmd)
 {
-        char *a = ask(sock, cmd);
+        char *a = ask(path, cmd);
         cr_assert(strncmp(a, "ok\n", 3) == 0, "'%s' answered: %s", cmd, a);
         memmove(a, a + 3, strlen(a + 3) + 1);
         return a;
@@ -303,11 +313,11 @@ static int prometheus_parse(const char *text)
 
 /* Waits until `series` in the metrics reaches at least `want`; returns the metrics. Callers
  * first wait for the log line that announces it, so that this asks a few times at most. */
-static char *wait_metric(const char *sock, const char *series, double want)
+static char *wait_metric(const char *path, const char *series, double want)
 {
         int64_t end = now_ms() + 20000;
         for (;;) {
-                char *m = ask_ok(sock, "metrics");
+                char *m = ask_ok(path, "metrics");
                 double v;
                 if (metric(m, series, &v) && v >= want)
                         return m;
@@ -318,10 +328,7 @@ static char *wait_metric(const char *sock, const char *series, double want)
 
 Test(control, status_stats_and_metrics_agree_with_the_pipeline)
 {
-        char *conf = write_conf("c.conf", FINITE_COMPONENTS, FINITE_LINKS);
-        char *sock = path_in_dir("ctl.sock");
-        struct daemon d;
-        start_with_socket(&d, conf, sock);
+        ctl_begin(FINITE_COMPONENTS, FINITE_LINKS);
 
         struct stat st;
         cr_assert_eq(stat(sock, &st), 0);
@@ -449,25 +456,19 @@ Test(control, status_stats_and_metrics_agree_with_the_pipeline)
         kill(d.pid, SIGTERM);
         cr_assert_eq(daemon_wait_exit(&d, 20000), 0);
         cr_assert_eq(stat(sock, &st), -1, "the socket file stayed");
-        daemon_cleanup(&d);
-        free(sock);
-        free(conf);
+        ctl_end();
 }
 
 /* A consumer that runs every 50 ms reads messages published every millisecond: they wait
  * from 0 to 50 ms, 25 ms on average, and the histogram says so. */
 Test(control, the_queue_time_histogram_shows_how_long_messages_waited)
 {
-        char *conf = write_conf(
-            "c.conf",
+        ctl_begin(
             "src = { class = \"test.bytes\"; schedule = { every_us = 1000; }; settings = { count "
             "= 200; }; };\n"
             "count = { class = \"core.counter\"; schedule = { every_us = 50000; }; settings = { "
             "report_ms = 100000; }; };\n",
             FINITE_LINKS);
-        char *sock = path_in_dir("ctl.sock");
-        struct daemon d;
-        start_with_socket(&d, conf, sock);
         cr_assert(wait_contains(dir, d.err_path, "component 'src' finished (DONE) after 201 runs",
                                 30000));
         const char *hl =
@@ -497,17 +498,12 @@ Test(control, the_queue_time_histogram_shows_how_long_messages_waited)
         free(row);
         free(out);
         free(err);
-        daemon_cleanup(&d);
-        free(sock);
-        free(conf);
+        ctl_end();
 }
 
 Test(control, reload_applies_a_good_configuration_and_refuses_a_bad_one)
 {
-        char *conf = write_conf("c.conf", FINITE_COMPONENTS, FINITE_LINKS);
-        char *sock = path_in_dir("ctl.sock");
-        struct daemon d;
-        start_with_socket(&d, conf, sock);
+        ctl_begin(FINITE_COMPONENTS, FINITE_LINKS);
 
         free(write_conf("c.conf",
                         FINITE_COMPONENTS
@@ -543,17 +539,12 @@ Test(control, reload_applies_a_good_configuration_and_refuses_a_bad_one)
         cr_assert(strstr(m, "4 components on 1 workers"), "status: %s", m);
         free(m);
 
-        daemon_cleanup(&d);
-        free(sock);
-        free(conf);
+        ctl_end();
 }
 
 Test(control, bad_requests_get_clear_errors)
 {
-        char *conf = write_conf("c.conf", FINITE_COMPONENTS, FINITE_LINKS);
-        char *sock = path_in_dir("ctl.sock");
-        struct daemon d;
-        start_with_socket(&d, conf, sock);
+        ctl_begin(FINITE_COMPONENTS, FINITE_LINKS);
 
         char *a = ask(sock, "frobnicate");
         cr_assert_str_eq(a, "error: unknown command 'frobnicate': expected status, stats, "
@@ -599,26 +590,21 @@ Test(control, bad_requests_get_clear_errors)
         free(err);
         free(gone);
 
-        daemon_cleanup(&d);
-        free(sock);
-        free(conf);
+        ctl_end();
 }
 
-static int connect_silent(const char *sock)
+static int connect_silent(const char *path)
 {
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
         cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
         return fd;
 }
 
 Test(control, silent_clients_delay_nobody_and_are_closed_at_their_deadline)
 {
-        char *conf = write_conf("c.conf", FINITE_COMPONENTS, FINITE_LINKS);
-        char *sock = path_in_dir("ctl.sock");
-        struct daemon d;
-        start_with_socket(&d, conf, sock);
+        ctl_begin(FINITE_COMPONENTS, FINITE_LINKS);
 
         int64_t t0 = now_ms();
         int silent = connect_silent(sock);
@@ -636,17 +622,12 @@ Test(control, silent_clients_delay_nobody_and_are_closed_at_their_deadline)
         cr_assert(waited >= 9000 && waited < 15000, "closed after %lld ms", (long long)waited);
         close(silent);
 
-        daemon_cleanup(&d);
-        free(sock);
-        free(conf);
+        ctl_end();
 }
 
 Test(control, too_many_clients_at_once_are_told_busy)
 {
-        char *conf = write_conf("c.conf", FINITE_COMPONENTS, FINITE_LINKS);
-        char *sock = path_in_dir("ctl.sock");
-        struct daemon d;
-        start_with_socket(&d, conf, sock);
+        ctl_begin(FINITE_COMPONENTS, FINITE_LINKS);
 
         int fds[16];
         for (int i = 0; i < 16; i++)
@@ -668,22 +649,18 @@ Test(control, too_many_clients_at_once_are_told_busy)
         for (int i = 1; i < 16; i++)
                 close(fds[i]);
 
-        daemon_cleanup(&d);
-        free(sock);
-        free(conf);
+        ctl_end();
 }
 
 Test(control, a_stale_socket_file_is_replaced_and_a_live_one_or_a_file_refused)
 {
-        char *conf = write_conf("c.conf", FINITE_COMPONENTS, FINITE_LINKS);
-        char *sock = path_in_dir("ctl.sock");
+        ctl_prepare(FINITE_COMPONENTS, FINITE_LINKS);
         /* A socket bound and closed: what a daemon killed with SIGKILL leaves. */
         int fd = socket(AF_UNIX, SOCK_STREAM, 0);
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
         snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
         cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
         close(fd);
-        struct daemon d;
         start_with_socket(&d, conf, sock);
         char *a = ask(sock, "status");
         cr_assert(strncmp(a, "ok\n", 3) == 0);
@@ -725,18 +702,14 @@ Test(control, a_stale_socket_file_is_replaced_and_a_live_one_or_a_file_refused)
         daemon_cleanup(&d2);
         free(file);
         free(sub);
-        free(sock);
-        free(conf);
+        ctl_end();
 }
 
 Test(control, reload_is_refused_to_other_users)
 {
         if (geteuid() != 0)
                 cr_skip_test("needs root, to connect as another user");
-        char *conf = write_conf("c.conf", FINITE_COMPONENTS, FINITE_LINKS);
-        char *sock = path_in_dir("ctl.sock");
-        struct daemon d;
-        start_with_socket(&d, conf, sock);
+        ctl_begin(FINITE_COMPONENTS, FINITE_LINKS);
         /* Open the way (the socket is 0660, the folder is the test's). */
         cr_assert_eq(chmod(sock, 0666), 0);
         cr_assert_eq(chmod(dir, 0755), 0);
@@ -790,7 +763,5 @@ Test(control, reload_is_refused_to_other_users)
         cr_assert(strstr(m, "reloads: 0 applied, 0 failed"), "no reload happened: %s", m);
         free(m);
 
-        daemon_cleanup(&d);
-        free(sock);
-        free(conf);
+        ctl_end();
 }

@@ -10,20 +10,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
-static char *dir;
-
-static void setup(void)
-{
-        dir = tu_tmpdir();
-}
-
-static void teardown(void)
-{
-        tu_rmrf(dir);
-        free(dir);
-}
-
-TestSuite(daemon, .init = setup, .fini = teardown, .timeout = 60);
+TU_TMPDIR_SUITE(daemon, 60);
 
 static char *write_pipeline_conf(const char *idle, int count, const char *out_path)
 {

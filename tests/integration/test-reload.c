@@ -9,20 +9,7 @@
 
 #include "actord-build.h"
 
-static char *dir;
-
-static void setup(void)
-{
-        dir = tu_tmpdir();
-}
-
-static void teardown(void)
-{
-        tu_rmrf(dir);
-        free(dir);
-}
-
-TestSuite(reload, .init = setup, .fini = teardown, .timeout = 120);
+TU_TMPDIR_SUITE(reload, 120);
 
 /* Copies a plugin into the test's plugin folder as a new file (a temporary name, then a
  * rename), as install(1) does: a loaded plugin is never written over. */
@@ -486,10 +473,12 @@ static void twenty_reloads(const char *idle)
         free(plugins);
 }
 
-/* A component that fails to start in a reload, and whose policy does not restart it, is
- * reported and stays stopped while the rest runs; the next reload tries it again, even with
- * the same file. */
-Test(reload, a_component_failing_to_start_is_retried_by_the_next_reload)
+/* A reload adds `ver` (test.version, with `policy`: its restart keys) fed by s2 through a
+ * `reject` link (what s2 sends while ver is down waits for it, however long that is); its
+ * output folder does not exist yet, so its init fails. Then `then` makes the folder appear
+ * and gets ver running; ver must read first what waited for it. */
+static void failing_to_start(const char *policy,
+                             void (*then)(struct daemon *d, const char *sub, const char *l))
 {
         char *plugins = plugin_folder();
         install_plugin(plugins, ACTORD_TEST_TESTPLUGIN_DIR "/version1/version.so", "version.so");
@@ -501,14 +490,11 @@ Test(reload, a_component_failing_to_start_is_retried_by_the_next_reload)
         start_ready(&d, conf);
         cr_assert(wait_lines(dir, l, 20, 10000));
 
-        /* Its output folder does not exist yet: init fails. */
         char more[512];
         snprintf(more, sizeof(more),
                  "  s2 = { class = \"test.bytes\"; schedule = { every_us = 300; }; };\n"
-                 "  ver = { class = \"test.version\"; settings = { path = \"%s\"; }; restart = "
-                 "\"never\"; };\n",
-                 v);
-        /* reject: what s2 sends while ver is down waits for it, however long that is. */
+                 "  ver = { class = \"test.version\"; settings = { path = \"%s\"; }; %s };\n",
+                 v, policy);
         body = second_body(l, more,
                            ", { from = \"s2.out\"; to = \"ver.in\"; overflow = \"reject\"; }");
         free(write_conf(plugins, body));
@@ -519,14 +505,7 @@ Test(reload, a_component_failing_to_start_is_retried_by_the_next_reload)
                                 "component 'ver' (test.version) failed: init failed: cannot open",
                                 5000),
                   "%s", daemon_stderr(&d));
-        cr_assert(wait_contains(dir, d.err_path, "stopping it (restart = \"never\")", 5000), "%s",
-                  daemon_stderr(&d));
-        int n = count_lines(l);
-        cr_assert(wait_lines(dir, l, n + 20, 10000), "the pipeline stopped");
-
-        /* The folder appears; the same file again: `ver` gets another chance. */
-        cr_assert_eq(mkdir(sub, 0755), 0);
-        reload_expect(&d, "STATUS=reloaded: 3 kept, 1 restarted, 0 started, 0 stopped;");
+        then(&d, sub, l);
         cr_assert(wait_lines(dir, v, 30, 10000), "ver does not run");
         stop_daemon(&d);
         struct vfile vv = read_vfile(v, true);
@@ -539,54 +518,41 @@ Test(reload, a_component_failing_to_start_is_retried_by_the_next_reload)
         free(plugins);
 }
 
-/* Under its restart policy (the default here), a component whose init fails in a reload is
- * retried with its back-off: once what it lacked appears, it starts by itself, no reload
- * needed, and reads first what waited for it. */
-Test(reload, a_component_failing_to_start_is_restarted_by_its_policy)
+/* restart = "never": ver stays stopped while the rest runs; the next reload, even of the same
+ * file, gives it another chance. */
+static void retried_by_a_reload(struct daemon *d, const char *sub, const char *l)
 {
-        char *plugins = plugin_folder();
-        install_plugin(plugins, ACTORD_TEST_TESTPLUGIN_DIR "/version1/version.so", "version.so");
-        char *l = out_path("l.txt"), *sub = out_path("sub"), *v = out_path("sub/v.txt");
-        char *body = second_body(l, "", "");
-        char *conf = write_conf(plugins, body);
-        free(body);
-        struct daemon d;
-        start_ready(&d, conf);
+        cr_assert(wait_contains(dir, d->err_path, "stopping it (restart = \"never\")", 5000), "%s",
+                  daemon_stderr(d));
+        int n = count_lines(l);
+        cr_assert(wait_lines(dir, l, n + 20, 10000), "the pipeline stopped");
+        cr_assert_eq(mkdir(sub, 0755), 0);
+        reload_expect(d, "STATUS=reloaded: 3 kept, 1 restarted, 0 started, 0 stopped;");
+}
 
-        char more[512];
-        snprintf(more, sizeof(more),
-                 "  s2 = { class = \"test.bytes\"; schedule = { every_us = 300; }; };\n"
-                 "  ver = { class = \"test.version\"; settings = { path = \"%s\"; };\n"
-                 "          max_restarts = 1000; restart_window_s = 600; backoff_ms = 20; };\n",
-                 v);
-        body = second_body(l, more,
-                           ", { from = \"s2.out\"; to = \"ver.in\"; overflow = \"reject\"; }");
-        free(write_conf(plugins, body));
-        free(body);
-        reload_expect(&d, "STATUS=reloaded: 2 kept, 0 restarted, 2 started, 0 stopped (some "
-                          "failed to start)");
-        cr_assert(wait_contains(dir, d.err_path,
-                                "component 'ver' (test.version) failed: init failed: cannot open",
-                                5000),
-                  "%s", daemon_stderr(&d));
-        /* A second failed init: it is being retried. */
-        cr_assert(wait_contains(dir, d.err_path,
+Test(reload, a_component_failing_to_start_is_retried_by_the_next_reload)
+{
+        failing_to_start("restart = \"never\";", retried_by_a_reload);
+}
+
+/* Under its restart policy, ver is retried with its back-off: once the folder appears it
+ * starts by itself, no reload needed. */
+static void restarted_by_its_policy(struct daemon *d, const char *sub, const char *l)
+{
+        (void)l;
+        cr_assert(wait_contains(dir, d->err_path,
                                 "restarting it in 40 ms (restart 2 of at most 1000", 5000),
-                  "%s", daemon_stderr(&d));
+                  "a second failed init: it is being retried; %s", daemon_stderr(d));
         cr_assert_eq(mkdir(sub, 0755), 0);
         cr_assert(
-            wait_contains(dir, d.err_path, "component 'ver' (test.version) restarted (", 20000),
-            "%s", daemon_stderr(&d));
-        cr_assert(wait_lines(dir, v, 30, 10000), "ver does not run");
-        stop_daemon(&d);
-        struct vfile vv = read_vfile(v, true);
-        cr_assert_eq(vv.first, 0, "the messages queued while it was down come first");
-        daemon_cleanup(&d);
-        free(conf);
-        free(l);
-        free(v);
-        free(sub);
-        free(plugins);
+            wait_contains(dir, d->err_path, "component 'ver' (test.version) restarted (", 20000),
+            "%s", daemon_stderr(d));
+}
+
+Test(reload, a_component_failing_to_start_is_restarted_by_its_policy)
+{
+        failing_to_start("max_restarts = 1000; restart_window_s = 600; backoff_ms = 20;",
+                         restarted_by_its_policy);
 }
 
 Test(reload, twenty_reloads_in_a_row_lose_nothing_sleeping_workers)

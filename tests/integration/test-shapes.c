@@ -5,20 +5,7 @@
 
 #include <inttypes.h>
 
-static char *dir;
-
-static void setup(void)
-{
-        dir = tu_tmpdir();
-}
-
-static void teardown(void)
-{
-        tu_rmrf(dir);
-        free(dir);
-}
-
-TestSuite(shapes, .init = setup, .fini = teardown, .timeout = 60);
+TU_TMPDIR_SUITE(shapes, 60);
 
 static int cmp_double(const void *a, const void *b)
 {

@@ -9,20 +9,7 @@
 #include <inttypes.h>
 #include <sys/stat.h>
 
-static char *dir;
-
-static void setup(void)
-{
-        dir = tu_tmpdir();
-}
-
-static void teardown(void)
-{
-        tu_rmrf(dir);
-        free(dir);
-}
-
-TestSuite(supervision, .init = setup, .fini = teardown, .timeout = 60);
+TU_TMPDIR_SUITE(supervision, 60);
 
 /* The config: one worker, `components` (each a "name = { ... };" line) and `links`. */
 static char *write_conf(const char *components, const char *links)

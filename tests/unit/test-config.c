@@ -8,20 +8,7 @@
 
 #include "config.h"
 
-static char *dir;
-
-static void setup(void)
-{
-        dir = tu_tmpdir();
-}
-
-static void teardown(void)
-{
-        tu_rmrf(dir);
-        free(dir);
-}
-
-TestSuite(config, .init = setup, .fini = teardown);
+TU_TMPDIR_SUITE(config, 0);
 
 /* Loads text as a config file and returns load's result; *d collects the errors. */
 static int load(const char *text, struct config *c, struct diag *d, char **ret_path)
