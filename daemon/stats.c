@@ -1,5 +1,8 @@
 /* The control socket's answers (stats.h). */
+#define _GNU_SOURCE
 #include "stats.h"
+
+#include "clock.h"
 
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -49,6 +52,24 @@ static int comps_on(const struct topology *t, int worker)
         for (int i = 0; i < t->n_comps; i++)
                 n += t->comps[i]->worker == worker;
         return n;
+}
+
+/* A worker's time asleep, the sleep in progress included; never less than it said before (a
+ * counter), though the worker's clock read on waking can come a little before our `now`. */
+static uint64_t worker_sleep_ns(struct worker *w)
+{
+        uint64_t a, s, a2;
+        do {
+                a = atomic_load_explicit(&w->asleep_since, memory_order_acquire);
+                s = atomic_load_explicit(&w->sleep_ns, memory_order_acquire);
+                a2 = atomic_load_explicit(&w->asleep_since, memory_order_acquire);
+        } while (a != a2); /* it fell asleep or woke meanwhile: once more */
+        uint64_t now = mono_ns();
+        uint64_t total = s + (a && now > a ? now - a : 0);
+        if (total < w->sleep_shown_ns)
+                total = w->sleep_shown_ns;
+        w->sleep_shown_ns = total;
+        return total;
 }
 
 static int comp_state(const struct component *c)
@@ -126,16 +147,19 @@ static struct channel_stats *read_channels(const struct topology *t)
 void stats_write_tables(FILE *f, const struct stats_view *v, uint64_t now_mono_ns)
 {
         const struct topology *t = v->topo;
-        const struct runtime *rt = v->rt;
+        struct runtime *rt = v->rt;
         stats_write_status(f, v, now_mono_ns);
 
-        fprintf(f, "\nworkers\n%6s %4s %-9s %10s %14s %12s  %s\n", "worker", "cpu", "idle",
-                "components", "runs", "sleeps", "state");
+        fprintf(f, "\nworkers\n%6s %4s %-9s %10s %14s %12s %7s  %s\n", "worker", "cpu", "idle",
+                "components", "runs", "sleeps", "asleep", "state");
+        uint64_t up = now_mono_ns - v->info->start_mono_ns;
         for (int i = 0; i < rt->n_workers; i++) {
-                const struct worker *w = &rt->workers[i];
-                fprintf(f, "%6d %4d %-9s %10d %14" PRIu64 " %12" PRIu64 "  %s\n", i, w->cpu,
+                struct worker *w = &rt->workers[i];
+                double asleep = up ? 100.0 * (double)worker_sleep_ns(w) / (double)up : 0;
+                fprintf(f, "%6d %4d %-9s %10d %14" PRIu64 " %12" PRIu64 " %6.1f%%  %s\n", i, w->cpu,
                         config_idle_to_string(w->idle), comps_on(t, i), counter_get(&w->runs),
-                        counter_get(&w->sleeps), worker_stuck(v, i) ? "stuck" : "ok");
+                        counter_get(&w->sleeps), asleep > 100 ? 100 : asleep,
+                        worker_stuck(v, i) ? "stuck" : "ok");
         }
 
         int wn = 9, wc = 5;
@@ -298,7 +322,7 @@ void stats_write_metrics(FILE *f, const struct stats_view *v)
 {
         const struct daemon_info *in = v->info;
         const struct topology *t = v->topo;
-        const struct runtime *rt = v->rt;
+        struct runtime *rt = v->rt;
 
         family(f, "actord_info", "gauge", "The running daemon's version.");
         fputs("actord_info{version=\"", f);
@@ -322,6 +346,12 @@ void stats_write_metrics(FILE *f, const struct stats_view *v)
         for (int i = 0; i < rt->n_workers; i++)
                 worker_sample(f, "actord_worker_sleeps_total", &rt->workers[i],
                               counter_get(&rt->workers[i].sleeps));
+        family(f, "actord_worker_sleep_seconds_total", "counter",
+               "Time the worker slept, having nothing to run (idle = \"sleep\" or \"adaptive\"; a "
+               "spinning worker never sleeps).");
+        for (int i = 0; i < rt->n_workers; i++)
+                fprintf(f, "actord_worker_sleep_seconds_total{worker=\"%d\",cpu=\"%d\"} %.9f\n", i,
+                        rt->workers[i].cpu, (double)worker_sleep_ns(&rt->workers[i]) * 1e-9);
         family(f, "actord_worker_components", "gauge", "Components placed on the worker.");
         for (int i = 0; i < rt->n_workers; i++)
                 worker_sample(f, "actord_worker_components", &rt->workers[i],

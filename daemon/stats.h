@@ -30,7 +30,7 @@ struct daemon_info {
 struct stats_view {
         const struct daemon_info *info;
         const struct topology *topo;
-        const struct runtime *rt;
+        struct runtime *rt;           /* the main thread's sleep_shown_ns change */
         const struct supervisor *sup; /* stuck workers; may be NULL */
 };
 

@@ -1258,6 +1258,24 @@ int runtime_reload(struct runtime *rt, struct topology *running, struct topology
         return 0;
 }
 
+/* Sleeps (worker_sleep) and counts the time asleep, from `now` (read after the last work,
+ * nothing run since) to the clock read on waking, which the loop needs anyway. Returns it.
+ * While asleep, asleep_since says since when, so that a reader counts a sleep in progress
+ * too (stats.c): cleared before the ended sleep is added, both with release stores, so a
+ * reader that sees the same asleep_since before and after reading sleep_ns has read a
+ * sleep_ns without that sleep. */
+static uint64_t sleep_counted(struct worker *w, uint64_t now)
+{
+        atomic_store_explicit(&w->asleep_since, now, memory_order_release);
+        worker_sleep(w);
+        uint64_t t = mono_ns();
+        atomic_store_explicit(&w->asleep_since, 0, memory_order_release);
+        atomic_store_explicit(&w->sleep_ns,
+                              atomic_load_explicit(&w->sleep_ns, memory_order_relaxed) + (t - now),
+                              memory_order_release);
+        return t;
+}
+
 static void worker_loop(struct worker *w)
 {
         uint64_t now = mono_ns();
@@ -1304,8 +1322,7 @@ static void worker_loop(struct worker *w)
                 /* A worker with no component has nothing to spin for (a reload that gives it
                  * some wakes it). */
                 if (w->idle == IDLE_SLEEP || w->n_comps == 0) {
-                        worker_sleep(w);
-                        now = mono_ns();
+                        now = sleep_counted(w, now);
                         continue;
                 }
                 if (w->idle == IDLE_ADAPTIVE) {
@@ -1313,9 +1330,8 @@ static void worker_loop(struct worker *w)
                         if (!idle_since) {
                                 idle_since = now;
                         } else if (now - idle_since >= w->spin_ns) {
-                                worker_sleep(w);
+                                now = sleep_counted(w, now);
                                 idle_since = 0;
-                                now = mono_ns();
                                 continue;
                         }
                 } else if ((++idle_iters & 7) == 0) {

@@ -79,6 +79,10 @@ struct worker {
         /* Statistics, written by the worker, read by anyone. */
         _Atomic uint64_t runs;
         _Atomic uint64_t sleeps;
+        _Atomic uint64_t sleep_ns;     /* time asleep in epoll_wait, nothing to run, in
+                                        * the sleeps that ended */
+        _Atomic uint64_t asleep_since; /* the current sleep's start; 0 while awake */
+        uint64_t sleep_shown_ns;       /* the main thread's: the most it reported */
 
         /* Reload work, handed over by the main thread while the worker is paused (under
          * runtime.lock): components to stop, components to start. */

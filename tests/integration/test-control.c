@@ -404,6 +404,25 @@ Test(control, status_stats_and_metrics_agree_with_the_pipeline)
         cr_assert_eq(must_metric(m, "actord_info{version=\"" ACTORD_VERSION "\"}"), 1);
         cr_assert_eq(must_metric(m, "actord_reloads_total{result=\"applied\"}"), 0);
 
+        /* The source is done and the sink waits: the worker sleeps, and its time asleep grows
+         * with the time that passes, though it does not wake (the sleep in progress counts).
+         * Two STATUS updates (one a second) measure a second or so. */
+        snprintf(series, sizeof(series),
+                 "actord_worker_sleep_seconds_total{worker=\"0\",cpu=\"%d\"}", cpu);
+        double slept = must_metric(m, series);
+        int64_t t1 = now_ms();
+        for (int i = 0; i < 2; i++) {
+                char *notes = daemon_notes(&d);
+                size_t len = strlen(notes);
+                free(notes);
+                cr_assert(daemon_wait_more(&d, len, 5000), "no STATUS update");
+        }
+        char *m2 = ask_ok(sock, "metrics");
+        double slept2 = must_metric(m2, series), passed = (double)(now_ms() - t1) / 1000;
+        free(m2);
+        cr_assert(slept2 - slept >= 0.5 * passed && slept2 - slept <= passed + 0.05,
+                  "asleep %.3f s of %.3f s", slept2 - slept, passed);
+
         int families = check_exposition(m);
         cr_assert_geq(families, 15);
         cr_assert_eq(prometheus_parse(m), families,
