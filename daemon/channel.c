@@ -527,8 +527,11 @@ static uint64_t producer_next(const struct channel_rx *rx, uint64_t seq)
         return lo + 1;
 }
 
-const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq, uint64_t *ret_lost,
-                                    uint64_t *ret_publish_ns)
+/* The overwrite reader's slow path, for the consumer and (`passive`) for a tap, which moves
+ * only its own cursor: it stores nothing in the channel. Inlined into both, the flag a
+ * constant. */
+CHANNEL_INLINE const void *overwrite_next(struct channel_rx *rx, bool passive, uint64_t *ret_seq,
+                                          uint64_t *ret_lost, uint64_t *ret_publish_ns)
 {
         struct channel_hdr *copy = (struct channel_hdr *)(void *)rx->copy;
         bool torn = false;
@@ -549,8 +552,15 @@ const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq, ui
                                 return NULL; /* the next message is being written */
                         uint64_t s2 = seqlock_copy(rx, pos, h, copy);
                         if (s2 == s1) {
-                                channel_took_(rx, seq, seq - rx->next_seq, copy->publish_ns,
-                                              ret_seq, ret_lost, ret_publish_ns);
+                                if (passive) {
+                                        *ret_seq = seq;
+                                        *ret_lost = seq - rx->next_seq;
+                                        *ret_publish_ns = copy->publish_ns;
+                                        rx->next_seq = rx->pos = seq + 1;
+                                } else {
+                                        channel_took_(rx, seq, seq - rx->next_seq, copy->publish_ns,
+                                                      ret_seq, ret_lost, ret_publish_ns);
+                                }
                                 return rx->copy + sizeof(*copy);
                         }
                         seq = (s2 - 1) / 2; /* lapped while copying */
@@ -576,6 +586,41 @@ const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq, ui
                 bound = next;
                 rx->pos = oldest > pos ? oldest : pos + 1;
         }
+}
+
+const void *channel_next_overwrite_(struct channel_rx *rx, uint64_t *ret_seq, uint64_t *ret_lost,
+                                    uint64_t *ret_publish_ns)
+{
+        return overwrite_next(rx, false, ret_seq, ret_lost, ret_publish_ns);
+}
+
+/* ---- taps ---- */
+
+int channel_tap_open(struct channel_tap *ret, struct channel *c)
+{
+        *ret = (struct channel_tap){0};
+        if (c->sh->policy != CHANNEL_OVERWRITE)
+                return -ENOTSUP;
+        /* An end of its own (channel_rx_open only reads the channel), never closed as one:
+         * closing an end stores where it stopped. It starts at the next message. */
+        int r = channel_rx_open(&ret->rx, c);
+        if (r < 0)
+                return r;
+        ret->rx.next_seq = ret->rx.pos = ring_published(c->sh);
+        ret->rx.same_thread = false;
+        return 0;
+}
+
+void channel_tap_close(struct channel_tap *t)
+{
+        free(t->rx.copy);
+        *t = (struct channel_tap){0};
+}
+
+const void *channel_tap_next(struct channel_tap *t, uint64_t *ret_seq, uint64_t *ret_lost,
+                             uint64_t *ret_publish_ns)
+{
+        return overwrite_next(&t->rx, true, ret_seq, ret_lost, ret_publish_ns);
 }
 
 uint32_t channel_next_burst_overwrite_(struct channel_rx *rx, uint32_t max,

@@ -279,6 +279,26 @@ void channel_stats(const struct channel *c, struct channel_stats *ret);
  * three loads, for callers that sum many channels often (the daemon's status line). */
 void channel_stats_flow(const struct channel *c, uint64_t *ret_consumed, uint64_t *ret_lost);
 
+/* A tap: a second, passive reader of an overwrite channel (actorctl tap), beside its
+ * consumer. It reads by the same seqlock as the consumer, into copies of its own, and stores
+ * nothing in the channel: the producer, the consumer and the counters cannot tell it is there.
+ * It sees what it is quick enough to see: messages replaced before it read them are skipped,
+ * counted in *ret_lost. Under drop_new and reject the producer rewrites a slot, once the
+ * consumer gave it back, without marking it (no odd stamp), so a third party could read a torn
+ * message: no tap there. Any one thread; not the producer's or the consumer's business. */
+struct channel_tap {
+        struct channel_rx rx; /* its own end, never registered in the channel */
+};
+
+/* Opens a tap at the next message to be published. Returns 0, -ENOTSUP (not overwrite) or
+ * -ENOMEM. */
+int channel_tap_open(struct channel_tap *ret, struct channel *c);
+void channel_tap_close(struct channel_tap *t);
+/* The next message it can still read, copied: its payload (valid until the next call), or NULL
+ * when there is none yet. *ret_lost: the messages before it that the tap did not see. */
+const void *channel_tap_next(struct channel_tap *t, uint64_t *ret_seq, uint64_t *ret_lost,
+                             uint64_t *ret_publish_ns);
+
 /* Parses "overwrite", "drop_new", "reject"; returns the policy or -EINVAL. */
 int channel_policy_from_string(const char *s);
 const char *channel_policy_to_string(enum channel_policy p);

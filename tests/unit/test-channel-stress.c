@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -394,12 +395,34 @@ static void consume(struct run *r, struct tally *t)
 
 /* A third thread reads the counters while both ends run, as the daemon's main thread does:
  * the published count (found from the stamps) never goes back and never passes what the
- * producer sent. Paced by a short sleep so that it takes little from the two pinned threads. */
+ * producer sent. Under overwrite it also taps the channel (actorctl tap), a third reader:
+ * every message the tap returns is whole, in order, its gaps exact, and the consumer's
+ * counts (checked after the run) cannot tell it was there. Paced by a short sleep so that it
+ * takes little from the two pinned threads; the tap is lapped all the time. */
 struct observer {
         struct run *r;
         _Atomic bool stop;
         uint64_t calls, backwards, beyond;
+        bool tapping;
+        struct channel_tap tap;
+        uint64_t tapped, tap_lost, tap_torn, tap_bad, tap_last;
 };
+
+static void tap_drain(struct observer *o)
+{
+        for (int i = 0; i < 256; i++) {
+                uint64_t seq, lost, ns, c;
+                const void *p = channel_tap_next(&o->tap, &seq, &lost, &ns);
+                if (!p)
+                        return;
+                bool whole = intact(p, o->r->cfg.payload_size, &c) && c == seq;
+                o->tap_torn += !whole || (!o->r->cfg.batch && ns != publish_time(seq));
+                o->tap_bad += o->tapped && seq != o->tap_last + 1 + lost;
+                o->tap_last = seq;
+                o->tap_lost += lost;
+                o->tapped++;
+        }
+}
 
 static void *observer_main(void *arg)
 {
@@ -414,6 +437,8 @@ static void *observer_main(void *arg)
                 if (st.published > o->r->cfg.messages)
                         o->beyond++;
                 last = st.published;
+                if (o->tapping)
+                        tap_drain(o);
                 nanosleep(&(struct timespec){.tv_nsec = 20000}, NULL);
         }
         return NULL;
@@ -441,7 +466,11 @@ static void run_stress(struct config cfg)
                 relax(r);
         atomic_store_explicit(&r->go, true, memory_order_release);
 
-        struct observer obs = {.r = r};
+        struct observer obs = {.r = r, .tapping = cfg.policy == CHANNEL_OVERWRITE};
+        if (obs.tapping)
+                cr_assert_eq(channel_tap_open(&obs.tap, &r->ch), 0);
+        else
+                cr_assert_eq(channel_tap_open(&obs.tap, &r->ch), -ENOTSUP);
         pthread_t observer;
         cr_assert_eq(pthread_create(&observer, NULL, observer_main, &obs), 0);
 
@@ -454,6 +483,18 @@ static void run_stress(struct config cfg)
         cr_expect_eq(obs.backwards, 0, "the published count went back %lu times in %lu reads",
                      (unsigned long)obs.backwards, (unsigned long)obs.calls);
         cr_expect_eq(obs.beyond, 0, "the published count passed the messages sent");
+        if (obs.tapping) {
+                cr_log_info("tap: %lu messages, %lu skipped", (unsigned long)obs.tapped,
+                            (unsigned long)obs.tap_lost);
+                cr_expect_gt(obs.tapped, 0, "the tap read nothing");
+                cr_expect_eq(obs.tap_torn, 0, "the tap returned %lu torn or wrong messages",
+                             (unsigned long)obs.tap_torn);
+                cr_expect_eq(obs.tap_bad, 0,
+                             "the tap's sequence numbers and gaps disagreed %lu "
+                             "times",
+                             (unsigned long)obs.tap_bad);
+                channel_tap_close(&obs.tap);
+        }
 
         struct channel_stats st;
         channel_stats(&r->ch, &st);

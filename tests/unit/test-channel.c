@@ -1259,3 +1259,72 @@ Test(channel, overwrite_batch_read_copies_runs)
         expect_burst(&e, 8, 1, 1, 0, 1);
         close_ends(&e);
 }
+
+static bool tap_recv(struct channel_tap *t, struct msg *m)
+{
+        const void *p = channel_tap_next(t, &m->seq, &m->lost, &m->ns);
+        if (!p)
+                return false;
+        memcpy(&m->value, p, sizeof(m->value));
+        return true;
+}
+
+/* A tap starts at the next message, reads what the consumer reads without taking it from the
+ * consumer, and counts what it missed as its own gap; the channel's counters are the
+ * consumer's alone. */
+Test(channel, a_tap_reads_beside_the_consumer_and_changes_nothing)
+{
+        struct ends e;
+        open_ends(&e, 8, 8, CHANNEL_OVERWRITE);
+        for (uint64_t v = 100; v < 103; v++)
+                cr_assert(send(&e, v));
+        struct channel_tap tap;
+        cr_assert_eq(channel_tap_open(&tap, &e.ch), 0);
+        struct msg m;
+        cr_assert_not(tap_recv(&tap, &m), "the tap starts after what was published");
+        for (uint64_t v = 103; v < 108; v++)
+                cr_assert(send(&e, v));
+        for (uint64_t seq = 3; seq < 8; seq++) {
+                cr_assert(tap_recv(&tap, &m));
+                cr_assert_eq(m.seq, seq);
+                cr_assert_eq(m.lost, 0);
+                cr_assert_eq(m.value, 100 + seq);
+        }
+        cr_assert_not(tap_recv(&tap, &m));
+        for (uint64_t seq = 0; seq < 8; seq++)
+                expect_msg(&e, seq, 0, 100 + seq);
+        expect_empty(&e);
+
+        /* 20 more into 8 slots: both readers are lapped, each counts its own gap. */
+        for (uint64_t v = 108; v < 128; v++)
+                cr_assert(send(&e, v));
+        cr_assert(tap_recv(&tap, &m));
+        cr_assert_eq(m.seq, 20, "the oldest message left");
+        cr_assert_eq(m.lost, 12);
+        cr_assert_eq(m.value, 120);
+        expect_msg(&e, 20, 12, 120);
+        for (uint64_t seq = 21; seq < 28; seq++) {
+                cr_assert(tap_recv(&tap, &m));
+                cr_assert_eq(m.seq, seq);
+                expect_msg(&e, seq, 0, 100 + seq);
+        }
+        struct channel_stats st;
+        channel_stats(&e.ch, &st);
+        cr_assert_eq(st.published, 28);
+        cr_assert_eq(st.consumed, 16);
+        cr_assert_eq(st.overwritten, 12);
+        cr_assert_eq(st.lost, 12);
+        channel_tap_close(&tap);
+        close_ends(&e);
+}
+
+Test(channel, a_tap_needs_an_overwrite_channel)
+{
+        for (int p = 1; p < 3; p++) {
+                struct ends e;
+                open_ends(&e, 8, 8, all_policies[p]);
+                struct channel_tap tap;
+                cr_assert_eq(channel_tap_open(&tap, &e.ch), -ENOTSUP);
+                close_ends(&e);
+        }
+}
