@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +22,7 @@
 static void usage(FILE *f)
 {
         fprintf(f,
-                "Usage: actorctl [OPTIONS] COMMAND\n"
+                "Usage: actorctl [OPTIONS] COMMAND [ARGUMENTS]\n"
                 "Asks a running actord through its control socket.\n"
                 "\n"
                 "Commands:\n"
@@ -29,6 +31,9 @@ static void usage(FILE *f)
                 "  metrics    every figure in the Prometheus text format\n"
                 "  reload     apply the configuration file again and print the result\n"
                 "             (exit 1 if it was refused, with its errors)\n"
+                "  tap END [COUNT]\n"
+                "             print the messages passing through the link with that end\n"
+                "             (e.g. scale.out), COUNT of them or until interrupted\n"
                 "  help       the commands the daemon knows\n"
                 "\n"
                 "Options:\n"
@@ -85,61 +90,93 @@ static int connect_to(const char *path)
         return -1;
 }
 
-/* Sends the command and reads the whole answer (the daemon closes when done) into *ret. */
-static int ask(int fd, const char *command, int timeout_ms, char **ret, size_t *ret_len)
+/* Waits up to `ms` (-1: no limit) for the socket to be readable; false on a timeout. */
+static bool readable(int fd, int64_t end_ms)
+{
+        for (;;) {
+                int left = end_ms < 0 ? -1 : (int)(end_ms - now_ms());
+                if (end_ms >= 0 && left < 0)
+                        left = 0;
+                struct pollfd p = {.fd = fd, .events = POLLIN};
+                int r = poll(&p, 1, left);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                return r > 0;
+        }
+}
+
+/* Sends the command, then copies the answer as it comes: the text after "ok" to stdout, the
+ * reason after "error: " to stderr. The deadline is for the whole answer, except for a
+ * stream (tap), which has one only for its first line. Returns the exit status. */
+static int ask(int fd, const char *path, const char *command, int timeout_ms)
 {
         char line[300];
         int n = snprintf(line, sizeof(line), "%s\n", command);
         if (n < 0 || (size_t)n >= sizeof(line)) {
                 fprintf(stderr, "actorctl: command too long\n");
-                return -1;
+                return EXIT_NO_ANSWER;
         }
         if (send(fd, line, (size_t)n, MSG_NOSIGNAL) != n) {
                 fprintf(stderr, "actorctl: sending the command: %s\n", strerror(errno));
-                return -1;
+                return EXIT_NO_ANSWER;
         }
         shutdown(fd, SHUT_WR);
-        size_t cap = 65536, len = 0;
-        char *buf = malloc(cap);
+        bool stream = strncmp(command, "tap", 3) == 0 && (command[3] == ' ' || !command[3]);
         int64_t end = now_ms() + timeout_ms;
-        while (buf) {
-                int64_t left = end - now_ms();
-                struct pollfd p = {.fd = fd, .events = POLLIN};
-                int r = left > 0 ? poll(&p, 1, (int)left) : 0;
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r <= 0) {
+        char head[8];
+        size_t got = 0;
+        int status = -1;
+        FILE *to = NULL;
+        char buf[65536];
+        for (;;) {
+                if (!readable(fd, status >= 0 && stream ? -1 : end)) {
                         fprintf(stderr, "actorctl: no complete answer within %d s\n",
                                 timeout_ms / 1000);
-                        free(buf);
-                        return -1;
+                        return EXIT_NO_ANSWER;
                 }
-                if (len + 1 == cap) {
-                        char *b = realloc(buf, cap * 2);
-                        if (!b)
-                                break;
-                        buf = b;
-                        cap *= 2;
-                }
-                ssize_t got = recv(fd, buf + len, cap - 1 - len, 0);
-                if (got < 0 && errno == EINTR)
+                ssize_t r = recv(fd, buf, sizeof(buf), 0);
+                if (r < 0 && errno == EINTR)
                         continue;
-                if (got < 0) {
+                if (r < 0) {
                         fprintf(stderr, "actorctl: reading the answer: %s\n", strerror(errno));
-                        free(buf);
-                        return -1;
+                        return EXIT_NO_ANSWER;
                 }
-                if (got == 0) {
-                        buf[len] = 0;
-                        *ret = buf;
-                        *ret_len = len;
-                        return 0;
+                if (r == 0)
+                        break;
+                const char *p = buf;
+                size_t len = (size_t)r;
+                /* The first line says which: "ok" or "error: " (both 3 bytes at least). */
+                while (status < 0 && len) {
+                        head[got++] = *p++;
+                        len--;
+                        if (got == 3 && memcmp(head, "ok\n", 3) == 0) {
+                                status = 0;
+                                to = stdout;
+                        } else if (got == 7 && memcmp(head, "error: ", 7) == 0) {
+                                status = EXIT_ANSWER_ERROR;
+                                to = stderr;
+                                fputs("actorctl: ", stderr);
+                        } else if (got == 7 || (got >= 3 && memcmp(head, "error: ", got) != 0 &&
+                                                memcmp(head, "ok\n", got < 3 ? got : 3) != 0)) {
+                                fprintf(stderr, "actorctl: %s: not an answer of actord's\n", path);
+                                return EXIT_NO_ANSWER;
+                        }
                 }
-                len += (size_t)got;
+                if (len && fwrite(p, 1, len, to) != len)
+                        return EXIT_NO_ANSWER; /* stdout went away (a pipe closed) */
+                if (to == stdout && stream)
+                        fflush(stdout);
         }
-        free(buf);
-        fprintf(stderr, "actorctl: out of memory\n");
-        return -1;
+        if (status < 0) {
+                fprintf(stderr,
+                        "actorctl: %s closed the connection without an answer (actord "
+                        "stopping?)\n",
+                        path);
+                return EXIT_NO_ANSWER;
+        }
+        if (fflush(to) != 0)
+                return EXIT_NO_ANSWER;
+        return status;
 }
 
 int main(int argc, char **argv)
@@ -185,37 +222,31 @@ int main(int argc, char **argv)
                         return EXIT_NO_ANSWER;
                 }
         }
-        if (optind != argc - 1) {
-                fprintf(stderr, "actorctl: %s\n",
-                        optind == argc ? "which command? (status, stats, metrics, reload, help)"
-                                       : "one command at a time");
+        if (optind == argc) {
+                fprintf(stderr,
+                        "actorctl: which command? (status, stats, metrics, reload, tap, help)\n");
                 usage(stderr);
                 return EXIT_NO_ANSWER;
+        }
+        /* The command and its arguments, as one line. */
+        char command[257] = "";
+        size_t used = 0;
+        for (int i = optind; i < argc; i++) {
+                int n = snprintf(command + used, sizeof(command) - used, "%s%s",
+                                 i > optind ? " " : "", argv[i]);
+                if (n < 0 || (size_t)n >= sizeof(command) - used || strchr(argv[i], '\n')) {
+                        fprintf(stderr, "actorctl: the command must be one line of at most 256 "
+                                        "bytes\n");
+                        return EXIT_NO_ANSWER;
+                }
+                used += (size_t)n;
         }
         int fd = connect_to(path);
         if (fd < 0)
                 return EXIT_NO_ANSWER;
-        char *answer = NULL;
-        size_t len = 0;
-        int r = ask(fd, argv[optind], (int)timeout_s * 1000, &answer, &len);
+        /* A tap's reader going away (`| head`) ends actorctl quietly. */
+        signal(SIGPIPE, SIG_DFL);
+        int status = ask(fd, path, command, (int)timeout_s * 1000);
         close(fd);
-        if (r < 0)
-                return EXIT_NO_ANSWER;
-        int status = EXIT_NO_ANSWER;
-        if (strncmp(answer, "ok\n", 3) == 0) {
-                fwrite(answer + 3, 1, len - 3, stdout);
-                status = fflush(stdout) == 0 ? 0 : EXIT_NO_ANSWER;
-        } else if (strncmp(answer, "error: ", 7) == 0) {
-                fprintf(stderr, "actorctl: %s", answer + 7);
-                status = EXIT_ANSWER_ERROR;
-        } else if (len == 0) {
-                fprintf(stderr,
-                        "actorctl: %s closed the connection without an answer (actord "
-                        "stopping?)\n",
-                        path);
-        } else {
-                fprintf(stderr, "actorctl: %s: not an answer of actord's: %.60s\n", path, answer);
-        }
-        free(answer);
         return status;
 }

@@ -112,6 +112,8 @@ static void conn_close(struct ctlsock *s, int i)
                 ;
         close(c->fd);
         free(c->out);
+        if (c->stream.end)
+                c->stream.end(c->stream.state);
         /* The last one takes its place: the order does not matter. */
         s->conns[i] = s->conns[--s->n_conns];
 }
@@ -136,9 +138,14 @@ int ctlsock_pollfds(const struct ctlsock *s, struct pollfd *pfd)
                 return 0;
         int n = 0;
         pfd[n++] = (struct pollfd){.fd = s->fd, .events = POLLIN};
-        for (int i = 0; i < s->n_conns; i++)
-                pfd[n++] = (struct pollfd){.fd = s->conns[i].fd,
-                                           .events = s->conns[i].out ? POLLOUT : POLLIN};
+        for (int i = 0; i < s->n_conns; i++) {
+                const struct ctl_conn *c = &s->conns[i];
+                short ev = c->out ? POLLOUT : POLLIN;
+                if (c->stream.pump) /* its client going away shows as POLLHUP */
+                        ev = (short)((c->peer_eof ? 0 : POLLIN) |
+                                     (c->out_done < c->out_len ? POLLOUT : 0));
+                pfd[n++] = (struct pollfd){.fd = c->fd, .events = ev};
+        }
         return n;
 }
 
@@ -146,6 +153,11 @@ int ctlsock_timeout_ms(const struct ctlsock *s, uint64_t now_ns)
 {
         int t = -1;
         for (int i = 0; i < s->n_conns; i++) {
+                if (s->conns[i].stream.pump) {
+                        if (t < 0 || CTL_STREAM_MS < t)
+                                t = CTL_STREAM_MS;
+                        continue;
+                }
                 uint64_t d = s->conns[i].deadline_ns;
                 int ms = d <= now_ns ? 0 : (int)((d - now_ns + 999999) / 1000000);
                 if (t < 0 || ms < t)
@@ -180,13 +192,20 @@ static void conn_answer(struct ctl_conn *c, ctl_handler handler, void *arg)
         size_t body_len = 0;
         FILE *f = open_memstream(&body, &body_len);
         bool ok = false;
+        c->stream = (struct ctl_stream){0};
         if (f) {
-                ok = handler(arg, cmd, c->uid, f);
+                ok = handler(arg, cmd, c->uid, f, &c->stream);
                 if (fclose(f) != 0) {
                         free(body);
                         body = NULL;
                 }
         }
+        if ((!ok || !body) && c->stream.end) {
+                c->stream.end(c->stream.state);
+                c->stream = (struct ctl_stream){0};
+        }
+        if (c->stream.pump)
+                c->deadline_ns = UINT64_MAX; /* it lasts as long as the client wants */
         const char *head = ok ? "ok\n" : "error: ";
         if (!body) {
                 head = "error: ";
@@ -237,17 +256,79 @@ static bool conn_read(struct ctl_conn *c, ctl_handler handler, void *arg)
         return c->out != NULL || !line;
 }
 
-/* Writes what it can of the answer; false once all went (or the client is gone). */
+/* Writes what it can of the answer; false once all went (or the client is gone). A stream
+ * goes on while its pump has more. */
 static bool conn_write(struct ctl_conn *c)
 {
-        while (c->out_done < c->out_len) {
-                ssize_t r = send(c->fd, c->out + c->out_done, c->out_len - c->out_done,
-                                 MSG_DONTWAIT | MSG_NOSIGNAL);
-                if (r < 0)
-                        return errno == EAGAIN || errno == EINTR;
-                c->out_done += (size_t)r;
+        for (;;) {
+                while (c->out_done < c->out_len) {
+                        ssize_t r = send(c->fd, c->out + c->out_done, c->out_len - c->out_done,
+                                         MSG_DONTWAIT | MSG_NOSIGNAL);
+                        if (r < 0)
+                                return errno == EAGAIN || errno == EINTR;
+                        c->out_done += (size_t)r;
+                }
+                if (!c->stream.pump || c->ending)
+                        return false;
+                /* All went: what is new, if anything. */
+                char *buf = NULL;
+                size_t len = 0;
+                FILE *f = open_memstream(&buf, &len);
+                if (!f)
+                        return false;
+                bool more = c->stream.pump(c->stream.state, f);
+                if (fclose(f) != 0) {
+                        free(buf);
+                        return false;
+                }
+                free(c->out);
+                c->out = buf;
+                c->out_len = len;
+                c->out_done = 0;
+                c->ending = !more;
+                if (len == 0 && more)
+                        return true; /* nothing new: next time round */
         }
-        return false;
+}
+
+/* Whether a streaming client is still there. It has nothing more to say: what it sends is
+ * ignored, and the end of its sending side (actorctl shuts it after the command) is not its
+ * going away; closing its socket is (POLLHUP), as is a failed send. */
+static bool stream_client_there(struct ctl_conn *c, short ev)
+{
+        if (ev & (POLLHUP | POLLERR))
+                return false;
+        char buf[256];
+        ssize_t r;
+        while ((r = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+                ;
+        if (r == 0)
+                c->peer_eof = true;
+        return r == 0 || errno == EAGAIN || errno == EINTR;
+}
+
+void ctlsock_end_streams(struct ctlsock *s, const char *why)
+{
+        for (int i = 0; i < s->n_conns; i++) {
+                struct ctl_conn *c = &s->conns[i];
+                if (!c->stream.pump)
+                        continue;
+                c->stream.end(c->stream.state);
+                c->stream = (struct ctl_stream){0};
+                c->ending = true;
+                c->deadline_ns = mono_ns() + (uint64_t)CTL_TIMEOUT_MS * 1000000u;
+                /* After what is queued: the client reads the stream's end in order. */
+                size_t wl = strlen(why), left = c->out_len - c->out_done;
+                char *n = malloc(left + wl);
+                if (!n)
+                        continue;
+                memcpy(n, c->out + c->out_done, left);
+                memcpy(n + left, why, wl);
+                free(c->out);
+                c->out = n;
+                c->out_len = left + wl;
+                c->out_done = 0;
+        }
 }
 
 static void accept_one(struct ctlsock *s, uint64_t now_ns)
@@ -284,6 +365,16 @@ void ctlsock_process(struct ctlsock *s, const struct pollfd *pfd, int n, uint64_
                 struct ctl_conn *c = &s->conns[i];
                 short ev = pfd[1 + i].revents;
                 bool keep = true;
+                if (c->stream.pump) {
+                        /* Every time round: what is new goes out once the last part did. */
+                        if (ev & (POLLIN | POLLHUP | POLLERR))
+                                keep = stream_client_there(c, ev);
+                        if (keep)
+                                keep = conn_write(c);
+                        if (!keep)
+                                conn_close(s, i);
+                        continue;
+                }
                 if (ev & (POLLIN | POLLHUP | POLLERR) && !c->out)
                         keep = conn_read(c, handler, arg);
                 if (keep && c->out && ev & (POLLOUT | POLLERR | POLLHUP | POLLIN))

@@ -5,7 +5,14 @@
  * line feed or by shutting down its sending side). The daemon answers with a first line, "ok"
  * or "error: " and why, then for "ok" the answer's text, and closes the connection. Everything
  * is non-blocking on the main thread: a client that sends nothing, or reads nothing, costs a
- * slot (CTL_CONNS_MAX) until its deadline (CTL_TIMEOUT_MS from connecting) and delays nobody. */
+ * slot (CTL_CONNS_MAX) until its deadline (CTL_TIMEOUT_MS from connecting) and delays nobody.
+ *
+ * A command may answer with a stream instead (actorctl tap): after the "ok" text, the
+ * connection stays open without a deadline, and the stream's pump adds what is new each time
+ * the main thread comes round (at least every CTL_STREAM_MS) once the client has read the
+ * previous part; it ends when the pump says so, when the client goes away, or when
+ * ctlsock_end_streams() ends them all (a reload). A client that does not read holds back the
+ * pump, never the daemon. */
 #ifndef ACTORD_CTLSOCK_H
 #define ACTORD_CTLSOCK_H
 
@@ -19,6 +26,15 @@
 #define CTL_REQUEST_MAX 256
 #define CTL_CONNS_MAX 16
 #define CTL_TIMEOUT_MS 10000
+#define CTL_STREAM_MS 20
+
+/* What a streaming answer does: pump writes what is new to out and returns false once the
+ * stream is over (what it wrote still goes out); end frees state. Main thread. */
+struct ctl_stream {
+        bool (*pump)(void *state, FILE *out);
+        void (*end)(void *state);
+        void *state;
+};
 
 struct ctl_conn {
         int fd;
@@ -28,6 +44,9 @@ struct ctl_conn {
         size_t in_len;
         char *out; /* the answer, once the request is in */
         size_t out_len, out_done;
+        struct ctl_stream stream; /* pump set: the answer goes on */
+        bool ending;              /* close once what is written went out */
+        bool peer_eof;            /* the client shut its sending side (it may still read) */
 };
 
 struct ctlsock {
@@ -40,8 +59,10 @@ struct ctlsock {
 };
 
 /* Answers one command: writes the answer's text to `out` and returns true, or writes why it
- * cannot (one line, no "error: ") and returns false. `uid` is the client's. */
-typedef bool (*ctl_handler)(void *arg, const char *command, uid_t uid, FILE *out);
+ * cannot (one line, no "error: ") and returns false. `uid` is the client's. To stream, it also
+ * sets *stream (zeroed on entry). */
+typedef bool (*ctl_handler)(void *arg, const char *command, uid_t uid, FILE *out,
+                            struct ctl_stream *stream);
 
 /* Listens on `path` (mode 0660). A socket file left by a daemon that is gone is replaced; a
  * live one (another actord answers there) or a file that is not a socket is an error. Returns
@@ -53,12 +74,16 @@ void ctlsock_close(struct ctlsock *s);
 
 /* The descriptors to poll, into pfd (room for 1 + CTL_CONNS_MAX); returns how many. */
 int ctlsock_pollfds(const struct ctlsock *s, struct pollfd *pfd);
-/* Milliseconds until the nearest connection's deadline (-1: none), for poll's timeout. */
+/* Milliseconds until the nearest connection's deadline, or CTL_STREAM_MS while a stream runs
+ * (-1: none), for poll's timeout. */
 int ctlsock_timeout_ms(const struct ctlsock *s, uint64_t now_ns);
 /* Handles what poll returned for the descriptors ctlsock_pollfds() gave (same order), and the
  * deadlines: accepts, reads requests, calls the handler, writes answers, closes. */
 void ctlsock_process(struct ctlsock *s, const struct pollfd *pfd, int n, uint64_t now_ns,
                      ctl_handler handler, void *arg);
+
+/* Ends every stream with a last line, `why` (a reload: what they read may go away). */
+void ctlsock_end_streams(struct ctlsock *s, const char *why);
 
 /* The request line (len bytes, up to its line feed if any) without its line end and
  * surrounding blanks, into cmd (room for CTL_REQUEST_MAX + 1). */

@@ -23,6 +23,7 @@
 #include "reload.h"
 #include "stats.h"
 #include "supervisor.h"
+#include "tap.h"
 #include "topology.h"
 #include "worker.h"
 
@@ -425,6 +426,7 @@ struct running {
         struct topology *topo;
         struct runtime *rt;
         struct supervisor *sup;
+        struct ctlsock *ctl;
         char *state_path;
         unsigned generation;
         char status[256];
@@ -438,6 +440,9 @@ struct running {
 /* A reload and its bookkeeping: the state file, the counts, the rate and loss baselines. */
 static bool apply_reload(struct running *m, const char *why, FILE *detail)
 {
+        /* A tap reads a channel that the reload may take away. */
+        ctlsock_end_streams(m->ctl, "-- the configuration is being reloaded: the tap ends "
+                                    "(tap again)\n");
         char result[512];
         bool applied = reload(m->opt, m->cfg, m->reg, m->topo, m->rt, m->sup, m->status, why,
                               result, sizeof(result), detail);
@@ -474,7 +479,8 @@ static void quote_command(FILE *out, const char *cmd)
 }
 
 /* The control socket's commands (ctlsock.h). */
-static bool control_command(void *arg, const char *cmd, uid_t uid, FILE *out)
+static bool control_command(void *arg, const char *cmd, uid_t uid, FILE *out,
+                            struct ctl_stream *stream)
 {
         struct running *m = arg;
         const struct stats_view v = {.info = &m->info, .topo = m->topo, .rt = m->rt, .sup = m->sup};
@@ -491,9 +497,11 @@ static bool control_command(void *arg, const char *cmd, uid_t uid, FILE *out)
                 return true;
         }
         if (strcmp(cmd, "help") == 0) {
-                fputs("commands: status, stats, metrics, reload, help\n", out);
+                fputs("commands: status, stats, metrics, reload, tap END [COUNT], help\n", out);
                 return true;
         }
+        if (strncmp(cmd, "tap ", 4) == 0 || strcmp(cmd, "tap") == 0)
+                return tap_start(m->topo, cmd + 3, out, stream);
         if (strcmp(cmd, "reload") == 0) {
                 if (uid != 0 && uid != geteuid()) {
                         fprintf(out,
@@ -518,7 +526,7 @@ static bool control_command(void *arg, const char *cmd, uid_t uid, FILE *out)
         }
         fputs("unknown command ", out);
         quote_command(out, cmd);
-        fputs(": expected status, stats, metrics, reload or help", out);
+        fputs(": expected status, stats, metrics, reload, tap or help", out);
         return false;
 }
 
@@ -542,8 +550,13 @@ int main(int argc, char **argv)
         struct supervisor sup = {0};
         int sfd = -1;
         struct ctlsock ctl = {.fd = -1};
-        struct running m = {
-            .opt = &opt, .cfg = &cfg, .reg = &reg, .topo = &topo, .rt = &rt, .sup = &sup};
+        struct running m = {.opt = &opt,
+                            .cfg = &cfg,
+                            .reg = &reg,
+                            .topo = &topo,
+                            .rt = &rt,
+                            .sup = &sup,
+                            .ctl = &ctl};
 
         /* --list-plugins needs a configuration only for its plugin_dirs, when one is named.
          * Configuration errors are collected in cd, those of the file and those that need the

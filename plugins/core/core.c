@@ -1,6 +1,8 @@
 /* The core plugin: a periodic source, a filter and two sinks, enough for the demo pipeline. */
 #include "core.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 static const struct actord_class *const classes[] = {
@@ -19,6 +21,15 @@ ACTORD_PLUGIN_DEFINE = {
     .classes = classes,
     .n_classes = sizeof(classes) / sizeof(classes[0]),
 };
+
+int core_format_sample(const void *msg, bool output, uint32_t port, char *buf, size_t len)
+{
+        (void)output;
+        (void)port;
+        const struct core_sample *s = msg;
+        return snprintf(buf, len, "sample seq=%" PRIu64 " t_ns=%" PRIu64 " value=%.17g", s->seq,
+                        s->t_ns, s->value);
+}
 
 void core_hist_add(struct core_hist *h, uint64_t v)
 {

@@ -37,6 +37,9 @@ extern const struct actord_class core_merge_class;
 extern const struct actord_class core_threshold_class;
 extern const struct actord_class core_gain_class;
 
+/* The classes' format callback for actorctl tap: a core.sample (any port). */
+int core_format_sample(const void *msg, bool output, uint32_t port, char *buf, size_t len);
+
 /* Log-linear latency histogram: 8 sub-buckets per power of two (about 12 % resolution). */
 #define CORE_HIST_BUCKETS (64 * 8)
 struct core_hist {

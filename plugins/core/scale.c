@@ -83,4 +83,5 @@ const struct actord_class core_scale_class = {
     .init = scale_init,
     .process = scale_process,
     .fini = scale_fini,
+    .format = core_format_sample,
 };

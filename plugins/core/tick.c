@@ -115,4 +115,5 @@ const struct actord_class core_tick_class = {
     .init = tick_init,
     .process = tick_process,
     .fini = tick_fini,
+    .format = core_format_sample,
 };

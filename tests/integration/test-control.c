@@ -132,9 +132,10 @@ static char *ask_ok(const char *path, const char *cmd)
 
 /* Runs actorctl with args (NULL-terminated); its stdout and stderr into *out and *err (caller
  * frees). Returns its exit status. */
-static int actorctl(const char *const *args, const char *const *env, char **out, char **err)
+/* Starts actorctl with args, its stdout and stderr into the files op and ep; its pid. */
+static pid_t actorctl_spawn(const char *const *args, const char *const *env, const char *op,
+                            const char *ep)
 {
-        char *op = path_in_dir("ctl.out"), *ep = path_in_dir("ctl.err");
         const char *argv[16] = {ACTORD_TEST_CTL};
         int n = 1;
         for (; args[n - 1] && n < 15; n++)
@@ -153,6 +154,13 @@ static int actorctl(const char *const *args, const char *const *env, char **out,
                 execv(argv[0], (char *const *)(void *)argv);
                 _exit(127);
         }
+        return pid;
+}
+
+static int actorctl(const char *const *args, const char *const *env, char **out, char **err)
+{
+        char *op = path_in_dir("ctl.out"), *ep = path_in_dir("ctl.err");
+        pid_t pid = actorctl_spawn(args, env, op, ep);
         int status;
         while (waitpid(pid, &status, 0) < 0)
                 cr_assert_eq(errno, EINTR);
@@ -567,11 +575,11 @@ Test(control, bad_requests_get_clear_errors)
 
         char *a = ask(sock, "frobnicate");
         cr_assert_str_eq(a, "error: unknown command 'frobnicate': expected status, stats, "
-                            "metrics, reload or help\n");
+                            "metrics, reload, tap or help\n");
         free(a);
         a = ask_raw(sock, "st\x01tus\n", 7, false, 10000);
         cr_assert_str_eq(a, "error: unknown command 'st\\x01tus': expected status, stats, "
-                            "metrics, reload or help\n");
+                            "metrics, reload, tap or help\n");
         free(a);
         char longreq[400];
         memset(longreq, 'x', sizeof(longreq));
@@ -587,7 +595,8 @@ Test(control, bad_requests_get_clear_errors)
         cr_assert_str_eq(a, "");
         free(a);
         a = ask(sock, "help");
-        cr_assert_str_eq(a, "ok\ncommands: status, stats, metrics, reload, help\n");
+        cr_assert_str_eq(a,
+                         "ok\ncommands: status, stats, metrics, reload, tap END [COUNT], help\n");
         free(a);
 
         char *out, *err;
@@ -782,5 +791,155 @@ Test(control, reload_is_refused_to_other_users)
         cr_assert(strstr(m, "reloads: 0 applied, 0 failed"), "no reload happened: %s", m);
         free(m);
 
+        ctl_end();
+}
+
+/* core.tick (core.sample, with a format callback) at 1 kHz into core.counter, and test.bytes
+ * (no format callback) into a reject link. */
+#define TAP_COMPONENTS                                                                             \
+        "tick = { class = \"core.tick\"; schedule = { every_us = 1000; }; };\n"                    \
+        "count = { class = \"core.counter\"; settings = { report_ms = 100000; }; };\n"             \
+        "bytes = { class = \"test.bytes\"; schedule = { every_us = 1000; }; };\n"                  \
+        "count2 = { class = \"core.counter\"; settings = { report_ms = 100000; }; };\n"            \
+        "raw = { class = \"test.bytes\"; schedule = { every_us = 1000; }; };\n"                    \
+        "count3 = { class = \"core.counter\"; settings = { report_ms = 100000; }; };\n"
+#define TAP_LINKS                                                                                  \
+        "\"tick.out -> count.in\", \"bytes.out -> count2.in\", { from = \"raw.out\"; to = "        \
+        "\"count3.in\"; overflow = \"reject\"; }"
+
+/* The lines of a tap's output after its header, each checked: consecutive channel sequence
+ * numbers (at 1 kHz the tap keeps up), and what `check` says of the rest. */
+static void expect_tap_lines(const char *out, int n, bool (*check)(uint64_t seq, const char *rest))
+{
+        const char *line = strchr(out, '\n');
+        cr_assert(line, "no header: %s", out);
+        line++;
+        uint64_t prev = 0;
+        for (int i = 0; i < n; i++) {
+                unsigned long long seq;
+                int used = 0;
+                cr_assert_eq(sscanf(line, "chan_seq=%llu %n", &seq, &used), 1, "line %d: %.80s", i,
+                             line);
+                cr_assert(i == 0 || seq == prev + 1, "chan_seq %llu after %llu", seq,
+                          (unsigned long long)prev);
+                const char *end = strchr(line, '\n');
+                cr_assert(end, "line %d unterminated", i);
+                char *rest = strndup(line + used, (size_t)(end - line - used));
+                cr_assert(check(seq, rest), "line %d: %s", i, rest);
+                free(rest);
+                prev = seq;
+                line = end + 1;
+        }
+        cr_assert_str_empty(line, "more than %d lines: %s", n, line);
+}
+
+/* core.tick's sample n has value n, and the channel's sequence number is n too. */
+static bool tick_sample(uint64_t seq, const char *rest)
+{
+        unsigned long long s, t;
+        double v;
+        return sscanf(rest, "sample seq=%llu t_ns=%llu value=%lg", &s, &t, &v) == 3 && s == seq &&
+               v == (double)seq && t > 0;
+}
+
+/* test.bytes' message n is the 8-byte counter n, little-endian. */
+static bool bytes_counter(uint64_t seq, const char *rest)
+{
+        char want[64];
+        int n = snprintf(want, sizeof(want), "bytes=8 data=");
+        for (int i = 0; i < 8; i++)
+                n += snprintf(want + n, sizeof(want) - (size_t)n, "%02x",
+                              (unsigned)(seq >> (8 * i)) & 0xff);
+        return strcmp(rest, want) == 0;
+}
+
+Test(control, tap_prints_the_messages_passing_through_a_link)
+{
+        ctl_begin(TAP_COMPONENTS, TAP_LINKS);
+        char *out, *err;
+        /* Either end names the link; the producer's class prints the messages. */
+        const char *by_consumer[] = {"-s", sock, "tap", "count.in", "5", NULL};
+        cr_assert_eq(actorctl(by_consumer, NULL, &out, &err), 0, "stderr: %s", err);
+        cr_assert(strncmp(out,
+                          "tap tick.out -> count.in (core.sample, 24 bytes; printed by "
+                          "core.tick)\n",
+                          strlen("tap tick.out -> count.in (core.sample, 24 bytes; printed by "
+                                 "core.tick)\n")) == 0,
+                  "%s", out);
+        expect_tap_lines(out, 5, tick_sample);
+        free(out);
+        free(err);
+        /* Without a format callback on either side: the bytes. */
+        const char *bytes[] = {"-s", sock, "tap", "bytes.out", "3", NULL};
+        cr_assert_eq(actorctl(bytes, NULL, &out, &err), 0, "stderr: %s", err);
+        cr_assert(strstr(out, "as bytes: neither class has a format callback"), "%s", out);
+        expect_tap_lines(out, 3, bytes_counter);
+        free(out);
+        free(err);
+
+        /* What cannot be tapped, and why. */
+        const char *reject[] = {"-s", sock, "tap", "raw.out", NULL};
+        cr_assert_eq(actorctl(reject, NULL, &out, &err), 1);
+        cr_assert(strstr(err, "actorctl: tap: raw.out -> count3.in is a \"reject\" link; only "
+                              "\"overwrite\" links can be tapped"),
+                  "stderr: %s", err);
+        free(out);
+        free(err);
+        const char *unknown[] = {"-s", sock, "tap", "tick.in", NULL};
+        cr_assert_eq(actorctl(unknown, NULL, &out, &err), 1);
+        cr_assert(strstr(err, "tap: no link has an end 'tick.in' (ends: tick.out, count.in, "
+                              "bytes.out, count2.in, raw.out, count3.in)"),
+                  "stderr: %s", err);
+        free(out);
+        free(err);
+        const char *zero[] = {"-s", sock, "tap", "tick.out", "0", NULL};
+        cr_assert_eq(actorctl(zero, NULL, &out, &err), 1);
+        cr_assert(strstr(err, "tap: expected 'tap END [COUNT]'"), "stderr: %s", err);
+        free(out);
+        free(err);
+
+        /* The consumers lost nothing to the taps: they read beside them. */
+        char *m = ask_ok(sock, "metrics");
+        cr_assert_eq(must_metric(m, "actord_channel_lost_total{from=\"tick.out\",to=\"count.in\","
+                                    "type=\"core.sample\",policy=\"overwrite\"}"),
+                     0);
+        free(m);
+        ctl_end();
+}
+
+/* A tap without a count runs until its client goes away, or until a reload ends it (the
+ * channel it reads may go): its last line says so. */
+Test(control, a_reload_ends_a_running_tap)
+{
+        ctl_begin(TAP_COMPONENTS, TAP_LINKS);
+        char *op = path_in_dir("tap.out"), *ep = path_in_dir("tap.err");
+        const char *args[] = {"-s", sock, "tap", "tick.out", NULL};
+        pid_t tap = actorctl_spawn(args, NULL, op, ep);
+        cr_assert(wait_lines(dir, op, 4, 20000), "the tap printed nothing: %s", tu_read(ep));
+
+        char *out, *err;
+        const char *reload[] = {"-s", sock, "reload", NULL};
+        cr_assert_eq(actorctl(reload, NULL, &out, &err), 0, "stderr: %s", err);
+        free(out);
+        free(err);
+        int status;
+        cr_assert_eq(waitpid(tap, &status, 0), tap);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "tap status 0x%x", status);
+        char *text = tu_read(op);
+        size_t len = strlen(text);
+        const char *last = "-- the configuration is being reloaded: the tap ends (tap again)\n";
+        cr_assert(len > strlen(last) && strcmp(text + len - strlen(last), last) == 0,
+                  "the tap's output does not end with its reason: %s", text);
+        free(text);
+
+        /* One that goes away (killed) ends too, and the daemon answers on. */
+        tap = actorctl_spawn(args, NULL, op, ep);
+        cr_assert(wait_lines(dir, op, 3, 20000));
+        kill(tap, SIGKILL);
+        cr_assert_eq(waitpid(tap, &status, 0), tap);
+        char *a = ask_ok(sock, "status");
+        free(a);
+        free(op);
+        free(ep);
         ctl_end();
 }
