@@ -500,16 +500,20 @@ static bool control_command(void *arg, const char *cmd, uid_t uid, FILE *out,
                 fputs("commands: status, stats, metrics, reload, tap END [COUNT], help\n", out);
                 return true;
         }
-        if (strncmp(cmd, "tap ", 4) == 0 || strcmp(cmd, "tap") == 0)
+        bool tap = strncmp(cmd, "tap ", 4) == 0 || strcmp(cmd, "tap") == 0;
+        bool reload_cmd = strcmp(cmd, "reload") == 0;
+        /* Changing the pipeline, and seeing the data it carries, are for root and the
+         * daemon's own user; the figures are for anyone who may connect. */
+        if ((tap || reload_cmd) && uid != 0 && uid != geteuid()) {
+                fprintf(out,
+                        "permission denied: %s is for root and for the daemon's own user (uid "
+                        "%u), not for uid %u",
+                        tap ? "tap" : "reload", (unsigned)geteuid(), (unsigned)uid);
+                return false;
+        }
+        if (tap)
                 return tap_start(m->topo, cmd + 3, out, stream);
-        if (strcmp(cmd, "reload") == 0) {
-                if (uid != 0 && uid != geteuid()) {
-                        fprintf(out,
-                                "permission denied: reload is for root and for the daemon's own "
-                                "user (uid %u), not for uid %u",
-                                (unsigned)geteuid(), (unsigned)uid);
-                        return false;
-                }
+        if (reload_cmd) {
                 char why[64];
                 snprintf(why, sizeof(why), "control socket (uid %u)", (unsigned)uid);
                 char *detail = NULL;

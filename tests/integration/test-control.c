@@ -733,7 +733,7 @@ Test(control, a_stale_socket_file_is_replaced_and_a_live_one_or_a_file_refused)
         ctl_end();
 }
 
-Test(control, reload_is_refused_to_other_users)
+Test(control, reload_and_tap_are_refused_to_other_users)
 {
         if (geteuid() != 0)
                 cr_skip_test("needs root, to connect as another user");
@@ -750,8 +750,8 @@ Test(control, reload_is_refused_to_other_users)
                 close(pipefd[0]);
                 if (setgid(65534) < 0 || setuid(65534) < 0)
                         _exit(3);
-                const char *cmds[] = {"reload\n", "status\n"};
-                for (int i = 0; i < 2; i++) {
+                const char *cmds[] = {"reload\n", "tap src.out\n", "status\n"};
+                for (int i = 0; i < 3; i++) {
                         int fd = socket(AF_UNIX, SOCK_STREAM, 0);
                         struct sockaddr_un sa = {.sun_family = AF_UNIX};
                         snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
@@ -780,13 +780,12 @@ Test(control, reload_is_refused_to_other_users)
         int st;
         cr_assert_eq(waitpid(pid, &st, 0), pid);
         cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d; got %s", st, got);
-        cr_assert(strncmp(got,
-                          "error: permission denied: reload is for root and for the "
-                          "daemon's own user (uid 0), not for uid 65534\n|ok\nactord ",
-                          strlen("error: permission denied: reload is for root and for the "
-                                 "daemon's own user (uid 0), not for uid 65534\n|ok\nactord ")) ==
-                      0,
-                  "got: %s", got);
+        const char *want = "error: permission denied: reload is for root and for the daemon's own "
+                           "user (uid 0), not for uid 65534\n|"
+                           "error: permission denied: tap is for root and for the daemon's own "
+                           "user (uid 0), not for uid 65534\n|"
+                           "ok\nactord ";
+        cr_assert(strncmp(got, want, strlen(want)) == 0, "got: %s", got);
         char *m = ask_ok(sock, "status");
         cr_assert(strstr(m, "reloads: 0 applied, 0 failed"), "no reload happened: %s", m);
         free(m);

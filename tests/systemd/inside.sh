@@ -129,6 +129,10 @@ grown() { [ "$(published)" -gt "${first:-0}" ]; }
 [ -n "$first" ] && wait_for 5 grown && ok "actorctl metrics: tick.out -> scale.in published $first, then $(published)" ||
         bad "actorctl metrics: tick.out's published count did not grow: '$first' '$(published)'"
 
+out=$(timeout 10 "$ACTORD_CTL" tap scale.out 3 2>&1)
+[ "$(grep -c '^chan_seq=[0-9]* sample seq=' <<<"$out")" = 3 ] &&
+        ok "actorctl tap scale.out 3: $(sed -n 2p <<<"$out")" || bad "actorctl tap scale.out 3: $out"
+
 # --- Reload: a new plugin in the plugins folder, a component of it in the configuration.
 install -m 0644 "$here/freeze.so" "$ACTORD_PLUGIN_DIR/"
 mkdir -p "${trigger%/*}"
