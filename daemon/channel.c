@@ -623,9 +623,51 @@ const void *channel_tap_next(struct channel_tap *t, uint64_t *ret_seq, uint64_t 
         return overwrite_next(&t->rx, true, ret_seq, ret_lost, ret_publish_ns);
 }
 
+/* Overwrite, with the producer on the reader's thread (channel_rx_set_same_thread()): the run
+ * of complete messages in order from the cursor, in place, as single reads are: nothing can
+ * write the ring until the caller's next call. 0 when the next message is not simply the one
+ * expected (a gap, a lapped reader, none yet): the copying path handles those. */
+static uint32_t same_thread_run(struct channel_rx *rx, uint32_t max, struct channel_burst *ret)
+{
+        uint64_t pos = rx->pos;
+        const struct channel_hdr *h = channel_rx_hdr_(rx, pos);
+        if (pos != rx->next_seq ||
+            atomic_load_explicit(&h->stamp, memory_order_acquire) != 2 * pos + 2)
+                return 0;
+        size_t to_end = rx->nslots - (size_t)(pos & rx->mask);
+        uint32_t k = max == 0 ? 1 : max, n = 1;
+        if (k > to_end)
+                k = (uint32_t)to_end;
+        /* Stamps in the ring ascend with the position, but a slot claimed and not yet
+         * published (odd) or left from an earlier lap ends the run: each is checked. */
+        while (n < k && atomic_load_explicit(&channel_rx_hdr_(rx, pos + n)->stamp,
+                                             memory_order_acquire) == 2 * (pos + n) + 2)
+                n++;
+        *ret = (struct channel_burst){.payload = channel_rx_payload_(rx, pos),
+                                      .hdr = (const unsigned char *)h,
+                                      .count = n,
+                                      .payload_stride = rx->payload_stride,
+                                      .hdr_stride = (size_t)1 << rx->hdr_shift,
+                                      .seq = pos,
+                                      .lost_before = 0};
+        rx->next_seq = rx->pos = pos + n;
+        /* Relaxed, as in channel_took_(): counters, and the position for the high-water
+         * sample. */
+        atomic_store_explicit(&rx->sh->consumed,
+                              atomic_load_explicit(&rx->sh->consumed, memory_order_relaxed) + n,
+                              memory_order_relaxed);
+        atomic_store_explicit(&rx->sh->tail, pos + n, memory_order_relaxed);
+        return n;
+}
+
 uint32_t channel_next_burst_overwrite_(struct channel_rx *rx, uint32_t max,
                                        struct channel_burst *ret)
 {
+        if (rx->same_thread) {
+                uint32_t n = same_thread_run(rx, max, ret);
+                if (n)
+                        return n;
+        }
         uint64_t first_seq, first_lost, seq, lost, ns;
         /* The first message: gaps, a lapped reader and torn copies are handled there. */
         if (!channel_next_overwrite_(rx, &first_seq, &first_lost, &ns)) {

@@ -33,7 +33,8 @@
  * same seqlock, into copies of its own (32 messages or 16 KiB at most). A consumer whose producer
  * runs on the same thread between its reads (the daemon's channels between components of one
  * worker) skips the copy: nothing can write the slot while it holds the message, so it reads in
- * place (channel_rx_set_same_thread()).
+ * place (channel_rx_set_same_thread()), a batch read too (a run up to the ring's end, or to
+ * the first slot not published, after which a gap goes through the copying path).
  *
  * drop_new / reject: the producer may not reuse a slot before the consumer released it. It
  * keeps a cached copy of the consumer's position and reloads it (acquire) only when the ring

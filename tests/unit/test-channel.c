@@ -356,6 +356,67 @@ Test(channel, same_thread_overwrite_reads_in_place)
         }
 }
 
+/* Batch reads under overwrite with the producer on the reader's thread: runs in place, up to
+ * the ring's end or a slot not published; a gap goes through the copying path, which then
+ * hands back to the in-place runs. The counters are those of single reads. */
+Test(channel, same_thread_overwrite_batch_reads_in_place)
+{
+        struct ends e;
+        open_ends(&e, 8, 8, CHANNEL_OVERWRITE);
+        channel_rx_set_same_thread(&e.rx, true);
+        const unsigned char *lo = (const unsigned char *)e.ch.sh, *hi = lo + e.ch.map_size;
+        struct channel_burst b;
+        for (uint64_t v = 0; v < 6; v++)
+                cr_assert(send(&e, 100 + v));
+        /* A claim not published ends the run before it. */
+        cr_assert_not_null(channel_claim(&e.tx));
+        cr_assert_eq(channel_next_burst(&e.rx, 32, &b), 6);
+        cr_assert(b.payload >= lo && b.payload < hi, "in place");
+        cr_assert_eq(b.seq, 0);
+        cr_assert_eq(b.lost_before, 0);
+        for (uint32_t i = 0; i < 6; i++) {
+                uint64_t v;
+                memcpy(&v, channel_burst_msg(&b, i), sizeof(v));
+                cr_assert_eq(v, 100 + i);
+        }
+        cr_assert_eq(channel_next_burst(&e.rx, 32, &b), 0);
+        memcpy(channel_claim(&e.tx), &(uint64_t){106}, 8);
+        channel_publish(&e.tx);
+        for (uint64_t v = 107; v < 112; v++)
+                cr_assert(send(&e, v));
+        /* Seqs 6..11: the ring's end cuts the run at 6..7, then 8..11. */
+        cr_assert_eq(channel_next_burst(&e.rx, 32, &b), 2);
+        cr_assert_eq(b.seq, 6);
+        cr_assert_eq(channel_next_burst(&e.rx, 3, &b), 3, "at most max");
+        cr_assert_eq(b.seq, 8);
+        cr_assert_eq(channel_next_burst(&e.rx, 32, &b), 1);
+        cr_assert_eq(b.seq, 11);
+        uint64_t v;
+        memcpy(&v, channel_burst_msg(&b, 0), sizeof(v));
+        cr_assert_eq(v, 111);
+        /* Lapped: 20 more into 8 slots; the first run after the gap is copied. */
+        for (uint64_t k = 112; k < 132; k++)
+                cr_assert(send(&e, k));
+        uint32_t n = channel_next_burst(&e.rx, 32, &b);
+        cr_assert(n >= 1);
+        cr_assert_eq(b.seq, 24);
+        cr_assert_eq(b.lost_before, 12);
+        cr_assert(b.payload < lo || b.payload >= hi, "a gap: copied");
+        uint64_t got = n;
+        while ((n = channel_next_burst(&e.rx, 32, &b)) > 0) {
+                cr_assert_eq(b.seq, 24 + got);
+                cr_assert(b.payload >= lo && b.payload < hi, "in place again");
+                got += n;
+        }
+        cr_assert_eq(got, 8);
+        struct channel_stats st = stats_of(&e);
+        cr_assert_eq(st.published, 32);
+        cr_assert_eq(st.consumed, 20);
+        cr_assert_eq(st.overwritten, 12);
+        expect_balanced(&e);
+        close_ends(&e);
+}
+
 /* The producer is part-way through writing the oldest slot: the reader skips past it to the
  * messages that are complete and stops at the one being written. */
 Test(channel, overwrite_skips_a_slot_being_written)
