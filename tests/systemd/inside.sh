@@ -59,7 +59,8 @@ has_fields() {
 
 # --- The install, where the build says each piece goes.
 for f in "$ACTORD_BIN" "$ACTORD_CTL" "$ACTORD_PLUGIN_DIR/core.so" "$ACTORD_HEADER" "$ACTORD_PC" \
-        "$ACTORD_CONFIG" "$ACTORD_UNIT" "$ACTORD_DOC"; do
+        "$ACTORD_CONFIG" "$ACTORD_UNIT" "$ACTORD_DOC" "$ACTORD_MANDIR/man8/actord.8" \
+        "$ACTORD_MANDIR/man1/actorctl.1"; do
         if [ -f "$f" ]; then ok "installed: $f"; else bad "installed: $f is missing"; fi
 done
 grep -qx "ExecStart=$ACTORD_BIN --config $ACTORD_CONFIG" "$ACTORD_UNIT" &&
