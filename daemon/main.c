@@ -385,8 +385,8 @@ static void report_losses(const struct topology *t, struct loss_report *lr, uint
                 channel_stats(&t->chans[i], &st);
                 const struct config_link *l = &t->cfg->links[i];
                 char from[160], to[160], name[330];
-                stats_endpoint_name(&l->from, from, sizeof(from));
-                stats_endpoint_name(&l->to, to, sizeof(to));
+                stats_link_end(t, i, true, from, sizeof(from));
+                stats_link_end(t, i, false, to, sizeof(to));
                 snprintf(name, sizeof(name), "%s -> %s", from, to);
                 const struct component *reader = t->comps[t->link_to[i]];
                 log_fields(LOG_WARNING,

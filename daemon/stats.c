@@ -17,6 +17,23 @@ void stats_endpoint_name(const struct config_endpoint *e, char *buf, size_t len)
                 snprintf(buf, len, "%s.%s", e->component, e->port);
 }
 
+void stats_link_end(const struct topology *t, int link, bool from, char *buf, size_t len)
+{
+        const struct config_link *l = &t->cfg->links[link];
+        const struct config_endpoint *e = from ? &l->from : &l->to;
+        const struct component *c = t->comps[from ? t->link_from[link] : t->link_to[link]];
+        bool fan = c->cls->shape == (from ? ACTORD_SHAPE_SCATTER : ACTORD_SHAPE_GATHER);
+        if (!fan) {
+                stats_endpoint_name(e, buf, len);
+                return;
+        }
+        const int *links = from ? c->out_link : c->in_link;
+        uint32_t n = from ? c->n_out : c->n_in, k = 0;
+        while (k < n && links[k] != link)
+                k++;
+        snprintf(buf, len, "%s.%s[%u]", e->component, e->port, k);
+}
+
 static void write_duration(FILE *f, uint64_t ns)
 {
         uint64_t s = ns / 1000000000u;
@@ -188,10 +205,9 @@ void stats_write_tables(FILE *f, const struct stats_view *v, uint64_t now_mono_n
         int we = 4, wt = 4;
         for (int i = 0; i < t->n_chans; i++) {
                 char e[160];
-                const struct config_link *l = &t->cfg->links[i];
-                stats_endpoint_name(&l->from, e, sizeof(e));
+                stats_link_end(t, i, true, e, sizeof(e));
                 int n = (int)strlen(e);
-                stats_endpoint_name(&l->to, e, sizeof(e));
+                stats_link_end(t, i, false, e, sizeof(e));
                 n = (int)strlen(e) > n ? (int)strlen(e) : n;
                 we = n > we ? n : we;
                 int m = (int)strlen(t->link_type[i].name);
@@ -203,8 +219,8 @@ void stats_write_tables(FILE *f, const struct stats_view *v, uint64_t now_mono_n
         for (int i = 0; i < t->n_chans; i++) {
                 const struct config_link *l = &t->cfg->links[i];
                 char from[160], to[160];
-                stats_endpoint_name(&l->from, from, sizeof(from));
-                stats_endpoint_name(&l->to, to, sizeof(to));
+                stats_link_end(t, i, true, from, sizeof(from));
+                stats_link_end(t, i, false, to, sizeof(to));
                 struct hist_snap h;
                 hist_read(chan_wait(t, i), &h);
                 char p50[16], p99[16];
@@ -261,8 +277,8 @@ static void chan_labels(FILE *f, const char *name, const struct topology *t, int
 {
         const struct config_link *l = &t->cfg->links[i];
         char from[160], to[160];
-        stats_endpoint_name(&l->from, from, sizeof(from));
-        stats_endpoint_name(&l->to, to, sizeof(to));
+        stats_link_end(t, i, true, from, sizeof(from));
+        stats_link_end(t, i, false, to, sizeof(to));
         fprintf(f, "%s{from=\"", name);
         put_value(f, from);
         fputs("\",to=\"", f);

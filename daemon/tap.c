@@ -68,16 +68,23 @@ static bool tap_pump(void *state, FILE *out)
         return s->left != 0;
 }
 
-/* The link with an end named `end`, or -1. */
+/* The link with an end named `end`, as the daemon names it (stats_link_end) or else as the
+ * configuration wrote it (the first such link), or -1. */
 static int find_link(const struct topology *t, const char *end)
 {
-        for (int i = 0; i < t->n_chans; i++) {
-                char from[160], to[160];
-                stats_endpoint_name(&t->cfg->links[i].from, from, sizeof(from));
-                stats_endpoint_name(&t->cfg->links[i].to, to, sizeof(to));
-                if (strcmp(from, end) == 0 || strcmp(to, end) == 0)
-                        return i;
-        }
+        for (int pass = 0; pass < 2; pass++)
+                for (int i = 0; i < t->n_chans; i++) {
+                        char from[160], to[160];
+                        if (pass == 0) {
+                                stats_link_end(t, i, true, from, sizeof(from));
+                                stats_link_end(t, i, false, to, sizeof(to));
+                        } else {
+                                stats_endpoint_name(&t->cfg->links[i].from, from, sizeof(from));
+                                stats_endpoint_name(&t->cfg->links[i].to, to, sizeof(to));
+                        }
+                        if (strcmp(from, end) == 0 || strcmp(to, end) == 0)
+                                return i;
+                }
         return -1;
 }
 
@@ -105,8 +112,8 @@ bool tap_start(const struct topology *t, const char *spec, FILE *out, struct ctl
                 fprintf(out, "tap: no link has an end '%s' (ends: ", end);
                 for (int i = 0; i < t->n_chans && i < 8; i++) {
                         char f[160], to[160];
-                        stats_endpoint_name(&t->cfg->links[i].from, f, sizeof(f));
-                        stats_endpoint_name(&t->cfg->links[i].to, to, sizeof(to));
+                        stats_link_end(t, i, true, f, sizeof(f));
+                        stats_link_end(t, i, false, to, sizeof(to));
                         fprintf(out, "%s%s, %s", i ? ", " : "", f, to);
                 }
                 fputs(t->n_chans > 8 ? ", ...)" : ")", out);
@@ -114,8 +121,8 @@ bool tap_start(const struct topology *t, const char *spec, FILE *out, struct ctl
         }
         const struct config_link *l = &t->cfg->links[link];
         char from[160], to[160];
-        stats_endpoint_name(&l->from, from, sizeof(from));
-        stats_endpoint_name(&l->to, to, sizeof(to));
+        stats_link_end(t, link, true, from, sizeof(from));
+        stats_link_end(t, link, false, to, sizeof(to));
         if (l->policy != CHANNEL_OVERWRITE) {
                 fprintf(out,
                         "tap: %s -> %s is a \"%s\" link; only \"overwrite\" links can be tapped "

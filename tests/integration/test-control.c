@@ -852,6 +852,13 @@ static bool bytes_counter(uint64_t seq, const char *rest)
         return strcmp(rest, want) == 0;
 }
 
+/* A core.sample as bytes (the generic fans print none): 24 of them. */
+static bool any_sample_bytes(uint64_t seq, const char *rest)
+{
+        (void)seq;
+        return strncmp(rest, "bytes=24 data=", 14) == 0 && strlen(rest) == 14 + 48;
+}
+
 Test(control, tap_prints_the_messages_passing_through_a_link)
 {
         ctl_begin(TAP_COMPONENTS, TAP_LINKS);
@@ -940,5 +947,37 @@ Test(control, a_reload_ends_a_running_tap)
         free(a);
         free(op);
         free(ep);
+        ctl_end();
+}
+
+/* Two links between the same scatter and gather, their ports left to the daemon: the metrics
+ * tell them apart by the indexes the daemon gave the ports (no series twice), and tap takes
+ * those names. */
+Test(control, links_between_fans_are_named_by_their_ports)
+{
+        ctl_begin("tick = { class = \"core.tick\"; schedule = { every_us = 1000; }; };\n"
+                  "fan = { class = \"core.broadcast\"; };\n"
+                  "m = { class = \"core.merge\"; };\n"
+                  "count = { class = \"core.counter\"; settings = { report_ms = 100000; }; };\n",
+                  "\"tick.out -> fan.in\", \"fan.out -> m.in\", \"fan.out -> m.in\", "
+                  "\"m.out -> count.in\"");
+        char *m = ask_ok(sock, "metrics");
+        check_exposition(m);
+        for (int k = 0; k < 2; k++) {
+                char series[200];
+                snprintf(series, sizeof(series),
+                         "actord_channel_capacity{from=\"fan.out[%d]\",to=\"m.in[%d]\",type=\"core."
+                         "sample\",policy=\"overwrite\"}",
+                         k, k);
+                cr_assert_eq(must_metric(m, series), 1024);
+        }
+        free(m);
+        char *out, *err;
+        const char *args[] = {"-s", sock, "tap", "m.in[1]", "2", NULL};
+        cr_assert_eq(actorctl(args, NULL, &out, &err), 0, "stderr: %s", err);
+        cr_assert(strncmp(out, "tap fan.out[1] -> m.in[1] (core.sample", 38) == 0, "%s", out);
+        expect_tap_lines(out, 2, any_sample_bytes);
+        free(out);
+        free(err);
         ctl_end();
 }
