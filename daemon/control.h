@@ -2,7 +2,8 @@
  * that a signal starts, so the unit's ExecReload runs `actord --reload $MAINPID`, which sends
  * SIGHUP and waits until the daemon has applied or refused the configuration. The daemon
  * tells it through a small state file in its runtime directory (systemd's RuntimeDirectory=,
- * $RUNTIME_DIRECTORY): a generation, counted up by every reload, and the last result. */
+ * $RUNTIME_DIRECTORY): a generation, counted up by every reload that a SIGHUP asked for, and
+ * its result (reloads asked for through the control socket leave it as it is). */
 #ifndef ACTORD_CONTROL_H
 #define ACTORD_CONTROL_H
 

@@ -437,8 +437,10 @@ struct running {
         double rate; /* messages delivered per second, over the last second */
 };
 
-/* A reload and its bookkeeping: the state file, the counts, the rate and loss baselines. */
-static bool apply_reload(struct running *m, const char *why, FILE *detail)
+/* A reload and its bookkeeping: the counts, the rate and loss baselines, and for a SIGHUP
+ * (`by_signal`) the state file that `actord --reload` waits on: only its own kind of reload
+ * may answer it, not one asked for through the control socket meanwhile. */
+static bool apply_reload(struct running *m, const char *why, FILE *detail, bool by_signal)
 {
         /* A tap reads a channel that the reload may take away. */
         ctlsock_end_streams(m->ctl, "-- the configuration is being reloaded: the tap ends "
@@ -446,7 +448,8 @@ static bool apply_reload(struct running *m, const char *why, FILE *detail)
         char result[512];
         bool applied = reload(m->opt, m->cfg, m->reg, m->topo, m->rt, m->sup, m->status, why,
                               result, sizeof(result), detail);
-        control_state_write(m->state_path, ++m->generation, result);
+        if (by_signal)
+                control_state_write(m->state_path, ++m->generation, result);
         snprintf(m->last_reload, sizeof(m->last_reload), "%s", result);
         if (!applied) {
                 m->info.reloads_failed++;
@@ -519,7 +522,7 @@ static bool control_command(void *arg, const char *cmd, uid_t uid, FILE *out,
                 char *detail = NULL;
                 size_t detail_len = 0;
                 FILE *df = open_memstream(&detail, &detail_len);
-                bool applied = apply_reload(m, why, df);
+                bool applied = apply_reload(m, why, df, false);
                 if (df)
                         fclose(df);
                 fprintf(out, "%s\n", m->last_reload);
@@ -747,7 +750,7 @@ int main(int argc, char **argv)
                 if (read(sfd, &si, sizeof(si)) != sizeof(si))
                         continue;
                 if (si.ssi_signo == SIGHUP) {
-                        apply_reload(&m, "SIGHUP", NULL);
+                        apply_reload(&m, "SIGHUP", NULL, true);
                         continue;
                 }
                 log_info("%s: stopping", strsignal((int)si.ssi_signo));

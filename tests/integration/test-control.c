@@ -981,3 +981,53 @@ Test(control, links_between_fans_are_named_by_their_ports)
         free(err);
         ctl_end();
 }
+
+/* The reload state file answers `actord --reload` (the unit's ExecReload, after its SIGHUP):
+ * a reload through the control socket leaves it as it is, so that it cannot pass for the
+ * answer to a SIGHUP sent meanwhile. */
+Test(control, a_socket_reload_leaves_the_sighup_state_file_alone)
+{
+        ctl_prepare(FINITE_COMPONENTS, FINITE_LINKS);
+        char *rundir = path_in_dir("run"), *env_var, *state = path_in_dir("run/reload-state");
+        cr_assert_eq(mkdir(rundir, 0755), 0);
+        cr_assert(asprintf(&env_var, "RUNTIME_DIRECTORY=%s", rundir) > 0);
+        const char *env[] = {env_var, NULL};
+        const char *args[] = {"--config", conf, "--control-socket", sock, NULL};
+        daemon_start_env(&d, dir, args, env);
+        cr_assert(daemon_wait_notify(&d, "READY=1", 20000), "%s", daemon_stderr(&d));
+        char *text = tu_read(state);
+        cr_assert_str_eq(text, "generation=0\nresult=started\n");
+        free(text);
+
+        char *out, *err;
+        const char *reload[] = {"-s", sock, "reload", NULL};
+        cr_assert_eq(actorctl(reload, NULL, &out, &err), 0, "stderr: %s", err);
+        free(out);
+        free(err);
+        text = tu_read(state);
+        cr_assert_str_eq(text, "generation=0\nresult=started\n", "a socket reload wrote it");
+        free(text);
+
+        /* actord --reload's own SIGHUP: its reload, and its answer. */
+        char *cmd;
+        cr_assert(asprintf(&cmd, "RUNTIME_DIRECTORY='%s' '%s' --reload %d >'%s/rl.out' 2>&1",
+                           rundir, ACTORD_TEST_DAEMON, (int)d.pid, dir) > 0);
+        int st = system(cmd);
+        free(cmd);
+        char *rl = path_in_dir("rl.out");
+        text = tu_read(rl);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "actord --reload: %s", text);
+        cr_assert(strstr(text, "actord: reload applied: 2 kept"), "%s", text);
+        free(text);
+        text = tu_read(state);
+        cr_assert(strncmp(text, "generation=1\nresult=applied: 2 kept", 35) == 0, "%s", text);
+        free(text);
+        char *m = ask_ok(sock, "status");
+        cr_assert(strstr(m, "reloads: 2 applied, 0 failed"), "both reloads counted: %s", m);
+        free(m);
+        free(rl);
+        free(state);
+        free(env_var);
+        free(rundir);
+        ctl_end();
+}
