@@ -405,7 +405,10 @@ static void report_losses(const struct topology *t, struct loss_report *lr, uint
         }
 }
 
-static void totals(const struct topology *t, uint64_t *ret_consumed, uint64_t *ret_lost)
+/* The messages delivered and lost over all channels; with `last` (per channel, what it had
+ * delivered `dt_ns` ago), each channel's rate into `rate`, and `last` moves on. */
+static void totals(const struct topology *t, uint64_t *ret_consumed, uint64_t *ret_lost,
+                   uint64_t *last, double *rate, uint64_t dt_ns)
 {
         uint64_t consumed = 0, lost = 0;
         for (int i = 0; i < t->n_chans; i++) {
@@ -413,6 +416,10 @@ static void totals(const struct topology *t, uint64_t *ret_consumed, uint64_t *r
                 channel_stats_flow(&t->chans[i], &c, &l);
                 consumed += c;
                 lost += l;
+                if (last && rate) {
+                        rate[i] = dt_ns ? (double)(c - last[i]) * 1e9 / (double)dt_ns : 0;
+                        last[i] = c;
+                }
         }
         *ret_consumed = consumed;
         *ret_lost = lost;
@@ -435,7 +442,24 @@ struct running {
         struct loss_report *losses;
         uint64_t last_ns, last_consumed, lost;
         double rate; /* messages delivered per second, over the last second */
+        /* The same per channel (by link), and what each had delivered then. */
+        double *chan_rate;
+        uint64_t *chan_last;
 };
+
+/* Per-channel rates for the topology now running, from 0. Returns false without memory. */
+static bool rates_reset(struct running *m)
+{
+        free(m->chan_rate);
+        free(m->chan_last);
+        m->chan_rate = calloc((size_t)m->topo->n_chans + 1, sizeof(*m->chan_rate));
+        m->chan_last = calloc((size_t)m->topo->n_chans + 1, sizeof(*m->chan_last));
+        for (int i = 0; m->chan_last && i < m->topo->n_chans; i++) {
+                uint64_t lost;
+                channel_stats_flow(&m->topo->chans[i], &m->chan_last[i], &lost);
+        }
+        return m->chan_rate && m->chan_last;
+}
 
 /* A reload and its bookkeeping: the counts, the rate and loss baselines, and for a SIGHUP
  * (`by_signal`) the state file that `actord --reload` waits on: only its own kind of reload
@@ -457,8 +481,9 @@ static bool apply_reload(struct running *m, const char *why, FILE *detail, bool 
         }
         m->info.reloads_applied++;
         m->info.config_path = (*m->cfg)->path ? (*m->cfg)->path : m->opt->config;
-        /* Other channels now: the rate starts again from here. */
-        totals(m->topo, &m->last_consumed, &m->lost);
+        /* Other channels now: the rates start again from here. */
+        totals(m->topo, &m->last_consumed, &m->lost, NULL, NULL, 0);
+        rates_reset(m);
         m->last_ns = mono_ns();
         free(m->losses);
         m->losses = loss_reports_new(m->topo);
@@ -486,7 +511,11 @@ static bool control_command(void *arg, const char *cmd, uid_t uid, FILE *out,
                             struct ctl_stream *stream)
 {
         struct running *m = arg;
-        const struct stats_view v = {.info = &m->info, .topo = m->topo, .rt = m->rt, .sup = m->sup};
+        const struct stats_view v = {.info = &m->info,
+                                     .topo = m->topo,
+                                     .rt = m->rt,
+                                     .sup = m->sup,
+                                     .chan_rate = m->chan_rate};
         if (strcmp(cmd, "status") == 0) {
                 stats_write_status(out, &v, mono_ns());
                 return true;
@@ -690,6 +719,7 @@ int main(int argc, char **argv)
 
         m.last_ns = mono_ns();
         m.losses = loss_reports_new(&topo);
+        rates_reset(&m);
         int was_stuck = 0;
         bool failure = false;
         for (;;) {
@@ -714,7 +744,8 @@ int main(int argc, char **argv)
                 /* STATUS each second, and at once when a stall starts or ends. */
                 if (now - m.last_ns >= 1000000000u || (stuck > 0) != (was_stuck > 0)) {
                         uint64_t consumed;
-                        totals(&topo, &consumed, &m.lost);
+                        totals(&topo, &consumed, &m.lost, m.chan_last, m.chan_rate,
+                               now - m.last_ns);
                         m.rate =
                             (double)(consumed - m.last_consumed) * 1e9 / (double)(now - m.last_ns);
                         status_line(&topo, cfg, m.rate, m.lost, status, sizeof(m.status));
@@ -757,6 +788,8 @@ int main(int argc, char **argv)
                 break;
         }
         free(m.losses);
+        free(m.chan_rate);
+        free(m.chan_last);
         /* No request is answered while stopping: clients see the connection close. */
         ctlsock_close(&ctl);
         sd_notify(0, "STOPPING=1\nSTATUS=stopping");

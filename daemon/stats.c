@@ -213,9 +213,9 @@ void stats_write_tables(FILE *f, const struct stats_view *v, uint64_t now_mono_n
                 int m = (int)strlen(t->link_type[i].name);
                 wt = m > wt ? m : wt;
         }
-        fprintf(f, "\nchannels\n%-*s %-*s %-*s %-9s %8s %14s %14s %12s %10s %12s %9s %9s\n", we,
-                "from", we, "to", wt, "type", "policy", "capacity", "published", "consumed", "lost",
-                "high-water", "rejected", "wait p50", "wait p99");
+        fprintf(f, "\nchannels\n%-*s %-*s %-*s %-9s %8s %14s %14s %11s %12s %10s %12s %9s %9s\n",
+                we, "from", we, "to", wt, "type", "policy", "capacity", "published", "consumed",
+                "msg/s", "lost", "high-water", "rejected", "wait p50", "wait p99");
         for (int i = 0; i < t->n_chans; i++) {
                 const struct config_link *l = &t->cfg->links[i];
                 char from[160], to[160];
@@ -227,11 +227,12 @@ void stats_write_tables(FILE *f, const struct stats_view *v, uint64_t now_mono_n
                 hist_quantile(&h, 0.5, p50, sizeof(p50));
                 hist_quantile(&h, 0.99, p99, sizeof(p99));
                 fprintf(f,
-                        "%-*s %-*s %-*s %-9s %8u %14" PRIu64 " %14" PRIu64 " %12" PRIu64
+                        "%-*s %-*s %-*s %-9s %8u %14" PRIu64 " %14" PRIu64 " %11.0f %12" PRIu64
                         " %10" PRIu64 " %12" PRIu64 " %9s %9s\n",
                         we, from, we, to, wt, t->link_type[i].name,
                         channel_policy_to_string(l->policy), st[i].capacity, st[i].published,
-                        st[i].consumed, st[i].lost, st[i].high_water, st[i].rejected, p50, p99);
+                        st[i].consumed, v->chan_rate ? v->chan_rate[i] : 0.0, st[i].lost,
+                        st[i].high_water, st[i].rejected, p50, p99);
         }
         free(st);
 }

@@ -32,6 +32,8 @@ struct stats_view {
         const struct topology *topo;
         struct runtime *rt;           /* the main thread's sleep_shown_ns change */
         const struct supervisor *sup; /* stuck workers; may be NULL */
+        const double *chan_rate;      /* by link: messages delivered per second over the last
+                                       * second; may be NULL */
 };
 
 /* "comp.port" or "comp.port[index]", as the configuration wrote it. */

@@ -468,9 +468,11 @@ Test(control, status_stats_and_metrics_agree_with_the_pipeline)
         cr_assert(row, "stats: %s", out);
         unsigned cap;
         unsigned long long pub, cons, lost;
-        cr_assert_eq(sscanf(row, "\nsrc.out count.in test.bytes overwrite %u %llu %llu %llu", &cap,
-                            &pub, &cons, &lost),
-                     4, "channel row: %.120s", row);
+        double rate;
+        cr_assert_eq(sscanf(row, "\nsrc.out count.in test.bytes overwrite %u %llu %llu %lf %llu",
+                            &cap, &pub, &cons, &rate, &lost),
+                     5, "channel row: %.120s", row);
+        cr_assert_eq(rate, 0, "the source finished more than a second ago: %.120s", row);
         cr_assert_eq(cap, 1024);
         cr_assert_eq(pub, FINITE_COUNT);
         cr_assert_eq(cons, FINITE_COUNT);
@@ -901,6 +903,28 @@ Test(control, tap_prints_the_messages_passing_through_a_link)
         const char *zero[] = {"-s", sock, "tap", "tick.out", "0", NULL};
         cr_assert_eq(actorctl(zero, NULL, &out, &err), 1);
         cr_assert(strstr(err, "tap: expected 'tap END [COUNT]'"), "stderr: %s", err);
+        free(out);
+        free(err);
+
+        /* The rate per channel, over the last second: tick's 1 kHz (once a second has been
+         * measured: two STATUS updates). */
+        for (int i = 0; i < 2; i++) {
+                char *notes = daemon_notes(&d);
+                size_t len = strlen(notes);
+                free(notes);
+                cr_assert(daemon_wait_more(&d, len, 5000), "no STATUS update");
+        }
+        const char *stats[] = {"-s", sock, "stats", NULL};
+        cr_assert_eq(actorctl(stats, NULL, &out, &err), 0, "stderr: %s", err);
+        const char *row = strstr(out, "\ntick.out ");
+        cr_assert(row, "%s", out);
+        unsigned cap;
+        unsigned long long pub, cons;
+        double rate;
+        cr_assert_eq(sscanf(row, "\ntick.out count.in core.sample overwrite %u %llu %llu %lf", &cap,
+                            &pub, &cons, &rate),
+                     4, "%.160s", row);
+        cr_assert(rate > 500 && rate < 1500, "tick.out: %g msg/s, expected about 1000", rate);
         free(out);
         free(err);
 
