@@ -186,6 +186,16 @@ void ctlsock_trim(const char *line, size_t len, char *cmd)
 /* The answer: "ok\n" and the text, or "error: " and the reason's line. */
 static void conn_answer(struct ctl_conn *c, ctl_handler handler, void *arg)
 {
+        const char *nl = memchr(c->in, '\n', c->in_len);
+        if (memchr(c->in, 0, nl ? (size_t)(nl - c->in) : c->in_len)) {
+                /* A command is text: one with a NUL would be read as its part before it. */
+                static const char msg[] = "error: the request holds a NUL byte: a command is a "
+                                          "line of text\n";
+                c->out = strdup(msg);
+                c->out_len = c->out ? strlen(msg) : 0;
+                c->out_done = 0;
+                return;
+        }
         char cmd[CTL_REQUEST_MAX + 1];
         ctlsock_trim(c->in, c->in_len, cmd);
         char *body = NULL;

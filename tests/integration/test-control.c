@@ -583,6 +583,9 @@ Test(control, bad_requests_get_clear_errors)
         cr_assert_str_eq(a, "error: unknown command 'st\\x01tus': expected status, stats, "
                             "metrics, reload, tap or help\n");
         free(a);
+        a = ask_raw(sock, "status\0junk\n", 12, false, 10000);
+        cr_assert_str_eq(a, "error: the request holds a NUL byte: a command is a line of text\n");
+        free(a);
         char longreq[400];
         memset(longreq, 'x', sizeof(longreq));
         a = ask_raw(sock, longreq, sizeof(longreq), false, 10000);
