@@ -138,6 +138,15 @@ static _Thread_local struct defer_queue *my_queue;
 
 static void write_msg(int priority, const struct log_fields *f, const char *msg);
 
+uint64_t log_dropped(int worker)
+{
+        int i = worker < 0 ? n_queues - 1 : worker;
+        if (!queues || i < 0 || i >= n_queues)
+                return 0;
+        /* Relaxed: a count for people. */
+        return atomic_load_explicit(&queues[i].dropped, memory_order_relaxed);
+}
+
 static void tell_dropped(struct defer_queue *q, int i, uint64_t n)
 {
         char m[200];

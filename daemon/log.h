@@ -7,6 +7,7 @@
 #define ACTORD_LOG_H
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <syslog.h>
 
 /* Sets the most verbose priority printed (LOG_INFO by default). */
@@ -41,6 +42,10 @@ void log_vfields(int priority, const struct log_fields *f, const char *fmt, va_l
 int log_defer_init(int n_workers);
 void log_defer_attach(int i);
 void log_defer_finish(int timeout_ms);
+/* Messages dropped so far because the queue of worker `worker` (-1: the main thread's) was
+ * full; 0 without queues. The count goes up before the writer can report it, so it shows a
+ * stalled log's losses while the log itself cannot. Main thread (relaxed loads). */
+uint64_t log_dropped(int worker);
 
 #define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warning(...) log_msg(LOG_WARNING, __VA_ARGS__)

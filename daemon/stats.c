@@ -3,6 +3,7 @@
 #include "stats.h"
 
 #include "clock.h"
+#include "log.h"
 
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -377,6 +378,14 @@ void stats_write_metrics(FILE *f, const struct stats_view *v)
                "1 while one run on the worker has lasted longer than stall_ms.");
         for (int i = 0; i < rt->n_workers; i++)
                 worker_sample(f, "actord_worker_stuck", &rt->workers[i], worker_stuck(v, i));
+
+        family(f, "actord_log_dropped_total", "counter",
+               "Log messages dropped because the log's reader fell behind, by the queue that "
+               "dropped them (a worker's, or the main thread's).");
+        for (int i = 0; i < rt->n_workers; i++)
+                fprintf(f, "actord_log_dropped_total{worker=\"%d\"} %" PRIu64 "\n", i,
+                        log_dropped(i));
+        fprintf(f, "actord_log_dropped_total{worker=\"main\"} %" PRIu64 "\n", log_dropped(-1));
 
         family(f, "actord_component_runs_total", "counter",
                "Runs of the component (process() calls), in all its lives since it was created.");

@@ -359,4 +359,43 @@ static inline bool wait_contains(const char *dir, const char *path, const char *
         return wait_count(dir, path, needle, 1, timeout_ms);
 }
 
+/* The control socket at `path`: connects, sends `req` (len bytes; shuts the sending side down if
+ * `shut`) and reads the answer until the daemon closes (caller frees), or NULL if none came in
+ * timeout_ms. */
+static inline char *ctl_request(const char *path, const char *req, size_t len, bool shut,
+                                int timeout_ms)
+{
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert(fd >= 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+        cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect %s: %s", path,
+                     strerror(errno));
+        cr_assert_eq(send(fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
+        if (shut)
+                shutdown(fd, SHUT_WR);
+        size_t cap = 1 << 16, got = 0;
+        char *buf = malloc(cap);
+        int64_t end = now_ms() + timeout_ms;
+        for (;;) {
+                struct pollfd p = {.fd = fd, .events = POLLIN};
+                int left = (int)(end - now_ms());
+                if (left <= 0 || poll(&p, 1, left) != 1) {
+                        free(buf);
+                        buf = NULL;
+                        break;
+                }
+                if (got + 1 == cap)
+                        cr_assert((buf = realloc(buf, cap *= 2)));
+                ssize_t r = recv(fd, buf + got, cap - 1 - got, 0);
+                if (r <= 0) {
+                        buf[got] = 0;
+                        break;
+                }
+                got += (size_t)r;
+        }
+        close(fd);
+        return buf;
+}
+
 #endif

@@ -75,48 +75,11 @@ static void ctl_end(void)
         free(conf);
 }
 
-/* Connects to sock, sends `req` (len bytes; shuts the sending side down if `shut`) and reads
- * the answer until the daemon closes (caller frees), or NULL if none came in timeout_ms. */
-static char *ask_raw(const char *path, const char *req, size_t len, bool shut, int timeout_ms)
-{
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        cr_assert(fd >= 0);
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-        cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect %s: %s", path,
-                     strerror(errno));
-        cr_assert_eq(send(fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
-        if (shut)
-                shutdown(fd, SHUT_WR);
-        size_t cap = 1 << 16, got = 0;
-        char *buf = malloc(cap);
-        int64_t end = now_ms() + timeout_ms;
-        for (;;) {
-                struct pollfd p = {.fd = fd, .events = POLLIN};
-                int left = (int)(end - now_ms());
-                if (left <= 0 || poll(&p, 1, left) != 1) {
-                        free(buf);
-                        buf = NULL;
-                        break;
-                }
-                if (got + 1 == cap)
-                        cr_assert((buf = realloc(buf, cap *= 2)));
-                ssize_t r = recv(fd, buf + got, cap - 1 - got, 0);
-                if (r <= 0) {
-                        buf[got] = 0;
-                        break;
-                }
-                got += (size_t)r;
-        }
-        close(fd);
-        return buf;
-}
-
 static char *ask(const char *path, const char *cmd)
 {
         char line[300];
         int n = snprintf(line, sizeof(line), "%s\n", cmd);
-        char *a = ask_raw(path, line, (size_t)n, false, 10000);
+        char *a = ctl_request(path, line, (size_t)n, false, 10000);
         cr_assert(a, "no answer to '%s'", cmd);
         return a;
 }
@@ -579,24 +542,24 @@ Test(control, bad_requests_get_clear_errors)
         cr_assert_str_eq(a, "error: unknown command 'frobnicate': expected status, stats, "
                             "metrics, reload, tap or help\n");
         free(a);
-        a = ask_raw(sock, "st\x01tus\n", 7, false, 10000);
+        a = ctl_request(sock, "st\x01tus\n", 7, false, 10000);
         cr_assert_str_eq(a, "error: unknown command 'st\\x01tus': expected status, stats, "
                             "metrics, reload, tap or help\n");
         free(a);
-        a = ask_raw(sock, "status\0junk\n", 12, false, 10000);
+        a = ctl_request(sock, "status\0junk\n", 12, false, 10000);
         cr_assert_str_eq(a, "error: the request holds a NUL byte: a command is a line of text\n");
         free(a);
         char longreq[400];
         memset(longreq, 'x', sizeof(longreq));
-        a = ask_raw(sock, longreq, sizeof(longreq), false, 10000);
+        a = ctl_request(sock, longreq, sizeof(longreq), false, 10000);
         cr_assert(a && strncmp(a, "error: request too long", 23) == 0, "%s", a);
         free(a);
         /* Blanks and CR around the command, and no line feed but the end of the request. */
-        a = ask_raw(sock, " \tstatus \r", 10, true, 10000);
+        a = ctl_request(sock, " \tstatus \r", 10, true, 10000);
         cr_assert(a && strncmp(a, "ok\nactord ", 10) == 0, "%s", a);
         free(a);
         /* Connecting and going away costs nothing. */
-        a = ask_raw(sock, "", 0, true, 10000);
+        a = ctl_request(sock, "", 0, true, 10000);
         cr_assert_str_eq(a, "");
         free(a);
         a = ask(sock, "help");

@@ -569,7 +569,9 @@ Test(daemon, a_stalled_log_reader_does_not_stall_the_workers)
                            sink) > 0);
         char *conf = tu_write(dir, "chatter.conf", text);
         struct daemon d;
-        const char *args[] = {"--config", conf, NULL};
+        char *sock;
+        cr_assert(asprintf(&sock, "%s/ctl.sock", dir) > 0);
+        const char *args[] = {"--config", conf, "--control-socket", sock, NULL};
         const char *env[] = {"WATCHDOG_USEC=300000", NULL}; /* a ping every 100 ms */
         daemon_start_err(&d, dir, args, env, p[1]);
         close(p[1]);
@@ -610,6 +612,17 @@ Test(daemon, a_stalled_log_reader_does_not_stall_the_workers)
                   "filled, %" PRIu64 " 20 s later",
                   full_at, now_runs);
 
+        /* The drops show in the metrics while the log cannot say so. */
+        char *m = ctl_request(sock, "metrics\n", 8, false, 10000);
+        cr_assert(m && strncmp(m, "ok\n", 3) == 0, "metrics: %s", m);
+        const char *w0 = strstr(m, "\nactord_log_dropped_total{worker=\"0\"} ");
+        cr_assert(w0, "no log drop count for worker 0: %s", m);
+        unsigned long long dropped =
+            strtoull(w0 + strlen("\nactord_log_dropped_total{worker=\"0\"} "), NULL, 10);
+        cr_assert_gt(dropped, 0, "the worker dropped no log message while the reader stalled");
+        cr_assert(strstr(m, "\nactord_log_dropped_total{worker=\"main\"} "), "%s", m);
+        free(m);
+
         /* The main thread logs on: a reload (SIGHUP) while the reader still stalls. */
         char *st = daemon_reload(&d, 10000);
         cr_assert(st, "no READY=1 after a reload: the main thread waits for the log's reader");
@@ -630,6 +643,7 @@ Test(daemon, a_stalled_log_reader_does_not_stall_the_workers)
         free(dr.text);
         close(p[0]);
         daemon_cleanup(&d);
+        free(sock);
         free(conf);
         free(text);
         free(runs);
