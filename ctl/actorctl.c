@@ -145,19 +145,21 @@ static int ask(int fd, const char *path, const char *command, int timeout_ms)
                         break;
                 const char *p = buf;
                 size_t len = (size_t)r;
-                /* The first line says which: "ok" or "error: " (both 3 bytes at least). */
+                /* The answer starts with "ok\n" or "error: ": read until it is one or neither
+                 * can still be. */
                 while (status < 0 && len) {
                         head[got++] = *p++;
                         len--;
-                        if (got == 3 && memcmp(head, "ok\n", 3) == 0) {
+                        bool ok = memcmp(head, "ok\n", got < 3 ? got : 3) == 0 && got <= 3;
+                        bool error = memcmp(head, "error: ", got) == 0;
+                        if (ok && got == 3) {
                                 status = 0;
                                 to = stdout;
-                        } else if (got == 7 && memcmp(head, "error: ", 7) == 0) {
+                        } else if (error && got == 7) {
                                 status = EXIT_ANSWER_ERROR;
                                 to = stderr;
                                 fputs("actorctl: ", stderr);
-                        } else if (got == 7 || (got >= 3 && memcmp(head, "error: ", got) != 0 &&
-                                                memcmp(head, "ok\n", got < 3 ? got : 3) != 0)) {
+                        } else if (!ok && !error) {
                                 fprintf(stderr, "actorctl: %s: not an answer of actord's\n", path);
                                 return EXIT_NO_ANSWER;
                         }

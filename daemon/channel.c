@@ -552,15 +552,13 @@ CHANNEL_INLINE const void *overwrite_next(struct channel_rx *rx, bool passive, u
                                 return NULL; /* the next message is being written */
                         uint64_t s2 = seqlock_copy(rx, pos, h, copy);
                         if (s2 == s1) {
-                                if (passive) {
-                                        *ret_seq = seq;
-                                        *ret_lost = seq - rx->next_seq;
-                                        *ret_publish_ns = copy->publish_ns;
-                                        rx->next_seq = rx->pos = seq + 1;
-                                } else {
+                                if (passive)
+                                        channel_moved_(rx, seq, seq - rx->next_seq,
+                                                       copy->publish_ns, ret_seq, ret_lost,
+                                                       ret_publish_ns);
+                                else
                                         channel_took_(rx, seq, seq - rx->next_seq, copy->publish_ns,
                                                       ret_seq, ret_lost, ret_publish_ns);
-                                }
                                 return rx->copy + sizeof(*copy);
                         }
                         seq = (s2 - 1) / 2; /* lapped while copying */
@@ -651,12 +649,7 @@ static uint32_t same_thread_run(struct channel_rx *rx, uint32_t max, struct chan
                                       .seq = pos,
                                       .lost_before = 0};
         rx->next_seq = rx->pos = pos + n;
-        /* Relaxed, as in channel_took_(): counters, and the position for the high-water
-         * sample. */
-        atomic_store_explicit(&rx->sh->consumed,
-                              atomic_load_explicit(&rx->sh->consumed, memory_order_relaxed) + n,
-                              memory_order_relaxed);
-        atomic_store_explicit(&rx->sh->tail, pos + n, memory_order_relaxed);
+        channel_took_count_(rx, n, 0, pos + n);
         return n;
 }
 

@@ -431,25 +431,41 @@ CHANNEL_INLINE const unsigned char *channel_rx_payload_(const struct channel_rx 
 }
 
 /* Overwrite: message `seq` has been read, `gap` lost just before it: sets the caller's
- * outputs, moves the cursor past it and updates the counters. */
-CHANNEL_INLINE void channel_took_(struct channel_rx *rx, uint64_t seq, uint64_t gap,
-                                  uint64_t publish_ns, uint64_t *ret_seq, uint64_t *ret_lost,
-                                  uint64_t *ret_publish_ns)
+ * outputs and moves the cursor past it. All a tap does (it stores nothing in the channel). */
+CHANNEL_INLINE void channel_moved_(struct channel_rx *rx, uint64_t seq, uint64_t gap,
+                                   uint64_t publish_ns, uint64_t *ret_seq, uint64_t *ret_lost,
+                                   uint64_t *ret_publish_ns)
 {
         *ret_seq = seq;
         *ret_lost = gap;
         *ret_publish_ns = publish_ns;
         rx->next_seq = rx->pos = seq + 1;
+}
+
+/* Overwrite: the consumer read `n` messages, up to position `end`, with `gap` lost before
+ * them: the channel's counters. */
+CHANNEL_INLINE void channel_took_count_(struct channel_rx *rx, uint64_t n, uint64_t gap,
+                                        uint64_t end)
+{
         /* Relaxed: counters for channel_stats(), and the position for the producer's
          * high-water sample, order nothing. */
         atomic_store_explicit(&rx->sh->consumed,
-                              atomic_load_explicit(&rx->sh->consumed, memory_order_relaxed) + 1,
+                              atomic_load_explicit(&rx->sh->consumed, memory_order_relaxed) + n,
                               memory_order_relaxed);
         if (gap) {
                 rx->overwritten += gap;
                 atomic_store_explicit(&rx->sh->overwritten, rx->overwritten, memory_order_relaxed);
         }
-        atomic_store_explicit(&rx->sh->tail, seq + 1, memory_order_relaxed);
+        atomic_store_explicit(&rx->sh->tail, end, memory_order_relaxed);
+}
+
+/* Overwrite: the consumer read message `seq`, `gap` lost just before it. */
+CHANNEL_INLINE void channel_took_(struct channel_rx *rx, uint64_t seq, uint64_t gap,
+                                  uint64_t publish_ns, uint64_t *ret_seq, uint64_t *ret_lost,
+                                  uint64_t *ret_publish_ns)
+{
+        channel_moved_(rx, seq, gap, publish_ns, ret_seq, ret_lost, ret_publish_ns);
+        channel_took_count_(rx, 1, gap, seq + 1);
 }
 
 /* drop_new/reject: gives the producer back every slot before position `pos`, unless that was

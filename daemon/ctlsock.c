@@ -183,17 +183,22 @@ void ctlsock_trim(const char *line, size_t len, char *cmd)
         cmd[len] = 0;
 }
 
+/* A fixed answer, for a request that is not one. */
+static void conn_refuse(struct ctl_conn *c, const char *answer)
+{
+        c->out = strdup(answer);
+        c->out_len = c->out ? strlen(answer) : 0;
+        c->out_done = 0;
+}
+
 /* The answer: "ok\n" and the text, or "error: " and the reason's line. */
 static void conn_answer(struct ctl_conn *c, ctl_handler handler, void *arg)
 {
         const char *nl = memchr(c->in, '\n', c->in_len);
         if (memchr(c->in, 0, nl ? (size_t)(nl - c->in) : c->in_len)) {
                 /* A command is text: one with a NUL would be read as its part before it. */
-                static const char msg[] = "error: the request holds a NUL byte: a command is a "
-                                          "line of text\n";
-                c->out = strdup(msg);
-                c->out_len = c->out ? strlen(msg) : 0;
-                c->out_done = 0;
+                conn_refuse(c, "error: the request holds a NUL byte: a command is a line of "
+                               "text\n");
                 return;
         }
         char cmd[CTL_REQUEST_MAX + 1];
@@ -253,11 +258,8 @@ static bool conn_read(struct ctl_conn *c, ctl_handler handler, void *arg)
         if (r == 0 && c->in_len == 0)
                 return false; /* connected and went away */
         if (!line && c->in_len > CTL_REQUEST_MAX) {
-                static const char msg[] = "error: request too long: a command is one line of "
-                                          "at most 256 bytes\n";
-                c->out = strdup(msg);
-                c->out_len = c->out ? strlen(msg) : 0;
-                c->out_done = 0;
+                conn_refuse(c, "error: request too long: a command is one line of at most 256 "
+                               "bytes\n");
                 return c->out != NULL;
         }
         /* A line, or all the client will send (it shut its side down). */

@@ -385,8 +385,8 @@ static void report_losses(const struct topology *t, struct loss_report *lr, uint
                 channel_stats(&t->chans[i], &st);
                 const struct config_link *l = &t->cfg->links[i];
                 char from[160], to[160], name[330];
-                stats_link_end(t, i, true, from, sizeof(from));
-                stats_link_end(t, i, false, to, sizeof(to));
+                topology_link_end(t, i, true, from, sizeof(from));
+                topology_link_end(t, i, false, to, sizeof(to));
                 snprintf(name, sizeof(name), "%s -> %s", from, to);
                 const struct component *reader = t->comps[t->link_to[i]];
                 log_fields(LOG_WARNING,
@@ -405,24 +405,26 @@ static void report_losses(const struct topology *t, struct loss_report *lr, uint
         }
 }
 
-/* The messages delivered and lost over all channels; with `last` (per channel, what it had
- * delivered `dt_ns` ago), each channel's rate into `rate`, and `last` moves on. */
-static void totals(const struct topology *t, uint64_t *ret_consumed, uint64_t *ret_lost,
-                   uint64_t *last, double *rate, uint64_t dt_ns)
+/* Each channel's messages delivered per second over the dt_ns since `last` (what each had
+ * delivered then; it moves on) into `rate` (dt_ns 0: the rates start from here), and the
+ * messages lost over all channels into *ret_lost. Returns the sum of the rates. */
+static double flow(const struct topology *t, uint64_t *last, double *rate, uint64_t dt_ns,
+                   uint64_t *ret_lost)
 {
-        uint64_t consumed = 0, lost = 0;
+        uint64_t lost = 0;
+        double sum = 0;
         for (int i = 0; i < t->n_chans; i++) {
                 uint64_t c, l;
                 channel_stats_flow(&t->chans[i], &c, &l);
-                consumed += c;
                 lost += l;
                 if (last && rate) {
                         rate[i] = dt_ns ? (double)(c - last[i]) * 1e9 / (double)dt_ns : 0;
                         last[i] = c;
+                        sum += rate[i];
                 }
         }
-        *ret_consumed = consumed;
         *ret_lost = lost;
+        return sum;
 }
 
 /* The running daemon, as the main thread keeps it from one event to the next. */
@@ -440,25 +442,23 @@ struct running {
         char last_reload[512];
         struct daemon_info info;
         struct loss_report *losses;
-        uint64_t last_ns, last_consumed, lost;
+        uint64_t last_ns, lost;
         double rate; /* messages delivered per second, over the last second */
         /* The same per channel (by link), and what each had delivered then. */
         double *chan_rate;
         uint64_t *chan_last;
 };
 
-/* Per-channel rates for the topology now running, from 0. Returns false without memory. */
-static bool rates_reset(struct running *m)
+/* The rates for the topology now running start from here (0), and the losses are counted.
+ * Without memory for them, the rates stay 0. */
+static void rates_reset(struct running *m)
 {
         free(m->chan_rate);
         free(m->chan_last);
         m->chan_rate = calloc((size_t)m->topo->n_chans + 1, sizeof(*m->chan_rate));
         m->chan_last = calloc((size_t)m->topo->n_chans + 1, sizeof(*m->chan_last));
-        for (int i = 0; m->chan_last && i < m->topo->n_chans; i++) {
-                uint64_t lost;
-                channel_stats_flow(&m->topo->chans[i], &m->chan_last[i], &lost);
-        }
-        return m->chan_rate && m->chan_last;
+        flow(m->topo, m->chan_last, m->chan_rate, 0, &m->lost);
+        m->last_ns = mono_ns();
 }
 
 /* A reload and its bookkeeping: the counts, the rate and loss baselines, and for a SIGHUP
@@ -482,9 +482,7 @@ static bool apply_reload(struct running *m, const char *why, FILE *detail, bool 
         m->info.reloads_applied++;
         m->info.config_path = (*m->cfg)->path ? (*m->cfg)->path : m->opt->config;
         /* Other channels now: the rates start again from here. */
-        totals(m->topo, &m->last_consumed, &m->lost, NULL, NULL, 0);
         rates_reset(m);
-        m->last_ns = mono_ns();
         free(m->losses);
         m->losses = loss_reports_new(m->topo);
         status_line(m->topo, *m->cfg, m->rate, m->lost, m->status, sizeof(m->status));
@@ -717,7 +715,6 @@ int main(int argc, char **argv)
         if (watchdog)
                 log_info("systemd watchdog: %llu ms", (unsigned long long)(wd_usec / 1000));
 
-        m.last_ns = mono_ns();
         m.losses = loss_reports_new(&topo);
         rates_reset(&m);
         int was_stuck = 0;
@@ -743,15 +740,10 @@ int main(int argc, char **argv)
                 int stuck = supervisor_check(&sup, &rt, now, stall, sizeof(stall));
                 /* STATUS each second, and at once when a stall starts or ends. */
                 if (now - m.last_ns >= 1000000000u || (stuck > 0) != (was_stuck > 0)) {
-                        uint64_t consumed;
-                        totals(&topo, &consumed, &m.lost, m.chan_last, m.chan_rate,
-                               now - m.last_ns);
-                        m.rate =
-                            (double)(consumed - m.last_consumed) * 1e9 / (double)(now - m.last_ns);
+                        m.rate = flow(&topo, m.chan_last, m.chan_rate, now - m.last_ns, &m.lost);
                         status_line(&topo, cfg, m.rate, m.lost, status, sizeof(m.status));
                         sd_notifyf(0, "STATUS=%s", stuck ? stall : status);
                         m.last_ns = now;
-                        m.last_consumed = consumed;
                         report_losses(&topo, m.losses, now);
                 }
                 was_stuck = stuck;

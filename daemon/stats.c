@@ -10,31 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void stats_endpoint_name(const struct config_endpoint *e, char *buf, size_t len)
-{
-        if (e->index >= 0)
-                snprintf(buf, len, "%s.%s[%d]", e->component, e->port, e->index);
-        else
-                snprintf(buf, len, "%s.%s", e->component, e->port);
-}
-
-void stats_link_end(const struct topology *t, int link, bool from, char *buf, size_t len)
-{
-        const struct config_link *l = &t->cfg->links[link];
-        const struct config_endpoint *e = from ? &l->from : &l->to;
-        const struct component *c = t->comps[from ? t->link_from[link] : t->link_to[link]];
-        bool fan = c->cls->shape == (from ? ACTORD_SHAPE_SCATTER : ACTORD_SHAPE_GATHER);
-        if (!fan) {
-                stats_endpoint_name(e, buf, len);
-                return;
-        }
-        const int *links = from ? c->out_link : c->in_link;
-        uint32_t n = from ? c->n_out : c->n_in, k = 0;
-        while (k < n && links[k] != link)
-                k++;
-        snprintf(buf, len, "%s.%s[%u]", e->component, e->port, k);
-}
-
 static void write_duration(FILE *f, uint64_t ns)
 {
         uint64_t s = ns / 1000000000u;
@@ -103,11 +78,7 @@ static unsigned comp_restarts(const struct component *c)
 /* The time-in-queue histogram of channel i: its consumer's, for the input the link feeds. */
 static const struct queue_hist *chan_wait(const struct topology *t, int i)
 {
-        const struct component *c = t->comps[t->link_to[i]];
-        for (uint32_t k = 0; k < c->n_in; k++)
-                if (c->in_link[k] == i)
-                        return &c->in_wait[k];
-        return NULL;
+        return &t->comps[t->link_to[i]]->in_wait[t->link_in[i]];
 }
 
 struct hist_snap {
@@ -206,9 +177,9 @@ void stats_write_tables(FILE *f, const struct stats_view *v, uint64_t now_mono_n
         int we = 4, wt = 4;
         for (int i = 0; i < t->n_chans; i++) {
                 char e[160];
-                stats_link_end(t, i, true, e, sizeof(e));
+                topology_link_end(t, i, true, e, sizeof(e));
                 int n = (int)strlen(e);
-                stats_link_end(t, i, false, e, sizeof(e));
+                topology_link_end(t, i, false, e, sizeof(e));
                 n = (int)strlen(e) > n ? (int)strlen(e) : n;
                 we = n > we ? n : we;
                 int m = (int)strlen(t->link_type[i].name);
@@ -220,8 +191,8 @@ void stats_write_tables(FILE *f, const struct stats_view *v, uint64_t now_mono_n
         for (int i = 0; i < t->n_chans; i++) {
                 const struct config_link *l = &t->cfg->links[i];
                 char from[160], to[160];
-                stats_link_end(t, i, true, from, sizeof(from));
-                stats_link_end(t, i, false, to, sizeof(to));
+                topology_link_end(t, i, true, from, sizeof(from));
+                topology_link_end(t, i, false, to, sizeof(to));
                 struct hist_snap h;
                 hist_read(chan_wait(t, i), &h);
                 char p50[16], p99[16];
@@ -279,8 +250,8 @@ static void chan_labels(FILE *f, const char *name, const struct topology *t, int
 {
         const struct config_link *l = &t->cfg->links[i];
         char from[160], to[160];
-        stats_link_end(t, i, true, from, sizeof(from));
-        stats_link_end(t, i, false, to, sizeof(to));
+        topology_link_end(t, i, true, from, sizeof(from));
+        topology_link_end(t, i, false, to, sizeof(to));
         fprintf(f, "%s{from=\"", name);
         put_value(f, from);
         fputs("\",to=\"", f);

@@ -36,13 +36,6 @@ struct stats_view {
                                        * second; may be NULL */
 };
 
-/* "comp.port" or "comp.port[index]", as the configuration wrote it. */
-void stats_endpoint_name(const struct config_endpoint *e, char *buf, size_t len);
-/* One end of a link (`from`, or its `to`), as the daemon names it: a fan's port with the
- * index it was given ("fan.out[1]", also where the configuration let the daemon pick it), so
- * that two links between the same fans are told apart; any other port as written. */
-void stats_link_end(const struct topology *t, int link, bool from, char *buf, size_t len);
-
 /* A few lines: version, pid, uptime, configuration, STATUS, reloads. */
 void stats_write_status(FILE *f, const struct stats_view *v, uint64_t now_mono_ns);
 /* The status, then tables of workers, components and channels, for people. */

@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stats.h"
-
 /* At most this much per turn of the main thread: a busy channel cannot keep it from its other
  * work; what the tap could not keep up with shows as "not shown". */
 #define TAP_TURN_MESSAGES 2048
@@ -68,32 +66,21 @@ static bool tap_pump(void *state, FILE *out)
         return s->left != 0;
 }
 
-/* The link with an end named `end`, as the daemon names it (stats_link_end) or else as the
- * configuration wrote it (the first such link), or -1. */
+/* The link with an end named `end`, as the daemon names it (topology_link_end) or else as
+ * the configuration wrote it (the first such link), or -1. */
 static int find_link(const struct topology *t, const char *end)
 {
         for (int pass = 0; pass < 2; pass++)
                 for (int i = 0; i < t->n_chans; i++) {
                         char from[160], to[160];
-                        if (pass == 0) {
-                                stats_link_end(t, i, true, from, sizeof(from));
-                                stats_link_end(t, i, false, to, sizeof(to));
-                        } else {
-                                stats_endpoint_name(&t->cfg->links[i].from, from, sizeof(from));
-                                stats_endpoint_name(&t->cfg->links[i].to, to, sizeof(to));
-                        }
+                        void (*name)(const struct topology *, int, bool, char *, size_t) =
+                            pass == 0 ? topology_link_end : topology_link_end_written;
+                        name(t, i, true, from, sizeof(from));
+                        name(t, i, false, to, sizeof(to));
                         if (strcmp(from, end) == 0 || strcmp(to, end) == 0)
                                 return i;
                 }
         return -1;
-}
-
-static uint32_t port_of(const int *links, uint32_t n, int link)
-{
-        for (uint32_t k = 0; k < n; k++)
-                if (links[k] == link)
-                        return k;
-        return 0;
 }
 
 bool tap_start(const struct topology *t, const char *spec, FILE *out, struct ctl_stream *ret)
@@ -112,8 +99,8 @@ bool tap_start(const struct topology *t, const char *spec, FILE *out, struct ctl
                 fprintf(out, "tap: no link has an end '%s' (ends: ", end);
                 for (int i = 0; i < t->n_chans && i < 8; i++) {
                         char f[160], to[160];
-                        stats_link_end(t, i, true, f, sizeof(f));
-                        stats_link_end(t, i, false, to, sizeof(to));
+                        topology_link_end(t, i, true, f, sizeof(f));
+                        topology_link_end(t, i, false, to, sizeof(to));
                         fprintf(out, "%s%s, %s", i ? ", " : "", f, to);
                 }
                 fputs(t->n_chans > 8 ? ", ...)" : ")", out);
@@ -121,8 +108,8 @@ bool tap_start(const struct topology *t, const char *spec, FILE *out, struct ctl
         }
         const struct config_link *l = &t->cfg->links[link];
         char from[160], to[160];
-        stats_link_end(t, link, true, from, sizeof(from));
-        stats_link_end(t, link, false, to, sizeof(to));
+        topology_link_end(t, link, true, from, sizeof(from));
+        topology_link_end(t, link, false, to, sizeof(to));
         if (l->policy != CHANNEL_OVERWRITE) {
                 fprintf(out,
                         "tap: %s -> %s is a \"%s\" link; only \"overwrite\" links can be tapped "
@@ -147,11 +134,11 @@ bool tap_start(const struct topology *t, const char *spec, FILE *out, struct ctl
         if (p->cls->format) {
                 s->fmt = p->cls;
                 s->fmt_output = true;
-                s->fmt_port = port_of(p->out_link, p->n_out, link);
+                s->fmt_port = topology_declared_port(p, true, t->link_out[link]);
         } else if (c->cls->format) {
                 s->fmt = c->cls;
                 s->fmt_output = false;
-                s->fmt_port = port_of(c->in_link, c->n_in, link);
+                s->fmt_port = topology_declared_port(c, false, t->link_in[link]);
         }
         s->size = t->link_type[link].size;
         s->left = count ? count : UINT64_MAX;

@@ -3,6 +3,7 @@
 #include "topology.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,34 @@ static bool is_generic(const struct actord_port *p)
 static bool is_multi(const struct actord_class *cls, bool output)
 {
         return output ? cls->shape == ACTORD_SHAPE_SCATTER : cls->shape == ACTORD_SHAPE_GATHER;
+}
+
+void topology_link_end_written(const struct topology *t, int link, bool from, char *buf, size_t len)
+{
+        const struct config_endpoint *e =
+            from ? &t->cfg->links[link].from : &t->cfg->links[link].to;
+        if (e->index >= 0)
+                snprintf(buf, len, "%s.%s[%d]", e->component, e->port, e->index);
+        else
+                snprintf(buf, len, "%s.%s", e->component, e->port);
+}
+
+void topology_link_end(const struct topology *t, int link, bool from, char *buf, size_t len)
+{
+        const struct component *c = t->comps[from ? t->link_from[link] : t->link_to[link]];
+        if (!is_multi(c->cls, from)) {
+                topology_link_end_written(t, link, from, buf, len);
+                return;
+        }
+        const struct config_endpoint *e =
+            from ? &t->cfg->links[link].from : &t->cfg->links[link].to;
+        snprintf(buf, len, "%s.%s[%u]", e->component, e->port,
+                 from ? t->link_out[link] : t->link_in[link]);
+}
+
+uint32_t topology_declared_port(const struct component *c, bool output, uint32_t k)
+{
+        return is_multi(c->cls, output) ? 0 : k;
 }
 
 static int find_comp(const struct topology *t, const char *name)
@@ -413,7 +442,9 @@ static int wire(struct builder *b)
                 return -ENOMEM;
         t->n_chans = cfg->n_links;
         t->link_type = calloc((size_t)cfg->n_links + 1, sizeof(*t->link_type));
-        if (!t->link_type)
+        t->link_out = calloc((size_t)cfg->n_links + 1, sizeof(*t->link_out));
+        t->link_in = calloc((size_t)cfg->n_links + 1, sizeof(*t->link_in));
+        if (!t->link_type || !t->link_out || !t->link_in)
                 return -ENOMEM;
         for (int ci = 0; ci < t->n_comps; ci++) {
                 struct component *c = t->comps[ci];
@@ -446,6 +477,7 @@ static int wire(struct builder *b)
                 struct component *c = t->comps[ci];
                 for (uint32_t k = 0; k < c->n_in; k++) {
                         int li = c->in_link[k];
+                        t->link_in[li] = k;
                         int r = channel_rx_open(&c->in[k], &t->chans[li]);
                         if (r < 0)
                                 return r;
@@ -453,6 +485,7 @@ static int wire(struct builder *b)
                 }
                 for (uint32_t k = 0; k < c->n_out; k++) {
                         int li = c->out_link[k];
+                        t->link_out[li] = k;
                         int r = channel_tx_open(&c->out[k], &t->chans[li]);
                         if (r < 0)
                                 return r;
@@ -575,6 +608,8 @@ void topology_free(struct topology *t)
         free(t->comps);
         free(t->link_from);
         free(t->link_to);
+        free(t->link_out);
+        free(t->link_in);
         free(t->link_type);
         *t = (struct topology){0};
 }

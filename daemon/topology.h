@@ -151,13 +151,14 @@ static inline unsigned queue_hist_bucket(uint64_t ns)
         return b < QUEUE_HIST_BUCKETS - 1 ? b : QUEUE_HIST_BUCKETS - 1;
 }
 
-/* One message published in a run that started at publish_ns, read in one started at run_ns
+/* n messages published in a run that started at publish_ns, read in one started at run_ns
  * (earlier when a run reads what a producer on another worker published meanwhile: 0). */
-static inline void queue_hist_add(struct queue_hist *h, uint64_t run_ns, uint64_t publish_ns)
+static inline void queue_hist_add(struct queue_hist *h, uint64_t run_ns, uint64_t publish_ns,
+                                  uint64_t n)
 {
         uint64_t d = run_ns > publish_ns ? run_ns - publish_ns : 0;
-        counter_add(&h->bucket[queue_hist_bucket(d)], 1);
-        counter_add(&h->sum_ns, d);
+        counter_add(&h->bucket[queue_hist_bucket(d)], n);
+        counter_add(&h->sum_ns, d * n);
 }
 
 static inline void component_set_state(struct component *c, enum component_state s)
@@ -179,10 +180,24 @@ struct topology {
         int n_alloc;           /* entries of comps allocated (n_comps once built) */
         struct channel *chans; /* by config link index */
         int n_chans;
-        int *link_from, *link_to;    /* by link: index of the component at each end */
-        struct port_type *link_type; /* by link: the message type it carries */
+        int *link_from, *link_to;     /* by link: index of the component at each end */
+        uint32_t *link_out, *link_in; /* by link: its port at each end (comps[link_from]'s
+                                       * out[link_out], comps[link_to]'s in[link_in]) */
+        struct port_type *link_type;  /* by link: the message type it carries */
         const struct config *cfg;
 };
+
+/* An end of link `link` (`from`: its producer's, else its consumer's) as the daemon names it:
+ * "comp.port", and for a fan's port (a scatter's outputs, a gather's inputs) with the index
+ * it has, "comp.port[k]", also where the configuration let the daemon pick it, so that two
+ * links between the same fans are told apart. */
+void topology_link_end(const struct topology *t, int link, bool from, char *buf, size_t len);
+/* The same end as the configuration wrote it ("comp.port", or "comp.port[k]" if it gave k). */
+void topology_link_end_written(const struct topology *t, int link, bool from, char *buf,
+                               size_t len);
+/* Which of its class's declared ports (cls->inputs or outputs) c's port k is: a fan's ports
+ * are all its one declared port; otherwise the same index. */
+uint32_t topology_declared_port(const struct component *c, bool output, uint32_t k);
 
 /* Builds the components and channels. Returns 0, -EINVAL with every problem in *d, or
  * -ENOMEM. Nothing is initialised or started: that is the workers' job. */

@@ -95,7 +95,7 @@ static const void *host_next(struct actord_ctx *ctx, uint32_t in, struct actord_
         const void *m = channel_next(&c->in[in], &info->seq, &info->lost_before, &info->publish_ns);
         note_read(c, in, m != NULL);
         if (m)
-                queue_hist_add(&c->in_wait[in], c->run_ns, info->publish_ns);
+                queue_hist_add(&c->in_wait[in], c->run_ns, info->publish_ns, 1);
         return m;
 }
 
@@ -135,8 +135,14 @@ static uint32_t host_next_n(struct actord_ctx *ctx, uint32_t in, uint32_t max,
         ret->host_ref = b.hdr;
         ret->host_stride = b.hdr_stride;
         note_read(c, in, n != 0);
-        for (uint32_t i = 0; i < n; i++)
-                queue_hist_add(&c->in_wait[in], c->run_ns, channel_burst_publish_ns(&b, i));
+        /* A run's messages mostly come from one run of the producer: one add per publish
+         * time, not per message. */
+        for (uint32_t i = 0, j; i < n; i = j) {
+                uint64_t ns = channel_burst_publish_ns(&b, i);
+                for (j = i + 1; j < n && channel_burst_publish_ns(&b, j) == ns; j++)
+                        ;
+                queue_hist_add(&c->in_wait[in], c->run_ns, ns, j - i);
+        }
         return n;
 }
 
@@ -681,6 +687,19 @@ static void component_ended(struct worker *w, struct component *c, bool error, c
         }
 }
 
+/* Calls c's init; true if it succeeded, else c ended by that failure (component_ended: its
+ * restart policy applies, as to a failed run). */
+static bool component_init_or_end(struct worker *w, struct component *c)
+{
+        int r = component_init(c);
+        if (r >= 0)
+                return true;
+        char why[sizeof(c->error) + 32];
+        snprintf(why, sizeof(why), "init failed: %s", c->error[0] ? c->error : strerror(-r));
+        component_ended(w, c, true, why);
+        return false;
+}
+
 /* Starts c again after its restart delay: init, then it is scheduled by its rule as a new
  * component is (an on_event one runs once, for what it missed while stopped). */
 static void component_restart(struct worker *w, struct component *c, uint64_t now)
@@ -690,15 +709,10 @@ static void component_restart(struct worker *w, struct component *c, uint64_t no
         /* A blocking init stalls the worker as a blocking run does: the supervisor sees it. */
         atomic_store_explicit(&w->running, c, memory_order_relaxed);
         atomic_store_explicit(&w->busy_since_ns, now, memory_order_relaxed);
-        int r = component_init(c);
+        bool up = component_init_or_end(w, c);
         atomic_store_explicit(&w->busy_since_ns, 0, memory_order_relaxed);
-        if (r < 0) {
-                char why[sizeof(c->error) + 32];
-                snprintf(why, sizeof(why), "init failed: %s",
-                         c->error[0] ? c->error : strerror(-r));
-                component_ended(w, c, true, why);
+        if (!up)
                 return;
-        }
         c->failed = false;
         log_fields(LOG_INFO, &LOG_FIELDS_OF(c),
                    "component '%s' (%s) restarted (%u restart%s so far)", c->name, c->cls->name,
@@ -980,19 +994,13 @@ static void worker_start_arriving(struct worker *w)
                                    c->error);
                         continue;
                 }
-                int r = component_init(c);
-                if (r >= 0) {
+                /* A failure goes under its restart policy, as a failed restart: a component
+                 * that needs something not there yet (a server, a file) gets its retries.
+                 * Only a failure at the daemon's start aborts the start. */
+                if (component_init_or_end(w, c)) {
                         c->next_deadline_ns = now + c->period_ns;
                         component_log_placement(c);
-                        continue;
                 }
-                /* Under its restart policy, as a failed restart: a component that needs
-                 * something not there yet (a server, a file) gets its retries. Only a failure
-                 * at the daemon's start aborts the start. */
-                char why[sizeof(c->error) + 32];
-                snprintf(why, sizeof(why), "init failed: %s",
-                         c->error[0] ? c->error : strerror(-r));
-                component_ended(w, c, true, why);
         }
         /* The poll set starts again (it may hold components that left); then what was ready
          * stays ready, except the components that left. No producer runs meanwhile. */

@@ -209,10 +209,11 @@ struct actord_class {
         int (*process)(struct actord_ctx *ctx, void *state);
         /* Releases the state; accepts whatever init left, NULL included. Optional. */
         void (*fini)(struct actord_ctx *ctx, void *state);
-        /* Prints one message of input or output `port` into buf for `actorctl tap`; returns
-         * what snprintf would (a negative value: the daemon prints the bytes). Called on the
-         * daemon's main thread, on a copy of the message, while the component runs: it may
-         * read `msg` only (no state, no host calls). Optional. */
+        /* Prints one message of input or output `port` (an index into the class's inputs or
+         * outputs: a fan's many ports are its one declared port) into buf for `actorctl tap`;
+         * returns what snprintf would (a negative value: the daemon prints the bytes). Called on
+         * the daemon's main thread, on a copy of the message, while the component runs: it may read
+         * `msg` only (no state, no host calls). Optional. */
         int (*format)(const void *msg, bool output, uint32_t port, char *buf, size_t len);
 };
 

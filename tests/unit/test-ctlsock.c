@@ -53,8 +53,8 @@ Test(ctlsock, queue_time_buckets_are_powers_of_two_from_64_ns)
         /* A wait counts once, its time in the sum; a read in a run that began before the
          * message's publish time (another worker published meanwhile) counts as 0. */
         static struct queue_hist h;
-        queue_hist_add(&h, 1000, 800);
-        queue_hist_add(&h, 1000, 1200);
+        queue_hist_add(&h, 1000, 800, 1);
+        queue_hist_add(&h, 1000, 1200, 1);
         cr_assert_eq(counter_get(&h.bucket[queue_hist_bucket(200)]), 1);
         cr_assert_eq(counter_get(&h.bucket[0]), 1);
         cr_assert_eq(counter_get(&h.sum_ns), 200);
