@@ -371,7 +371,11 @@ static inline char *ctl_request(const char *path, const char *req, size_t len, b
         snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
         cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect %s: %s", path,
                      strerror(errno));
-        cr_assert_eq(send(fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
+        /* The daemon may answer and close before it reads the request (too many clients at
+         * once): then the send fails and the answer waits to be read all the same. */
+        ssize_t sent = send(fd, req, len, MSG_NOSIGNAL);
+        cr_assert(sent == (ssize_t)len || errno == EPIPE || errno == ECONNRESET, "send: %s",
+                  strerror(errno));
         if (shut)
                 shutdown(fd, SHUT_WR);
         size_t cap = 1 << 16, got = 0;
