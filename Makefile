@@ -5,7 +5,7 @@ CONFIG ?= conf/actord.conf
 
 SHELL := /bin/bash
 
-.PHONY: all deps build run test test-dev test-asan test-tsan test-fuzz test-systemd bench format format-check install clean
+.PHONY: all deps build run test test-dev test-release test-asan test-tsan test-fuzz test-systemd bench format format-check install clean
 
 all: build
 
@@ -22,15 +22,22 @@ run: build
 	./build/daemon/actord --config $(CONFIG) --plugin-dir build/plugins \
 	  --control-socket build/actord.sock
 
-# The whole suite: normal build, ASan+UBSan build, TSan build of the concurrency tests, a fuzz
-# run, and the installed daemon under a real systemd.
-test: deps format-check test-dev test-asan test-tsan test-fuzz test-systemd
+# The whole suite: normal build, release build (warnings that only optimisation finds), ASan+UBSan
+# build, TSan build of the concurrency tests, a fuzz run, and the installed daemon under a real
+# systemd.
+test: deps format-check test-dev test-release test-asan test-tsan test-fuzz test-systemd
 	@echo "make test: all suites passed"
 
 test-dev:
 	cmake --preset dev >/dev/null
 	cmake --build --preset dev
 	ctest --preset dev
+
+# Builds only: the release preset has no tests, but -O2 without -g finds warnings the dev
+# build does not (-Werror makes them errors).
+test-release:
+	cmake --preset release >/dev/null
+	cmake --build --preset release
 
 test-asan:
 	cmake --preset asan-ubsan >/dev/null

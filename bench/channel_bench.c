@@ -375,6 +375,8 @@ static double mono_ns(void)
 static void tsc_mono_pair(uint64_t *tsc, double *ns)
 {
         uint64_t best = UINT64_MAX;
+        *tsc = 0;
+        *ns = 0;
         for (int i = 0; i < 16; i++) {
                 uint64_t a = tsc_begin();
                 double t = mono_ns();
