@@ -58,7 +58,8 @@ has_fields() {
 }
 
 # --- The install, where the build says each piece goes.
-for f in "$ACTORD_BIN" "$ACTORD_CTL" "$ACTORD_PLUGIN_DIR/core.so" "$ACTORD_HEADER" "$ACTORD_PC" \
+for f in "$ACTORD_BIN" "$ACTORD_CTL" "$ACTORD_PLUGIN_DIR/core.so" "$ACTORD_PLUGIN_DIR/nats.so" \
+        "$ACTORD_HEADER" "$ACTORD_PC" \
         "$ACTORD_CONFIG" "$ACTORD_UNIT" "$ACTORD_DOC" "$ACTORD_MANDIR/man8/actord.8" \
         "$ACTORD_MANDIR/man1/actorctl.1"; do
         if [ -f "$f" ]; then ok "installed: $f"; else bad "installed: $f is missing"; fi
@@ -198,6 +199,38 @@ fi
 mv "$ACTORD_CONFIG.good" "$ACTORD_CONFIG"
 out=$("$ACTORD_CTL" reload 2>&1) && [ "$out" = "applied: 7 kept, 0 restarted, 0 started, 0 stopped" ] &&
         ok "actorctl reload: $out" || bad "actorctl reload of the good configuration: $out"
+
+# --- The NATS bridge in the unit's sandbox: the container's nats-server (Debian's unit, on
+# 127.0.0.1:4222), one subject published and subscribed to by actord; the messages come back
+# through the server into a channel.
+if systemctl start nats-server; then ok "systemctl start nats-server"; else
+        bad "systemctl start nats-server failed: $(systemctl status nats-server 2>&1 | tail -n 3)"
+fi
+cp "$ACTORD_CONFIG" "$ACTORD_CONFIG.before-nats"
+sed -i -e '/^components: {/a\
+  ntick  = { class = "core.tick"; schedule = { every_us = 10000; }; worker = 1; };\
+  npub   = { class = "nats.publish"; settings = { subject = "actord.check"; }; worker = 1; };\
+  nsub   = { class = "nats.subscribe"; settings = { subject = "actord.check"; }; };\
+  nscale = { class = "core.scale"; settings = { factor = 1; }; };\
+  ncount = { class = "core.counter"; };' \
+        -e '/^links = (/a\
+  "ntick.out -> npub.in", "nsub.out -> nscale.in", "nscale.out -> ncount.in",' "$ACTORD_CONFIG"
+systemctl reload actord && ok "reload: a NATS publisher and subscriber" ||
+        bad "reload with the NATS bridge failed: $(journalctl -u actord -o cat | tail -n 3)"
+bridged() { "$ACTORD_CTL" metrics | awk '/^actord_channel_published_total\{from="nsub.out",to="nscale.in",/ { print $2 }'; }
+came_back() { [ "$(bridged)" -gt 10 ] 2>/dev/null; }
+if wait_for 10 came_back; then
+        ok "NATS bridge: $(bridged) messages came back through nats-server into nsub.out"
+else
+        bad "NATS bridge: nothing came back (nsub.out published '$(bridged)'):" \
+                "$(journalctl -u actord -o cat | grep -E '^n(pub|sub): ' | tail -n 3)"
+fi
+for want in "npub: connected to nats://127.0.0.1:4222" "nsub: subscribed to 'actord.check'"; do
+        logged "$pid" "^$want" && ok "journal: $want" || bad "journal: no '$want'"
+done
+mv "$ACTORD_CONFIG.before-nats" "$ACTORD_CONFIG"
+out=$("$ACTORD_CTL" reload 2>&1) && [ "$out" = "applied: 7 kept, 0 restarted, 0 started, 5 stopped" ] &&
+        ok "actorctl reload without the bridge: $out" || bad "actorctl reload without the bridge: $out"
 
 # --- Watchdog: a worker wedged inside a component stops the pings; systemd restarts actord.
 mkdir -p /etc/systemd/system/actord.service.d

@@ -17,8 +17,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 suite=bookworm
 # Beyond minbase: systemd as init, D-Bus for systemctl and systemd-analyze, kill(1) for
-# ExecReload, and the libraries actord links.
-pkgs=systemd,systemd-sysv,dbus,procps,libconfig9,libsystemd0
+# ExecReload, the libraries actord and its plugins link, and a NATS server for the bridge.
+pkgs=systemd,systemd-sysv,dbus,procps,libconfig9,libsystemd0,libnats3.4,nats-server
 limit=${ACTORD_TEST_TIMEOUT:-300} # seconds for boot + checks + power-off
 
 skip() {

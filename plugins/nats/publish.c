@@ -1,0 +1,193 @@
+/* nats.publish: a sink that sends each message of its input to a NATS subject.
+ *
+ * The worker copies messages into the bridge's ring (slot: the channel sequence number, then
+ * the payload) and the bridge thread publishes them, each with BRIDGE_HDR_TYPE and
+ * BRIDGE_HDR_SEQ unless `headers = false`. While the connection is down, libnats keeps what
+ * it is given in its reconnect buffer and sends it on reconnect; past that it refuses, and the
+ * refusals are counted and logged. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bridge.h"
+
+static unsigned char *pub_slot(struct bridge *b, uint64_t pos)
+{
+        return b->slots + (size_t)(pos & (b->cap - 1)) * b->slot_size;
+}
+
+static bool pub_has_work(struct bridge *b)
+{
+        /* Acquire, pairs with the worker's release store of head: the slots are written. */
+        return atomic_load_explicit(&b->head, memory_order_acquire) !=
+               atomic_load_explicit(&b->tail, memory_order_relaxed);
+}
+
+static natsStatus pub_send(struct bridge *b, const unsigned char *slot)
+{
+        const char *payload = (const char *)slot + sizeof(uint64_t);
+        if (!b->headers)
+                return natsConnection_Publish(b->nc, b->subject, payload, (int)b->size);
+        uint64_t seq;
+        memcpy(&seq, slot, sizeof(seq));
+        char num[24];
+        snprintf(num, sizeof(num), "%" PRIu64, seq);
+        natsMsg *m = NULL;
+        natsStatus s = natsMsg_Create(&m, b->subject, NULL, payload, (int)b->size);
+        if (s == NATS_OK)
+                s = natsMsgHeader_Set(m, BRIDGE_HDR_TYPE, b->type);
+        if (s == NATS_OK)
+                s = natsMsgHeader_Set(m, BRIDGE_HDR_SEQ, num);
+        if (s == NATS_OK)
+                s = natsConnection_PublishMsg(b->nc, m);
+        natsMsg_Destroy(m);
+        return s;
+}
+
+static void *pub_main(void *arg)
+{
+        struct bridge *b = arg;
+        if (bridge_connect(b) != NATS_OK) {
+                /* The worker reports it and fails the component; wait to be stopped. */
+                while (bridge_wait(b, pub_has_work))
+                        atomic_store(&b->tail, atomic_load(&b->head));
+                bridge_thread_end(b);
+                return NULL;
+        }
+        /* Once asked to stop, bridge_wait() still returns true while messages are queued: what
+         * the worker handed over is sent (or refused) before the connection closes. */
+        while (bridge_wait(b, pub_has_work)) {
+                uint64_t t = atomic_load_explicit(&b->tail, memory_order_relaxed);
+                uint64_t h = atomic_load_explicit(&b->head, memory_order_acquire);
+                for (; t != h; t++) {
+                        natsStatus s = pub_send(b, pub_slot(b, t));
+                        if (s != NATS_OK)
+                                bridge_count(&b->send_failed, 1, s, b);
+                        /* Release, pairs with the worker's acquire load of tail: our reads of
+                         * the slot are done before it writes the slot again. */
+                        atomic_store_explicit(&b->tail, t + 1, memory_order_release);
+                }
+        }
+        if (atomic_load(&b->connected))
+                natsConnection_FlushTimeout(b->nc, BRIDGE_CONNECT_TIMEOUT_MS);
+        bridge_thread_end(b);
+        return NULL;
+}
+
+static int pub_init(struct actord_ctx *ctx, void **ret_state)
+{
+        struct bridge *b = bridge_create(ctx, false);
+        if (!b)
+                return -EINVAL;
+        int r = bridge_start(ctx, b, pub_main);
+        if (r < 0)
+                return r;
+        *ret_state = b;
+        return 0;
+}
+
+static int pub_process(struct actord_ctx *ctx, void *state)
+{
+        struct bridge *b = state;
+        if (!bridge_report(ctx, b))
+                return ACTORD_ERROR;
+        uint64_t head = atomic_load_explicit(&b->head, memory_order_relaxed), start = head;
+        /* Acquire, pairs with the bridge thread's release store of tail. */
+        uint64_t tail = atomic_load_explicit(&b->tail, memory_order_acquire);
+        uint64_t dropped = 0;
+        bool did = false;
+        /* Until the first connect, libnats does not know whether the server takes headers
+         * and refuses such messages: they are dropped here, counted. Afterwards, while it
+         * reconnects, it keeps them in its reconnect buffer. */
+        bool connected_once = atomic_load(&b->connects) != 0;
+        struct actord_burst run = {.struct_size = sizeof(run)};
+        uint32_t k;
+        while ((k = actord_next_n(ctx, 0, 64, &run))) {
+                did = true;
+                if (!connected_once) {
+                        bridge_count(&b->unconnected, k, NATS_OK, b);
+                        continue;
+                }
+                for (uint32_t i = 0; i < k; i++) {
+                        if (head - tail == b->cap) {
+                                tail = atomic_load_explicit(&b->tail, memory_order_acquire);
+                                if (head - tail == b->cap) {
+                                        dropped += k - i;
+                                        break;
+                                }
+                        }
+                        unsigned char *slot = pub_slot(b, head);
+                        uint64_t seq = run.seq + i;
+                        memcpy(slot, &seq, sizeof(seq));
+                        memcpy(slot + sizeof(seq), (const char *)run.first + i * run.stride,
+                               b->size);
+                        head++;
+                }
+        }
+        if (head != start) {
+                /* Release, pairs with the bridge thread's acquire load of head. */
+                atomic_store_explicit(&b->head, head, memory_order_release);
+                bridge_wake(b);
+        }
+        if (dropped)
+                bridge_count(&b->queue_full, dropped, NATS_OK, b);
+        return did ? ACTORD_OK : ACTORD_IDLE;
+}
+
+static void pub_fini(struct actord_ctx *ctx, void *state)
+{
+        (void)ctx;
+        bridge_release(state);
+}
+
+static const struct actord_port pub_in[] = {
+    {.name = "in",
+     .type = ACTORD_TYPE_GENERIC,
+     .help = "messages of any type, each sent as one NATS message of the same bytes"},
+};
+
+static const struct actord_setting pub_settings[] = {
+    {.name = "url",
+     .type = ACTORD_SETTING_STRING,
+     .default_value = BRIDGE_URL_DEFAULT,
+     .help = "the server, or several separated by commas: nats://[user:password@]host[:port]"},
+    {.name = "subject",
+     .type = ACTORD_SETTING_STRING,
+     .required = true,
+     .help = "the subject to publish to (no wildcards)"},
+    {.name = "queue",
+     .type = ACTORD_SETTING_INT,
+     .default_value = "1024",
+     .help = "messages held for the sending thread (rounded up to a power of two); beyond "
+             "them new ones are dropped and counted"},
+    {.name = "headers",
+     .type = ACTORD_SETTING_BOOL,
+     .default_value = "true",
+     .help = "send " BRIDGE_HDR_TYPE " and " BRIDGE_HDR_SEQ " headers (false: the payload "
+             "alone, cheaper)"},
+    {.name = "batch",
+     .type = ACTORD_SETTING_BOOL,
+     .default_value = "false",
+     .help = "let the client library gather messages into fewer writes: more messages per "
+             "second, about a millisecond more latency (false: each message is written at "
+             "once)"},
+};
+
+const struct actord_class nats_publish_class = {
+    .struct_size = sizeof(struct actord_class),
+    .name = "nats.publish",
+    .description = "sends each message of its input to a NATS subject",
+    .shape = ACTORD_SHAPE_SINK,
+    .rules = ACTORD_RULE_ON_MESSAGE | ACTORD_RULE_PERIODIC | ACTORD_RULE_LOOP,
+    .default_rule = ACTORD_RULE_ON_MESSAGE,
+    .inputs = pub_in,
+    .n_inputs = 1,
+    .settings = pub_settings,
+    .n_settings = sizeof(pub_settings) / sizeof(pub_settings[0]),
+    .init = pub_init,
+    .process = pub_process,
+    .fini = pub_fini,
+};

@@ -1,0 +1,475 @@
+/* The NATS bridge (nats.publish, nats.subscribe) through the real daemon and a real NATS
+ * server (Debian's nats-server), started here on a port of its choosing; this test process is
+ * the other end, through libnats. */
+#include "daemonutil.h"
+
+#include <core/core.h>
+#include <inttypes.h>
+#include <nats/nats.h>
+
+TU_TMPDIR_SUITE(nats, 90);
+
+#ifndef NATS_SERVER
+#define NATS_SERVER "/usr/sbin/nats-server"
+#endif
+
+struct server {
+        pid_t pid;
+        int port;
+        char url[64];
+};
+
+/* Starts nats-server on 127.0.0.1:port (0: one it picks) and waits (inotify) until its ports
+ * file says it listens. */
+static void server_start(struct server *s, int port)
+{
+        char portarg[16], *log, *ports;
+        snprintf(portarg, sizeof(portarg), "%d", port ? port : -1);
+        cr_assert(asprintf(&log, "%s/nats-server.log", dir) > 0);
+        *s = (struct server){0};
+        s->pid = fork();
+        cr_assert(s->pid >= 0);
+        if (s->pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                execl(NATS_SERVER, NATS_SERVER, "-a", "127.0.0.1", "-p", portarg,
+                      "--ports_file_dir", dir, "-l", log, (char *)NULL);
+                _exit(127);
+        }
+        cr_assert(asprintf(&ports, "%s/nats-server_%d.ports", dir, (int)s->pid) > 0);
+        cr_assert(wait_contains(dir, ports, "nats://", 20000), "nats-server did not start:\n%s",
+                  tu_read(log));
+        char *text = tu_read(ports);
+        char *colon = strrchr(strstr(text, "nats://") + 7, ':');
+        s->port = atoi(colon + 1);
+        cr_assert(s->port > 0, "ports file: %s", text);
+        snprintf(s->url, sizeof(s->url), "nats://127.0.0.1:%d", s->port);
+        free(text);
+        unlink(ports);
+        free(ports);
+        free(log);
+}
+
+static void server_stop(struct server *s)
+{
+        if (s->pid <= 0)
+                return;
+        kill(s->pid, SIGCONT);
+        kill(s->pid, SIGTERM);
+        int status;
+        waitpid(s->pid, &status, 0);
+        s->pid = 0;
+}
+
+static natsConnection *client(const struct server *s)
+{
+        natsConnection *nc = NULL;
+        natsStatus st = natsConnection_ConnectTo(&nc, s->url);
+        cr_assert_eq(st, NATS_OK, "connect to %s: %s", s->url, natsStatus_GetText(st));
+        return nc;
+}
+
+/* The configuration: two sleeping workers and `body`; on a machine with one CPU, one worker
+ * and body's "worker = 1;" removed. */
+static char *write_conf(const char *body)
+{
+        char workers[160], *text, *path, *copy = strdup(body);
+        if (test_workers("sleep", workers, sizeof(workers)) == 1)
+                for (char *w; (w = strstr(copy, "worker = 1;"));)
+                        memset(w, ' ', strlen("worker = 1;"));
+        cr_assert(asprintf(&text,
+                           "actord: { plugin_dirs = [ \"%s\" ]; stall_ms = 500;\n"
+                           "          workers = ( %s ); };\n%s",
+                           ACTORD_TEST_PLUGIN_DIR, workers, copy) > 0);
+        path = tu_write(dir, "nats.conf", text);
+        free(text);
+        free(copy);
+        return path;
+}
+
+static void start(struct daemon *d, const char *conf)
+{
+        const char *args[] = {"--config", conf, NULL};
+        daemon_start(d, dir, args);
+        cr_assert(daemon_wait_notify(d, "READY=1", 20000), "no READY; stderr:\n%s",
+                  daemon_stderr(d));
+}
+
+static void stop(struct daemon *d)
+{
+        kill(d->pid, SIGTERM);
+        int status = daemon_wait_exit(d, 20000);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x; stderr:\n%s", status,
+                  daemon_stderr(d));
+        daemon_cleanup(d);
+}
+
+static uint64_t header_u64(natsMsg *m, const char *key)
+{
+        const char *v = NULL;
+        cr_assert_eq(natsMsgHeader_Get(m, key, &v), NATS_OK, "no %s header", key);
+        return strtoull(v, NULL, 10);
+}
+
+Test(nats, publishes_every_message_with_its_type_and_sequence)
+{
+        struct server s;
+        server_start(&s, 0);
+        natsConnection *nc = client(&s);
+        natsSubscription *sub;
+        cr_assert_eq(natsConnection_SubscribeSync(&sub, nc, "pipe.samples"), NATS_OK);
+        cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+
+        char body[512];
+        snprintf(body, sizeof(body),
+                 "components: {\n"
+                 "  src = { class = \"core.tick\"; schedule = { every_us = 500; };\n"
+                 "          settings = { count = 600; start = 7; burst = 2; }; };\n"
+                 "  pub = { class = \"nats.publish\"; worker = 1;\n"
+                 "          settings = { url = \"%s\"; subject = \"pipe.samples\"; }; };\n"
+                 "};\nlinks = ( \"src.out -> pub.in\" );\n",
+                 s.url);
+        char *conf = write_conf(body);
+        struct daemon d;
+        start(&d, conf);
+        /* core.tick stops after 600 messages (300 runs of 2), values 7, 8, ... The first
+         * ones can come before the bridge's first connect: those are dropped, counted. */
+        uint64_t first = 0;
+        for (uint64_t i = 0;; i++) {
+                natsMsg *m = NULL;
+                natsStatus st = natsSubscription_NextMsg(&m, sub, 10000);
+                cr_assert_eq(st, NATS_OK, "message %" PRIu64 ": %s; stderr:\n%s", i,
+                             natsStatus_GetText(st), daemon_stderr(&d));
+                cr_assert_eq(natsMsg_GetDataLength(m), (int)sizeof(struct core_sample));
+                struct core_sample smp;
+                memcpy(&smp, natsMsg_GetData(m), sizeof(smp));
+                if (i == 0)
+                        first = smp.seq - 7;
+                cr_assert_eq(smp.seq, 7 + first + i, "message %" PRIu64 " has seq %" PRIu64, i,
+                             smp.seq);
+                cr_assert_eq(smp.value, (double)smp.seq);
+                const char *type = NULL;
+                cr_assert_eq(natsMsgHeader_Get(m, "Actord-Type", &type), NATS_OK);
+                cr_assert_str_eq(type, "core.sample/24");
+                cr_assert_eq(header_u64(m, "Actord-Seq"), first + i,
+                             "the channel's sequence numbers, from 0");
+                natsMsg_Destroy(m);
+                if (smp.seq == 7 + 599)
+                        break;
+        }
+        cr_assert_lt(first, 600, "every message was dropped");
+        if (first)
+                cr_assert(wait_contains(dir, d.err_path,
+                                        "messages dropped: not connected to the server yet", 10000),
+                          "%" PRIu64 " missing; stderr:\n%s", first, daemon_stderr(&d));
+        char *err = daemon_stderr(&d);
+        cr_assert(strstr(err, "pub: connected to nats://127.0.0.1:"), "%s", err);
+        cr_assert_null(strstr(err, "queue was full"), "%s", err);
+        free(err);
+        stop(&d);
+        natsSubscription_Destroy(sub);
+        natsConnection_Destroy(nc);
+        server_stop(&s);
+        free(conf);
+}
+
+/* A message as nats.publish sends it, from this process. */
+static void send_sample(natsConnection *nc, const char *subject, uint64_t seq, const char *type,
+                        int len)
+{
+        struct core_sample smp = {.seq = seq, .t_ns = 1, .value = (double)seq * 2};
+        char buf[64] = {0};
+        memcpy(buf, &smp, sizeof(smp));
+        natsMsg *m;
+        cr_assert_eq(natsMsg_Create(&m, subject, NULL, buf, len), NATS_OK);
+        char num[24];
+        snprintf(num, sizeof(num), "%" PRIu64, seq);
+        cr_assert_eq(natsMsgHeader_Set(m, "Actord-Seq", num), NATS_OK);
+        if (type)
+                cr_assert_eq(natsMsgHeader_Set(m, "Actord-Type", type), NATS_OK);
+        cr_assert_eq(natsConnection_PublishMsg(nc, m), NATS_OK);
+        natsMsg_Destroy(m);
+}
+
+Test(nats, subscribes_and_refuses_messages_that_do_not_fit)
+{
+        struct server s;
+        server_start(&s, 0);
+        char *out, body[768];
+        cr_assert(asprintf(&out, "%s/out.txt", dir) > 0);
+        snprintf(body, sizeof(body),
+                 "components: {\n"
+                 "  sub = { class = \"nats.subscribe\";\n"
+                 "          settings = { url = \"%s\"; subject = \"in.*\"; }; };\n"
+                 "  x = { class = \"core.scale\"; settings = { factor = 1; }; };\n"
+                 "  log = { class = \"core.log\"; worker = 1; settings = { path = \"%s\"; }; };\n"
+                 "};\nlinks = ( \"sub.out -> x.in\", \"x.out -> log.in\" );\n",
+                 s.url, out);
+        char *conf = write_conf(body);
+        struct daemon d;
+        start(&d, conf);
+        cr_assert(wait_contains(dir, d.err_path, "sub: subscribed to 'in.*'", 20000), "stderr:\n%s",
+                  daemon_stderr(&d));
+
+        natsConnection *nc = client(&s);
+        /* A message of the wrong size: refused, said in the log, nothing delivered. */
+        send_sample(nc, "in.a", 0, NULL, 10);
+        cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+        cr_assert(wait_contains(dir, d.err_path, "refused", 20000), "stderr:\n%s",
+                  daemon_stderr(&d));
+        char *err = daemon_stderr(&d);
+        cr_assert(strstr(err, "sub: 1 messages on 'in.*' refused (1 so far); the last: 10 bytes "
+                              "on 'in.a', where the output's type core.sample/24 has 24"),
+                  "%s", err);
+        free(err);
+        /* 100 good ones, then one of another type, with a hole in Actord-Seq at 50. */
+        for (uint64_t i = 0; i < 101; i++)
+                if (i != 50)
+                        send_sample(nc, i % 2 ? "in.b" : "in.c", i, "core.sample/24",
+                                    (int)sizeof(struct core_sample));
+        send_sample(nc, "in.a", 101, "other.type/24", (int)sizeof(struct core_sample));
+        cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+        cr_assert(wait_lines(dir, out, 100, 20000), "%d lines; stderr:\n%s", count_lines(out),
+                  daemon_stderr(&d));
+        cr_assert(wait_contains(dir, d.err_path,
+                                "1 messages lost before they reached this "
+                                "subscriber (gaps in Actord-Seq) (1 so far)",
+                                20000),
+                  "stderr:\n%s", daemon_stderr(&d));
+        stop(&d);
+        /* Every good message once, in order; nothing of the refused ones. */
+        char *text = tu_read(out);
+        char *line = text;
+        for (uint64_t i = 0; i < 101; i++) {
+                if (i == 50)
+                        continue;
+                char want[64];
+                int n = snprintf(want, sizeof(want), "seq=%" PRIu64 " ", i);
+                cr_assert(!strncmp(line, want, (size_t)n), "expected %s, got: %.80s", want, line);
+                char *v = strstr(line, " value=");
+                cr_assert(v && strtod(v + 7, NULL) == (double)i * 2, "%.80s", line);
+                line = strchr(line, '\n') + 1;
+        }
+        cr_assert(!strncmp(line, "end messages=100 ", 17), "after the messages: %.80s", line);
+        free(text);
+        natsConnection_Destroy(nc);
+        server_stop(&s);
+        free(conf);
+        free(out);
+}
+
+Test(nats, a_server_that_stops_reading_stalls_no_worker)
+{
+        struct server s;
+        server_start(&s, 0);
+        char *out, body[1024];
+        cr_assert(asprintf(&out, "%s/beat.txt", dir) > 0);
+        /* A fast publisher and, on the same worker, a heartbeat pipeline that must go on. */
+        snprintf(
+            body, sizeof(body),
+            "components: {\n"
+            "  fast = { class = \"core.tick\"; schedule = { every_us = 1000; };\n"
+            "           settings = { burst = 2000; }; };\n"
+            "  pub = { class = \"nats.publish\"; worker = 1;\n"
+            "          settings = { url = \"%s\"; subject = \"big\"; queue = 256; }; };\n"
+            "  beat = { class = \"core.tick\"; worker = 1; schedule = { every_us = 2000; }; };\n"
+            "  log = { class = \"core.log\"; worker = 1; settings = { path = \"%s\"; }; };\n"
+            "};\nlinks = ( \"fast.out -> pub.in\", \"beat.out -> log.in\" );\n",
+            s.url, out);
+        char *conf = write_conf(body);
+        struct daemon d;
+        start(&d, conf);
+        cr_assert(wait_contains(dir, d.err_path, "pub: connected", 20000), "stderr:\n%s",
+                  daemon_stderr(&d));
+        /* The server stops reading: its socket fills, the sending thread blocks in a write,
+         * the bridge's queue fills, and messages are dropped and counted, not waited for. */
+        cr_assert_eq(kill(s.pid, SIGSTOP), 0);
+        cr_assert(wait_contains(dir, d.err_path,
+                                "messages dropped: the sending thread's queue "
+                                "was full",
+                                30000),
+                  "stderr:\n%s", daemon_stderr(&d));
+        int beats = count_lines(out);
+        cr_assert(wait_lines(dir, out, beats + 200, 20000),
+                  "the heartbeat on the publisher's worker stopped at %d lines; stderr:\n%s",
+                  count_lines(out), daemon_stderr(&d));
+        char *err = daemon_stderr(&d);
+        cr_assert_null(strstr(err, "stuck"), "%s", err);
+        free(err);
+        /* Stopping does not wait for the stalled server. */
+        int64_t t0 = now_ms();
+        stop(&d);
+        cr_assert_lt(now_ms() - t0, 5000, "stopping took %" PRId64 " ms", now_ms() - t0);
+        server_stop(&s);
+        free(conf);
+        free(out);
+}
+
+Test(nats, starts_before_its_server_and_connects_when_it_comes)
+{
+        /* A port where nothing listens yet: one the server picked, then stopped. */
+        struct server s;
+        server_start(&s, 0);
+        int port = s.port;
+        server_stop(&s);
+        char body[512];
+        snprintf(body, sizeof(body),
+                 "components: {\n"
+                 "  src = { class = \"core.tick\"; schedule = { every_us = 2000; }; };\n"
+                 "  pub = { class = \"nats.publish\"; worker = 1;\n"
+                 "          settings = { url = \"nats://127.0.0.1:%d\"; subject = \"late\"; }; };\n"
+                 "};\nlinks = ( \"src.out -> pub.in\" );\n",
+                 port);
+        char *conf = write_conf(body);
+        struct daemon d;
+        int64_t t0 = now_ms();
+        start(&d, conf);
+        /* READY does not wait for a server. */
+        cr_assert_lt(now_ms() - t0, 5000);
+        server_start(&s, port);
+        natsConnection *nc = client(&s);
+        natsSubscription *sub;
+        cr_assert_eq(natsConnection_SubscribeSync(&sub, nc, "late"), NATS_OK);
+        cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+        uint64_t last = 0;
+        for (int i = 0; i < 20; i++) {
+                natsMsg *m = NULL;
+                natsStatus st = natsSubscription_NextMsg(&m, sub, 20000);
+                cr_assert_eq(st, NATS_OK, "message %d: %s; stderr:\n%s", i, natsStatus_GetText(st),
+                             daemon_stderr(&d));
+                uint64_t seq = header_u64(m, "Actord-Seq");
+                cr_assert(i == 0 || seq > last, "Actord-Seq %" PRIu64 " after %" PRIu64, seq, last);
+                last = seq;
+                natsMsg_Destroy(m);
+        }
+        cr_assert(wait_contains(dir, d.err_path, "pub: connected to nats://127.0.0.1:", 20000),
+                  "stderr:\n%s", daemon_stderr(&d));
+        stop(&d);
+        natsSubscription_Destroy(sub);
+        natsConnection_Destroy(nc);
+        server_stop(&s);
+        free(conf);
+}
+
+/* A component whose settings nats.* refuses: the daemon does not start, and says why. */
+static void refused(const char *settings, const char *why)
+{
+        char body[512];
+        snprintf(body, sizeof(body),
+                 "components: {\n"
+                 "  src = { class = \"core.tick\"; schedule = { every_us = 1000; }; };\n"
+                 "  pub = { class = \"nats.publish\"; settings = { %s }; };\n"
+                 "};\nlinks = ( \"src.out -> pub.in\" );\n",
+                 settings);
+        char *conf = write_conf(body);
+        struct daemon d;
+        const char *args[] = {"--config", conf, NULL};
+        daemon_start(&d, dir, args);
+        int status = daemon_wait_exit(&d, 20000);
+        char *err = daemon_stderr(&d);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) != 0, "status 0x%x; stderr:\n%s", status,
+                  err);
+        cr_assert(strstr(err, "'pub'") && strstr(err, why), "expected '%s' in:\n%s", why, err);
+        free(err);
+        daemon_cleanup(&d);
+        free(conf);
+}
+
+Test(nats, bad_settings_are_refused_with_the_reason)
+{
+        refused("subject = \"x\"; url = \"http://127.0.0.1:4222\";",
+                "url: 'http://127.0.0.1:4222': the scheme must be nats:// or tls://");
+        refused("subject = \"x\"; url = \"nats://127.0.0.1:99999\";",
+                "'nats://127.0.0.1:99999': the port must be 1 .. 65535");
+        refused("subject = \"a.*\";", "'a.*': subject contains a wildcard");
+        refused("subject = \"a..b\";", "'a..b': subject has an empty token");
+        refused("subject = \"x\"; queue = 0;", "queue must be in 1 .. 1048576 messages, not 0");
+}
+
+Test(nats, passwords_stay_out_of_the_log)
+{
+        struct server s;
+        server_start(&s, 0);
+        char body[512];
+        /* The server has no users: a password in the URL is sent and ignored. */
+        snprintf(body, sizeof(body),
+                 "components: {\n"
+                 "  src = { class = \"core.tick\"; schedule = { every_us = 100000; }; };\n"
+                 "  pub = { class = \"nats.publish\";\n"
+                 "          settings = { url = \"nats://me:s3cret@127.0.0.1:%d\"; subject = \"p\"; "
+                 "}; };\n"
+                 "};\nlinks = ( \"src.out -> pub.in\" );\n",
+                 s.port);
+        char *conf = write_conf(body);
+        struct daemon d;
+        start(&d, conf);
+        char want[96];
+        snprintf(want, sizeof(want), "pub: connected to nats://me:***@127.0.0.1:%d", s.port);
+        cr_assert(wait_contains(dir, d.err_path, want, 20000), "stderr:\n%s", daemon_stderr(&d));
+        stop(&d);
+        char *err = tu_read(d.err_path);
+        cr_assert_null(strstr(err ? err : "", "s3cret"), "%s", err);
+        free(err);
+        server_stop(&s);
+        free(conf);
+}
+
+/* A subscriber of `subject` feeding a log at `out`. */
+static char *sub_conf(const char *url, const char *subject, const char *out)
+{
+        char *body;
+        cr_assert(asprintf(&body,
+                           "components: {\n"
+                           "  sub = { class = \"nats.subscribe\";\n"
+                           "          settings = { url = \"%s\"; subject = \"%s\"; }; };\n"
+                           "  x = { class = \"core.scale\"; settings = { factor = 1; }; };\n"
+                           "  log = { class = \"core.log\"; settings = { path = \"%s\"; }; };\n"
+                           "};\nlinks = ( \"sub.out -> x.in\", \"x.out -> log.in\" );\n",
+                           url, subject, out) > 0);
+        return body;
+}
+
+Test(nats, reload_moves_a_subscription_and_removes_the_bridge)
+{
+        struct server s;
+        server_start(&s, 0);
+        char *out, *body;
+        cr_assert(asprintf(&out, "%s/out.txt", dir) > 0);
+        body = sub_conf(s.url, "one", out);
+        char *conf = write_conf(body);
+        free(body);
+        struct daemon d;
+        start(&d, conf);
+        cr_assert(wait_contains(dir, d.err_path, "subscribed to 'one'", 20000), "stderr:\n%s",
+                  daemon_stderr(&d));
+        natsConnection *nc = client(&s);
+
+        /* The subject changes: the subscriber is replaced, the new one hears "two" only. */
+        body = sub_conf(s.url, "two", out);
+        free(write_conf(body));
+        free(body);
+        char *st = daemon_reload(&d, 20000);
+        cr_assert(st && strstr(st, "STATUS=reloaded"), "%s; stderr:\n%s", st, daemon_stderr(&d));
+        free(st);
+        cr_assert(wait_contains(dir, d.err_path, "subscribed to 'two'", 20000), "stderr:\n%s",
+                  daemon_stderr(&d));
+        send_sample(nc, "one", 1, "core.sample/24", (int)sizeof(struct core_sample));
+        send_sample(nc, "two", 2, "core.sample/24", (int)sizeof(struct core_sample));
+        cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+        cr_assert(wait_contains(dir, out, "seq=2 ", 20000), "stderr:\n%s", daemon_stderr(&d));
+
+        /* No bridge at all: it goes, the rest runs on. */
+        free(write_conf("components: { t = { class = \"core.tick\"; "
+                        "schedule = { every_us = 1000; }; }; "
+                        "c = { class = \"core.counter\"; }; };\nlinks = ( \"t.out -> c.in\" );\n"));
+        st = daemon_reload(&d, 20000);
+        cr_assert(st && strstr(st, "STATUS=reloaded"), "%s; stderr:\n%s", st, daemon_stderr(&d));
+        free(st);
+        stop(&d);
+        char *text = tu_read(out);
+        cr_assert_null(strstr(text, "seq=1 "), "the replaced subscriber's subject:\n%s", text);
+        free(text);
+        natsConnection_Destroy(nc);
+        server_stop(&s);
+        free(conf);
+        free(out);
+}
