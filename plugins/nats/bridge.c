@@ -21,7 +21,11 @@ static const char *url_error(const char *list, char *buf, size_t len)
         const char *p = list;
         if (!*p)
                 return "url is empty";
-        for (;;) {
+        for (int count = 1;; count++) {
+                if (count > BRIDGE_SERVERS_MAX) {
+                        snprintf(buf, len, "more than %d servers", BRIDGE_SERVERS_MAX);
+                        return buf;
+                }
                 const char *end = strchr(p, ',');
                 size_t n = end ? (size_t)(end - p) : strlen(p);
                 const char *host = p, *stop = p + n;
@@ -340,9 +344,16 @@ natsStatus bridge_connect(struct bridge *b)
         char name[256];
         snprintf(name, sizeof(name), "actord %s %s", b->subscriber ? "subscribe" : "publish",
                  b->subject);
-        natsStatus s = natsOptions_Create(&o);
+        /* A list is libnats's server pool (SetServers); SetURL takes one URL. */
+        char *list = strdup(b->url), *save = NULL;
+        const char *servers[BRIDGE_SERVERS_MAX];
+        int n = 0;
+        for (char *u = list ? strtok_r(list, ",", &save) : NULL; u && n < BRIDGE_SERVERS_MAX;
+             u = strtok_r(NULL, ",", &save))
+                servers[n++] = u;
+        natsStatus s = list ? natsOptions_Create(&o) : NATS_NO_MEMORY;
         if (s == NATS_OK)
-                s = natsOptions_SetURL(o, b->url);
+                s = natsOptions_SetServers(o, servers, n);
         if (s == NATS_OK)
                 s = natsOptions_SetName(o, name);
         if (s == NATS_OK)
@@ -366,6 +377,7 @@ natsStatus bridge_connect(struct bridge *b)
         if (s == NATS_OK)
                 s = natsConnection_Connect(&b->nc, o);
         natsOptions_Destroy(o);
+        free(list);
         if (s == NATS_OK) {
                 /* Connected at once: libnats calls on_connected only for a retried connect. */
                 on_connected(b->nc, b);

@@ -35,6 +35,7 @@
 #define BRIDGE_HDR_SEQ "Actord-Seq"   /* the message's sequence number in its channel */
 
 #define BRIDGE_URL_DEFAULT "nats://127.0.0.1:4222"
+#define BRIDGE_SERVERS_MAX 64 /* in one url setting */
 #define BRIDGE_QUEUE_DEFAULT 1024
 #define BRIDGE_QUEUE_MAX (1 << 20)
 /* How long a connect attempt may take, and libnats's pause between reconnect attempts. */

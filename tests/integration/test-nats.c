@@ -383,6 +383,41 @@ Test(nats, bad_settings_are_refused_with_the_reason)
         refused("subject = \"a.*\";", "'a.*': subject contains a wildcard");
         refused("subject = \"a..b\";", "'a..b': subject has an empty token");
         refused("subject = \"x\"; queue = 0;", "queue must be in 1 .. 1048576 messages, not 0");
+        refused("subject = \"x\"; url = \"nats://a:1, nats://b:2\";",
+                "' nats://b:2': the scheme must be nats:// or tls://");
+}
+
+Test(nats, a_list_of_servers_is_a_pool)
+{
+        /* The first server of the list is gone; the bridge goes on to the second. */
+        struct server gone, s;
+        server_start(&gone, 0);
+        server_stop(&gone);
+        server_start(&s, 0);
+        natsConnection *nc = client(&s);
+        natsSubscription *sub;
+        cr_assert_eq(natsConnection_SubscribeSync(&sub, nc, "pool"), NATS_OK);
+        cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+        char body[512];
+        snprintf(body, sizeof(body),
+                 "components: {\n"
+                 "  src = { class = \"core.tick\"; schedule = { every_us = 2000; }; };\n"
+                 "  pub = { class = \"nats.publish\";\n"
+                 "          settings = { url = \"%s,%s\"; subject = \"pool\"; }; };\n"
+                 "};\nlinks = ( \"src.out -> pub.in\" );\n",
+                 gone.url, s.url);
+        char *conf = write_conf(body);
+        struct daemon d;
+        start(&d, conf);
+        natsMsg *m = NULL;
+        natsStatus st = natsSubscription_NextMsg(&m, sub, 20000);
+        cr_assert_eq(st, NATS_OK, "%s; stderr:\n%s", natsStatus_GetText(st), daemon_stderr(&d));
+        natsMsg_Destroy(m);
+        stop(&d);
+        natsSubscription_Destroy(sub);
+        natsConnection_Destroy(nc);
+        server_stop(&s);
+        free(conf);
 }
 
 Test(nats, passwords_stay_out_of_the_log)
