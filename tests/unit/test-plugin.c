@@ -31,8 +31,12 @@ Test(plugin, core_plugin_loads_with_its_classes)
         cr_assert_eq(plugin_registry_load(&reg, dirs, 1, &d), 0);
         dump(&d);
         cr_assert_eq(d.n, 0);
-        cr_assert_eq(reg.n_plugins, 1);
+        /* The bundled ones, in file name order: core.so, nats.so. */
+        cr_assert_eq(reg.n_plugins, 2);
         cr_assert_str_eq(reg.plugins[0].desc->name, "core");
+        cr_assert_str_eq(reg.plugins[1].desc->name, "nats");
+        cr_assert_not_null(plugin_registry_find(&reg, "nats.publish"));
+        cr_assert_not_null(plugin_registry_find(&reg, "nats.subscribe"));
         const char *names[] = {"core.tick", "core.scale", "core.log", "core.counter"};
         const enum actord_shape shapes[] = {ACTORD_SHAPE_SOURCE, ACTORD_SHAPE_FILTER,
                                             ACTORD_SHAPE_SINK, ACTORD_SHAPE_SINK};
@@ -111,7 +115,7 @@ Test(plugin, duplicate_class_names_both_files_and_the_rest_still_loads)
         cr_assert(diag_has(&d, TP "/dupclass/dupclass.so: class 'core.tick' is already defined "
                                   "by " ACTORD_TEST_PLUGIN_DIR "/core.so"));
         cr_assert(diag_has(&d, "badabi.so: plugin ABI 99.0"));
-        cr_assert_eq(reg.n_plugins, 2, "core and testkit load despite the refused ones");
+        cr_assert_eq(reg.n_plugins, 3, "core, nats and testkit load despite the refused ones");
         cr_assert_not_null(plugin_registry_find(&reg, "test.pass"));
         cr_assert_eq(reg.plugins[plugin_registry_find(&reg, "core.tick")->plugin_index].desc,
                      reg.plugins[0].desc);
@@ -126,7 +130,7 @@ Test(plugin, the_same_file_through_two_paths_loads_once)
         const char *dirs[] = {ACTORD_TEST_PLUGIN_DIR, ACTORD_TEST_PLUGIN_DIR "/."};
         cr_assert_eq(plugin_registry_load(&reg, dirs, 2, &d), 0);
         cr_assert_eq(d.n, 0);
-        cr_assert_eq(reg.n_plugins, 1);
+        cr_assert_eq(reg.n_plugins, 2, "core.so and nats.so, once each");
         plugin_registry_free(&reg);
 }
 
