@@ -354,6 +354,9 @@ natsStatus bridge_connect(struct bridge *b)
         natsStatus s = list ? natsOptions_Create(&o) : NATS_NO_MEMORY;
         if (s == NATS_OK)
                 s = natsOptions_SetServers(o, servers, n);
+        /* libnats 3.4 takes the scheme for a name only: tls:// must ask for TLS itself. */
+        if (s == NATS_OK && strstr(b->url, "tls://"))
+                s = natsOptions_SetSecure(o, true);
         if (s == NATS_OK)
                 s = natsOptions_SetName(o, name);
         if (s == NATS_OK)
