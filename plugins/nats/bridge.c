@@ -167,7 +167,7 @@ static void bridge_unref(struct bridge *b)
                 bridge_free(b);
 }
 
-struct bridge *bridge_create(struct actord_ctx *ctx, bool subscriber)
+static struct bridge *bridge_create(struct actord_ctx *ctx, bool subscriber)
 {
         const char *url = BRIDGE_URL_DEFAULT, *subject = NULL, *group = NULL, *why;
         char buf[200];
@@ -246,15 +246,19 @@ struct bridge *bridge_create(struct actord_ctx *ctx, bool subscriber)
         return b;
 }
 
-int bridge_start(struct actord_ctx *ctx, struct bridge *b, void *(*main)(void *))
+int bridge_init(struct actord_ctx *ctx, void **ret_state, bool subscriber, void *(*main)(void *))
 {
-        atomic_fetch_add(&b->refs, 1);
+        struct bridge *b = bridge_create(ctx, subscriber);
+        if (!b)
+                return -EINVAL;
+        atomic_fetch_add(&b->refs, 1); /* the thread's */
         int r = pthread_create(&b->thread, NULL, main, b);
         if (r) {
                 actord_set_error(ctx, "cannot start its thread: %s", strerror(r));
                 bridge_free(b);
                 return -r;
         }
+        *ret_state = b;
         return 0;
 }
 
@@ -472,8 +476,10 @@ void bridge_notify(struct bridge *b)
         atomic_fetch_sub(&b->in_callback, 1);
 }
 
-void bridge_release(struct bridge *b)
+void bridge_fini(struct actord_ctx *ctx, void *state)
 {
+        struct bridge *b = state;
+        (void)ctx;
         if (!b)
                 return;
         if (b->subscriber) {

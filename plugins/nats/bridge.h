@@ -122,17 +122,22 @@ struct bridge {
         bool have_seq;                   /* delivery thread */
 };
 
-/* Reads the settings common to both classes and makes the bridge (not yet connected).
- * Returns it, or NULL after actord_set_error(). */
-struct bridge *bridge_create(struct actord_ctx *ctx, bool subscriber);
-/* Starts the bridge thread, which connects and runs `main` (publisher: sends; subscriber:
- * subscribes and waits). Returns 0, or a negative errno after actord_set_error() and freeing
- * the bridge. */
-int bridge_start(struct actord_ctx *ctx, struct bridge *b, void *(*main)(void *));
-/* fini's half: asks the bridge thread to stop, gives it BRIDGE_JOIN_MS to finish (it sends
- * what it holds and closes the connection), then lets it go on alone, and drops the worker's
- * reference. Accepts NULL. */
-void bridge_release(struct bridge *b);
+/* Both classes' init: reads the settings, makes the bridge and starts its thread, which
+ * connects and runs `main` (publisher: sends; subscriber: subscribes and waits). Returns 0
+ * and the bridge in *ret_state, or a negative errno after actord_set_error(). */
+int bridge_init(struct actord_ctx *ctx, void **ret_state, bool subscriber, void *(*main)(void *));
+/* Both classes' fini: asks the bridge thread to stop, gives it BRIDGE_JOIN_MS to finish (it
+ * sends what it holds and closes the connection), then lets it go on alone, and drops the
+ * worker's reference. Accepts NULL. */
+void bridge_fini(struct actord_ctx *ctx, void *state);
+
+/* The settings both classes have. */
+#define BRIDGE_SETTING_URL                                                                         \
+        {                                                                                          \
+                .name = "url", .type = ACTORD_SETTING_STRING, .default_value = BRIDGE_URL_DEFAULT, \
+                .help = "the server, or several separated by commas: "                             \
+                        "nats://[user:password@]host[:port]"                                       \
+        }
 /* Bridge thread: connects (retrying in the background if the server is not there). */
 natsStatus bridge_connect(struct bridge *b);
 /* Bridge thread: its end (closes, waits for libnats's last callbacks, drops its reference). */

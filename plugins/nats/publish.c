@@ -79,14 +79,7 @@ static void *pub_main(void *arg)
 
 static int pub_init(struct actord_ctx *ctx, void **ret_state)
 {
-        struct bridge *b = bridge_create(ctx, false);
-        if (!b)
-                return -EINVAL;
-        int r = bridge_start(ctx, b, pub_main);
-        if (r < 0)
-                return r;
-        *ret_state = b;
-        return 0;
+        return bridge_init(ctx, ret_state, false, pub_main);
 }
 
 static int pub_process(struct actord_ctx *ctx, void *state)
@@ -137,12 +130,6 @@ static int pub_process(struct actord_ctx *ctx, void *state)
         return did ? ACTORD_OK : ACTORD_IDLE;
 }
 
-static void pub_fini(struct actord_ctx *ctx, void *state)
-{
-        (void)ctx;
-        bridge_release(state);
-}
-
 static const struct actord_port pub_in[] = {
     {.name = "in",
      .type = ACTORD_TYPE_GENERIC,
@@ -150,10 +137,7 @@ static const struct actord_port pub_in[] = {
 };
 
 static const struct actord_setting pub_settings[] = {
-    {.name = "url",
-     .type = ACTORD_SETTING_STRING,
-     .default_value = BRIDGE_URL_DEFAULT,
-     .help = "the server, or several separated by commas: nats://[user:password@]host[:port]"},
+    BRIDGE_SETTING_URL,
     {.name = "subject",
      .type = ACTORD_SETTING_STRING,
      .required = true,
@@ -189,5 +173,5 @@ const struct actord_class nats_publish_class = {
     .n_settings = sizeof(pub_settings) / sizeof(pub_settings[0]),
     .init = pub_init,
     .process = pub_process,
-    .fini = pub_fini,
+    .fini = bridge_fini,
 };

@@ -119,14 +119,7 @@ static void *sub_main(void *arg)
 
 static int sub_init(struct actord_ctx *ctx, void **ret_state)
 {
-        struct bridge *b = bridge_create(ctx, true);
-        if (!b)
-                return -EINVAL;
-        int r = bridge_start(ctx, b, sub_main);
-        if (r < 0)
-                return r;
-        *ret_state = b;
-        return 0;
+        return bridge_init(ctx, ret_state, true, sub_main);
 }
 
 static int sub_process(struct actord_ctx *ctx, void *state)
@@ -160,12 +153,6 @@ static int sub_process(struct actord_ctx *ctx, void *state)
         return t != start ? ACTORD_OK : ACTORD_IDLE;
 }
 
-static void sub_fini(struct actord_ctx *ctx, void *state)
-{
-        (void)ctx;
-        bridge_release(state);
-}
-
 static const struct actord_port sub_out[] = {
     {.name = "out",
      .type = ACTORD_TYPE_GENERIC,
@@ -173,10 +160,7 @@ static const struct actord_port sub_out[] = {
 };
 
 static const struct actord_setting sub_settings[] = {
-    {.name = "url",
-     .type = ACTORD_SETTING_STRING,
-     .default_value = BRIDGE_URL_DEFAULT,
-     .help = "the server, or several separated by commas: nats://[user:password@]host[:port]"},
+    BRIDGE_SETTING_URL,
     {.name = "subject",
      .type = ACTORD_SETTING_STRING,
      .required = true,
@@ -204,5 +188,5 @@ const struct actord_class nats_subscribe_class = {
     .n_settings = sizeof(sub_settings) / sizeof(sub_settings[0]),
     .init = sub_init,
     .process = sub_process,
-    .fini = sub_fini,
+    .fini = bridge_fini,
 };

@@ -110,14 +110,46 @@ static uint64_t header_u64(natsMsg *m, const char *key)
         return strtoull(v, NULL, 10);
 }
 
+/* This process's subscription to `subject` on s, in place (flushed) before it returns. */
+struct listener {
+        natsConnection *nc;
+        natsSubscription *sub;
+};
+
+static void listen_to(struct listener *l, const struct server *s, const char *subject)
+{
+        l->nc = client(s);
+        cr_assert_eq(natsConnection_SubscribeSync(&l->sub, l->nc, subject), NATS_OK);
+        cr_assert_eq(natsConnection_Flush(l->nc), NATS_OK);
+}
+
+static void listener_close(struct listener *l)
+{
+        natsSubscription_Destroy(l->sub);
+        natsConnection_Destroy(l->nc);
+}
+
+/* The configuration of a core.tick (every every_us) whose messages nats.publish sends to
+ * `subject` on `url`. */
+static char *publisher_conf(const char *url, const char *subject, int every_us)
+{
+        char body[512];
+        snprintf(body, sizeof(body),
+                 "components: {\n"
+                 "  src = { class = \"core.tick\"; schedule = { every_us = %d; }; };\n"
+                 "  pub = { class = \"nats.publish\"; worker = 1;\n"
+                 "          settings = { url = \"%s\"; subject = \"%s\"; }; };\n"
+                 "};\nlinks = ( \"src.out -> pub.in\" );\n",
+                 every_us, url, subject);
+        return write_conf(body);
+}
+
 Test(nats, publishes_every_message_with_its_type_and_sequence)
 {
         struct server s;
         server_start(&s, 0);
-        natsConnection *nc = client(&s);
-        natsSubscription *sub;
-        cr_assert_eq(natsConnection_SubscribeSync(&sub, nc, "pipe.samples"), NATS_OK);
-        cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+        struct listener l;
+        listen_to(&l, &s, "pipe.samples");
 
         char body[512];
         snprintf(body, sizeof(body),
@@ -136,7 +168,7 @@ Test(nats, publishes_every_message_with_its_type_and_sequence)
         uint64_t first = 0;
         for (uint64_t i = 0;; i++) {
                 natsMsg *m = NULL;
-                natsStatus st = natsSubscription_NextMsg(&m, sub, 10000);
+                natsStatus st = natsSubscription_NextMsg(&m, l.sub, 10000);
                 cr_assert_eq(st, NATS_OK, "message %" PRIu64 ": %s; stderr:\n%s", i,
                              natsStatus_GetText(st), daemon_stderr(&d));
                 cr_assert_eq(natsMsg_GetDataLength(m), (int)sizeof(struct core_sample));
@@ -166,8 +198,7 @@ Test(nats, publishes_every_message_with_its_type_and_sequence)
         cr_assert_null(strstr(err, "queue was full"), "%s", err);
         free(err);
         stop(&d);
-        natsSubscription_Destroy(sub);
-        natsConnection_Destroy(nc);
+        listener_close(&l);
         server_stop(&s);
         free(conf);
 }
@@ -311,29 +342,19 @@ Test(nats, starts_before_its_server_and_connects_when_it_comes)
         server_start(&s, 0);
         int port = s.port;
         server_stop(&s);
-        char body[512];
-        snprintf(body, sizeof(body),
-                 "components: {\n"
-                 "  src = { class = \"core.tick\"; schedule = { every_us = 2000; }; };\n"
-                 "  pub = { class = \"nats.publish\"; worker = 1;\n"
-                 "          settings = { url = \"nats://127.0.0.1:%d\"; subject = \"late\"; }; };\n"
-                 "};\nlinks = ( \"src.out -> pub.in\" );\n",
-                 port);
-        char *conf = write_conf(body);
+        char *conf = publisher_conf(s.url, "late", 2000);
         struct daemon d;
         int64_t t0 = now_ms();
         start(&d, conf);
         /* READY does not wait for a server. */
         cr_assert_lt(now_ms() - t0, 5000);
         server_start(&s, port);
-        natsConnection *nc = client(&s);
-        natsSubscription *sub;
-        cr_assert_eq(natsConnection_SubscribeSync(&sub, nc, "late"), NATS_OK);
-        cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+        struct listener l;
+        listen_to(&l, &s, "late");
         uint64_t last = 0;
         for (int i = 0; i < 20; i++) {
                 natsMsg *m = NULL;
-                natsStatus st = natsSubscription_NextMsg(&m, sub, 20000);
+                natsStatus st = natsSubscription_NextMsg(&m, l.sub, 20000);
                 cr_assert_eq(st, NATS_OK, "message %d: %s; stderr:\n%s", i, natsStatus_GetText(st),
                              daemon_stderr(&d));
                 uint64_t seq = header_u64(m, "Actord-Seq");
@@ -344,8 +365,7 @@ Test(nats, starts_before_its_server_and_connects_when_it_comes)
         cr_assert(wait_contains(dir, d.err_path, "pub: connected to nats://127.0.0.1:", 20000),
                   "stderr:\n%s", daemon_stderr(&d));
         stop(&d);
-        natsSubscription_Destroy(sub);
-        natsConnection_Destroy(nc);
+        listener_close(&l);
         server_stop(&s);
         free(conf);
 }
@@ -394,28 +414,19 @@ Test(nats, a_list_of_servers_is_a_pool)
         server_start(&gone, 0);
         server_stop(&gone);
         server_start(&s, 0);
-        natsConnection *nc = client(&s);
-        natsSubscription *sub;
-        cr_assert_eq(natsConnection_SubscribeSync(&sub, nc, "pool"), NATS_OK);
-        cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
-        char body[512];
-        snprintf(body, sizeof(body),
-                 "components: {\n"
-                 "  src = { class = \"core.tick\"; schedule = { every_us = 2000; }; };\n"
-                 "  pub = { class = \"nats.publish\";\n"
-                 "          settings = { url = \"%s,%s\"; subject = \"pool\"; }; };\n"
-                 "};\nlinks = ( \"src.out -> pub.in\" );\n",
-                 gone.url, s.url);
-        char *conf = write_conf(body);
+        struct listener l;
+        listen_to(&l, &s, "pool");
+        char urls[160];
+        snprintf(urls, sizeof(urls), "%s,%s", gone.url, s.url);
+        char *conf = publisher_conf(urls, "pool", 2000);
         struct daemon d;
         start(&d, conf);
         natsMsg *m = NULL;
-        natsStatus st = natsSubscription_NextMsg(&m, sub, 20000);
+        natsStatus st = natsSubscription_NextMsg(&m, l.sub, 20000);
         cr_assert_eq(st, NATS_OK, "%s; stderr:\n%s", natsStatus_GetText(st), daemon_stderr(&d));
         natsMsg_Destroy(m);
         stop(&d);
-        natsSubscription_Destroy(sub);
-        natsConnection_Destroy(nc);
+        listener_close(&l);
         server_stop(&s);
         free(conf);
 }
@@ -424,17 +435,10 @@ Test(nats, passwords_stay_out_of_the_log)
 {
         struct server s;
         server_start(&s, 0);
-        char body[512];
         /* The server has no users: a password in the URL is sent and ignored. */
-        snprintf(body, sizeof(body),
-                 "components: {\n"
-                 "  src = { class = \"core.tick\"; schedule = { every_us = 100000; }; };\n"
-                 "  pub = { class = \"nats.publish\";\n"
-                 "          settings = { url = \"nats://me:s3cret@127.0.0.1:%d\"; subject = \"p\"; "
-                 "}; };\n"
-                 "};\nlinks = ( \"src.out -> pub.in\" );\n",
-                 s.port);
-        char *conf = write_conf(body);
+        char url[96];
+        snprintf(url, sizeof(url), "nats://me:s3cret@127.0.0.1:%d", s.port);
+        char *conf = publisher_conf(url, "p", 100000);
         struct daemon d;
         start(&d, conf);
         char want[96];
