@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "helper_thread.h"
 
 enum kind { KIND_SAMPLE, KIND_ALERT, KIND_RAW };
 
@@ -139,7 +140,7 @@ static struct writer *writer_start(const char *path)
         w->ring = malloc(TEXT_RING);
         if (w->wake < 0 || !w->ring)
                 goto fail;
-        int r = pthread_create(&w->thread, NULL, writer_main, w);
+        int r = helper_thread_start(&w->thread, writer_main, w, "actord-logfile");
         if (r) {
                 errno = r;
                 goto fail;

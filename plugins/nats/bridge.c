@@ -2,6 +2,7 @@
  * life, and reporting (bridge.h). */
 #define _GNU_SOURCE /* asprintf */
 #include "bridge.h"
+#include "helper_thread.h"
 
 #include <ctype.h>
 #include <sched.h>
@@ -252,7 +253,8 @@ int bridge_init(struct actord_ctx *ctx, void **ret_state, bool subscriber, void 
         if (!b)
                 return -EINVAL;
         atomic_fetch_add(&b->refs, 1); /* the thread's */
-        int r = pthread_create(&b->thread, NULL, main, b);
+        int r = helper_thread_start(&b->thread, main, b,
+                                    subscriber ? "actord-nats-sub" : "actord-nats-pub");
         if (r) {
                 actord_set_error(ctx, "cannot start its thread: %s", strerror(r));
                 bridge_free(b);

@@ -5,6 +5,7 @@
 
 #include <core/core.h>
 #include <inttypes.h>
+#include <dirent.h>
 #include <nats/nats.h>
 
 TU_TMPDIR_SUITE(nats, 90);
@@ -508,6 +509,96 @@ Test(nats, reload_moves_a_subscription_and_removes_the_bridge)
         cr_assert_null(strstr(text, "seq=1 "), "the replaced subscriber's subject:\n%s", text);
         free(text);
         natsConnection_Destroy(nc);
+        server_stop(&s);
+        free(conf);
+        free(out);
+}
+
+/* A field of /proc/PID/task/TID/status ("Cpus_allowed_list"), or "" (caller frees). */
+static char *task_field(const char *task_dir, const char *field)
+{
+        char *path, *text, *out = NULL;
+        cr_assert(asprintf(&path, "%s/status", task_dir) > 0);
+        text = tu_read(path);
+        free(path);
+        char *at = text ? strstr(text, field) : NULL;
+        if (at) {
+                at += strlen(field) + 2; /* ":\t" */
+                out = strndup(at, strcspn(at, "\n"));
+        }
+        free(text);
+        return out ? out : strdup("");
+}
+
+static char *task_name(const char *task_dir)
+{
+        char *path;
+        cr_assert(asprintf(&path, "%s/comm", task_dir) > 0);
+        char *text = tu_read(path);
+        free(path);
+        if (text)
+                text[strcspn(text, "\n")] = 0;
+        return text ? text : strdup("");
+}
+
+Test(nats, helper_threads_are_not_pinned_to_their_worker)
+{
+        struct server s;
+        server_start(&s, 0);
+        char *out, body[768];
+        cr_assert(asprintf(&out, "%s/out.txt", dir) > 0);
+        snprintf(body, sizeof(body),
+                 "components: {\n"
+                 "  src = { class = \"core.tick\"; schedule = { every_us = 5000; }; };\n"
+                 "  pub = { class = \"nats.publish\"; worker = 1;\n"
+                 "          settings = { url = \"%s\"; subject = \"t\"; }; };\n"
+                 "  beat = { class = \"core.tick\"; schedule = { every_us = 5000; }; };\n"
+                 "  log = { class = \"core.log\"; worker = 1; settings = { path = \"%s\"; }; };\n"
+                 "};\nlinks = ( \"src.out -> pub.in\", \"beat.out -> log.in\" );\n",
+                 s.url, out);
+        char *conf = write_conf(body);
+        struct daemon d;
+        start(&d, conf);
+        cr_assert(wait_contains(dir, d.err_path, "pub: connected", 20000), "stderr:\n%s",
+                  daemon_stderr(&d));
+        cr_assert(wait_lines(dir, out, 1, 20000));
+        /* The threads the components' init started (and libnats's, started by the bridge's)
+         * may run where the main thread may, and carry names of their own: one thread only is
+         * the worker. */
+        char *task_root, *main_dir;
+        cr_assert(asprintf(&task_root, "/proc/%d/task", (int)d.pid) > 0);
+        cr_assert(asprintf(&main_dir, "%s/%d", task_root, (int)d.pid) > 0);
+        char *main_cpus = task_field(main_dir, "Cpus_allowed_list");
+        int workers1 = 0, bridge = 0, logfile = 0;
+        DIR *dp = opendir(task_root);
+        cr_assert_not_null(dp);
+        for (struct dirent *e; (e = readdir(dp));) {
+                if (e->d_name[0] == '.')
+                        continue;
+                char *task;
+                cr_assert(asprintf(&task, "%s/%s", task_root, e->d_name) > 0);
+                char *name = task_name(task), *cpus = task_field(task, "Cpus_allowed_list");
+                workers1 += !strcmp(name, "actord-w1");
+                bool helper = !strcmp(name, "actord-nats-pub") || !strcmp(name, "actord-logfile");
+                bridge += !strcmp(name, "actord-nats-pub");
+                logfile += !strcmp(name, "actord-logfile");
+                if (helper)
+                        cr_assert_str_eq(cpus, main_cpus, "thread %s (%s) may use CPUs %s, not %s",
+                                         e->d_name, name, cpus, main_cpus);
+                free(name);
+                free(cpus);
+                free(task);
+        }
+        closedir(dp);
+        char workers[160];
+        if (test_workers("sleep", workers, sizeof(workers)) == 2)
+                cr_assert_eq(workers1, 1, "threads named actord-w1: %d", workers1);
+        cr_assert_geq(bridge, 2, "the bridge thread and libnats's (%d)", bridge);
+        cr_assert_eq(logfile, 1);
+        stop(&d);
+        free(main_cpus);
+        free(main_dir);
+        free(task_root);
         server_stop(&s);
         free(conf);
         free(out);
