@@ -76,6 +76,17 @@ static unsigned comp_restarts(const struct component *c)
 }
 
 /* The time-in-queue histogram of channel i: its consumer's, for the input the link feeds. */
+/* The component's own counters (ABI 1.2), as far as its worker declared them: *ret_n
+ * entries. */
+static const struct plugin_counter *comp_counters(const struct component *c, uint32_t *ret_n)
+{
+        /* Acquire, pairs with host_counter()'s release stores: the entries are complete. */
+        uint32_t n = atomic_load_explicit(&c->n_counters, memory_order_acquire);
+        const struct plugin_counter *pc = atomic_load_explicit(&c->counters, memory_order_acquire);
+        *ret_n = pc ? n : 0;
+        return pc;
+}
+
 static const struct queue_hist *chan_wait(const struct topology *t, int i)
 {
         return &t->comps[t->link_to[i]]->in_wait[t->link_in[i]];
@@ -169,6 +180,20 @@ void stats_write_tables(FILE *f, const struct stats_view *v, uint64_t now_mono_n
                         fprintf(f, "%8" PRIu64 "\n", counter_get(&c->missed_periods));
                 else
                         fprintf(f, "%8s\n", "-");
+        }
+
+        bool any = false;
+        for (int i = 0; i < t->n_comps; i++) {
+                uint32_t n;
+                const struct plugin_counter *pc = comp_counters(t->comps[i], &n);
+                for (uint32_t k = 0; k < n; k++) {
+                        if (!any)
+                                fprintf(f, "\ncounters (the components' own)\n%-*s %-30s %14s\n",
+                                        wn, "component", "counter", "count");
+                        any = true;
+                        fprintf(f, "%-*s %-30s %14" PRIu64 "\n", wn, t->comps[i]->name, pc[k].name,
+                                counter_get(&pc[k].value));
+                }
         }
 
         struct channel_stats *st = read_channels(t);
@@ -307,6 +332,71 @@ static uint64_t chan_field(const struct channel_stats *s, enum chan_field k)
         return 0;
 }
 
+/* actord_plugin_<class>_<counter>_total: the class name's characters other than letters,
+ * digits and '_' (its dot) become '_'. */
+static void plugin_metric_name(const struct component *c, const char *counter, char *buf,
+                               size_t len)
+{
+        int n = snprintf(buf, len, "actord_plugin_%s_%s_total", c->cls->name, counter);
+        for (char *p = buf + strlen("actord_plugin_"); n > 0 && *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                      (*p >= '0' && *p <= '9') || *p == '_'))
+                        *p = '_';
+}
+
+/* Whether component j (< i) has a counter of the same metric as counter `name` of i: its
+ * family was written with j's. */
+static bool counter_family_done(const struct topology *t, int i, const char *metric)
+{
+        char other[160];
+        for (int j = 0; j < i; j++) {
+                uint32_t n;
+                const struct plugin_counter *pc = comp_counters(t->comps[j], &n);
+                for (uint32_t k = 0; k < n; k++) {
+                        plugin_metric_name(t->comps[j], pc[k].name, other, sizeof(other));
+                        if (!strcmp(other, metric))
+                                return true;
+                }
+        }
+        return false;
+}
+
+/* The components' own counters: a family per class and counter name, with a sample per
+ * component that has it; HELP is the first component's help text, escaped. */
+static void plugin_counter_families(FILE *f, const struct topology *t)
+{
+        char metric[160], other[160];
+        for (int i = 0; i < t->n_comps; i++) {
+                uint32_t n;
+                const struct plugin_counter *pc = comp_counters(t->comps[i], &n);
+                for (uint32_t k = 0; k < n; k++) {
+                        plugin_metric_name(t->comps[i], pc[k].name, metric, sizeof(metric));
+                        if (counter_family_done(t, i, metric))
+                                continue;
+                        fprintf(f, "# HELP %s ", metric);
+                        /* HELP escapes backslashes (the line feed: host_counter() keeps one
+                         * line). */
+                        for (const char *h = pc[k].help; *h; h++) {
+                                if (*h == '\\')
+                                        fputc('\\', f);
+                                fputc(*h, f);
+                        }
+                        fprintf(f, "\n# TYPE %s counter\n", metric);
+                        for (int j = i; j < t->n_comps; j++) {
+                                uint32_t m;
+                                const struct plugin_counter *qc = comp_counters(t->comps[j], &m);
+                                for (uint32_t q = 0; q < m; q++) {
+                                        plugin_metric_name(t->comps[j], qc[q].name, other,
+                                                           sizeof(other));
+                                        if (!strcmp(other, metric))
+                                                comp_sample(f, metric, t->comps[j],
+                                                            counter_get(&qc[q].value));
+                                }
+                        }
+                }
+        }
+}
+
 void stats_write_metrics(FILE *f, const struct stats_view *v)
 {
         const struct daemon_info *in = v->info;
@@ -384,6 +474,8 @@ void stats_write_metrics(FILE *f, const struct stats_view *v)
         for (int i = 0; i < t->n_comps; i++)
                 comp_sample(f, "actord_component_failed", t->comps[i],
                             comp_state(t->comps[i]) == COMPONENT_FAILED);
+
+        plugin_counter_families(f, t);
 
         struct channel_stats *st = read_channels(t);
         if (!st)

@@ -104,6 +104,20 @@ struct component {
         _Atomic uint64_t missed_periods;
         _Atomic uint32_t restarts;
         _Atomic int run_state; /* enum component_state */
+
+        /* The plugin's own counters (actord_counter, ABI 1.2): ACTORD_COUNTERS_MAX entries,
+         * allocated at the first declaration (most components have none). Declared by its
+         * worker in init, each entry complete before n_counters (release) covers it, so the
+         * control socket reads entries below n_counters (acquire) while the worker declares
+         * more. */
+        _Atomic(struct plugin_counter *) counters;
+        _Atomic uint32_t n_counters;
+};
+
+struct plugin_counter {
+        char name[49];
+        char *help;
+        _Atomic uint64_t value;
 };
 
 /* How long the messages read from one input waited: from the start of the producer's run that

@@ -302,6 +302,51 @@ __attribute__((format(printf, 2, 3))) static void host_set_error(struct actord_c
         va_end(ap);
 }
 
+static int host_counter(struct actord_ctx *ctx, const char *name, const char *help)
+{
+        struct component *c = comp_of(ctx);
+        size_t len = name ? strlen(name) : 0;
+        if (len == 0 || len >= sizeof(c->counters[0].name) || name[0] < 'a' || name[0] > 'z')
+                return -EINVAL;
+        for (size_t i = 1; i < len; i++)
+                if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+                      name[i] == '_'))
+                        return -EINVAL;
+        struct plugin_counter *all = atomic_load_explicit(&c->counters, memory_order_relaxed);
+        if (!all) {
+                all = calloc(ACTORD_COUNTERS_MAX, sizeof(*all));
+                if (!all)
+                        return -ENOMEM;
+                /* Release, pairs with the control socket's acquire load of the array. */
+                atomic_store_explicit(&c->counters, all, memory_order_release);
+        }
+        uint32_t n = atomic_load_explicit(&c->n_counters, memory_order_relaxed);
+        for (uint32_t i = 0; i < n; i++)
+                if (!strcmp(all[i].name, name))
+                        return (int)i;
+        if (n == ACTORD_COUNTERS_MAX)
+                return -ENOSPC;
+        struct plugin_counter *pc = &all[n];
+        memcpy(pc->name, name, len + 1);
+        /* One line: a newline would end the metric's HELP early. */
+        pc->help = strndup(help ? help : "", strcspn(help ? help : "", "\n"));
+        if (!pc->help)
+                return -ENOMEM;
+        atomic_store_explicit(&pc->value, 0, memory_order_relaxed);
+        /* Release, pairs with the control socket's acquire load: the entry is complete. */
+        atomic_store_explicit(&c->n_counters, n + 1, memory_order_release);
+        return (int)n;
+}
+
+static void host_count(struct actord_ctx *ctx, int counter, uint64_t n)
+{
+        struct component *c = comp_of(ctx);
+        if (counter >= 0 &&
+            (uint32_t)counter < atomic_load_explicit(&c->n_counters, memory_order_relaxed))
+                counter_add(
+                    &atomic_load_explicit(&c->counters, memory_order_relaxed)[counter].value, n);
+}
+
 const struct actord_host worker_host = {
     .abi_major = ACTORD_ABI_MAJOR,
     .abi_minor = ACTORD_ABI_MINOR,
@@ -326,6 +371,8 @@ const struct actord_host worker_host = {
     .claim_n = host_claim_n,
     .next_n = host_next_n,
     .burst_publish_ns = host_burst_publish_ns,
+    .counter = host_counter,
+    .count = host_count,
 };
 
 /* ---- the scheduler ---- */

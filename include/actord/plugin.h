@@ -1,4 +1,4 @@
-/* actord plugin ABI, version 1.1.
+/* actord plugin ABI, version 1.2.
  *
  * The only header a plugin includes. A plugin is a shared object that exports exactly one
  * symbol, ACTORD_PLUGIN_SYMBOL, a const struct actord_plugin describing its component classes.
@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define ACTORD_ABI_MAJOR 1
-#define ACTORD_ABI_MINOR 1
+#define ACTORD_ABI_MINOR 2
 
 /* The name of the one symbol a plugin exports: a const struct actord_plugin. */
 #define ACTORD_PLUGIN_SYMBOL actord_plugin_v1
@@ -180,6 +180,10 @@ struct actord_host {
                            struct actord_burst *ret);
         uint64_t (*burst_publish_ns)(struct actord_ctx *ctx, const struct actord_burst *burst,
                                      uint32_t i);
+
+        /* ABI 1.2 */
+        int (*counter)(struct actord_ctx *ctx, const char *name, const char *help);
+        void (*count)(struct actord_ctx *ctx, int counter, uint64_t n);
 };
 
 /* Whether the host table has `member`: a daemon of an earlier minor version has a shorter
@@ -395,6 +399,31 @@ static inline struct actord_notifier *actord_notifier(struct actord_ctx *ctx)
 static inline void actord_notify(struct actord_notifier *notifier)
 {
         notifier->host->notify(notifier);
+}
+
+/* Counters of the component's own (ABI 1.2): counts the daemon shows beside its own, in
+ * `actorctl stats` and as the metric actord_plugin_<class>_<name>_total{component="..."}
+ * (<class> with its dot as an underscore: nats.publish's queue_full is
+ * actord_plugin_nats_publish_queue_full_total). actord_counter() declares one, in init:
+ * `name` is [a-z][a-z0-9_]* (at most 48 characters), `help` one line; it returns the id to
+ * pass to actord_count(), or a negative errno (-EINVAL: a bad name; -ENOSPC: more than
+ * ACTORD_COUNTERS_MAX; -ENOTSUP: a daemon older than 1.2, where actord_count() does nothing).
+ * Declaring a name again (init after a restart) returns the same counter, with its count: the
+ * counts are the component's since it was created, as its runs are. actord_count() adds n;
+ * owning thread only, no system call, no lock (a relaxed add on the component's own line). */
+#define ACTORD_COUNTERS_MAX 16
+
+static inline int actord_counter(struct actord_ctx *ctx, const char *name, const char *help)
+{
+        if (!ACTORD_HOST_HAS(ctx->host, counter))
+                return -95; /* -ENOTSUP, without <errno.h> */
+        return ctx->host->counter(ctx, name, help);
+}
+
+static inline void actord_count(struct actord_ctx *ctx, int counter, uint64_t n)
+{
+        if (counter >= 0 && ACTORD_HOST_HAS(ctx->host, count))
+                ctx->host->count(ctx, counter, n);
 }
 
 /* actord_log(ctx, ACTORD_LOG_INFO, "fmt", ...): one log line attributed to the component.

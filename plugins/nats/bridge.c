@@ -247,11 +247,56 @@ static struct bridge *bridge_create(struct actord_ctx *ctx, bool subscriber)
         return b;
 }
 
+/* The tallies as counters of the component's own (actorctl stats, the metrics). */
+static void declare_counters(struct actord_ctx *ctx, struct bridge *b)
+{
+        struct {
+                struct bridge_tally *t;
+                bool pub, sub;
+                const char *name, *help;
+        } all[] = {
+            {&b->disconnects, true, true, "disconnects", "Connections to the server lost."},
+            {&b->queue_full, true, true, "queue_full",
+             "Messages dropped because the queue between the worker and the bridge was full."},
+            {&b->unconnected, true, false, "not_connected",
+             "Messages dropped before the first connection to the server."},
+            {&b->send_failed, true, false, "send_failed",
+             "Messages the client library refused to send (its reconnect buffer full)."},
+            {&b->bad, false, true, "refused",
+             "Messages refused: their size or Actord-Type header did not fit the output."},
+            {&b->gaps, false, true, "gaps",
+             "Messages missing by the Actord-Seq header: lost before they reached the "
+             "subscriber."},
+            {&b->slow, false, true, "slow_consumer",
+             "Messages the client library dropped, its pending limit reached."},
+        };
+        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+                all[i].t->counter = (b->subscriber ? all[i].sub : all[i].pub)
+                                        ? actord_counter(ctx, all[i].name, all[i].help)
+                                        : -1;
+}
+
+/* Worker: adds to each counter what its tally gained since. */
+static void update_counters(struct actord_ctx *ctx, struct bridge *b)
+{
+        struct bridge_tally *all[] = {&b->disconnects, &b->queue_full, &b->unconnected,
+                                      &b->send_failed, &b->bad,        &b->gaps,
+                                      &b->slow};
+        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+                uint64_t n = atomic_load_explicit(&all[i]->count, memory_order_relaxed);
+                if (n != all[i]->counted) {
+                        actord_count(ctx, all[i]->counter, n - all[i]->counted);
+                        all[i]->counted = n;
+                }
+        }
+}
+
 int bridge_init(struct actord_ctx *ctx, void **ret_state, bool subscriber, void *(*main)(void *))
 {
         struct bridge *b = bridge_create(ctx, subscriber);
         if (!b)
                 return -EINVAL;
+        declare_counters(ctx, b);
         atomic_fetch_add(&b->refs, 1); /* the thread's */
         int r = helper_thread_start(&b->thread, main, b,
                                     subscriber ? "actord-nats-sub" : "actord-nats-pub");
@@ -532,6 +577,7 @@ bool bridge_report(struct actord_ctx *ctx, struct bridge *b)
                                  b->subject, b->shown, natsStatus_GetText((natsStatus)failed));
                 return false;
         }
+        update_counters(ctx, b);
         uint64_t now = actord_now_ns(ctx);
         uint64_t connects = atomic_load(&b->connects);
         if (connects != b->connects_told) {

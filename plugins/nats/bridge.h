@@ -52,6 +52,8 @@ struct bridge_tally {
         _Atomic uint64_t count;
         uint64_t told;    /* worker: the count last reported */
         uint64_t told_ns; /* worker: when */
+        int counter;      /* worker: its actord_counter() id, or negative for none */
+        uint64_t counted; /* worker: the count last added to the counter */
 };
 #define BRIDGE_TELL_NS 10000000000ull
 

@@ -85,8 +85,6 @@ static int pub_init(struct actord_ctx *ctx, void **ret_state)
 static int pub_process(struct actord_ctx *ctx, void *state)
 {
         struct bridge *b = state;
-        if (!bridge_report(ctx, b))
-                return ACTORD_ERROR;
         uint64_t head = atomic_load_explicit(&b->head, memory_order_relaxed), start = head;
         /* Acquire, pairs with the bridge thread's release store of tail. */
         uint64_t tail = atomic_load_explicit(&b->tail, memory_order_acquire);
@@ -127,6 +125,9 @@ static int pub_process(struct actord_ctx *ctx, void *state)
         }
         if (dropped)
                 bridge_count(&b->queue_full, dropped, NATS_OK, b);
+        /* After the run's own counts: the counters and the log have them at once. */
+        if (!bridge_report(ctx, b))
+                return ACTORD_ERROR;
         return did ? ACTORD_OK : ACTORD_IDLE;
 }
 

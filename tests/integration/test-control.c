@@ -359,6 +359,14 @@ Test(control, status_stats_and_metrics_agree_with_the_pipeline)
         cr_assert_eq(must_metric(m, "actord_component_up{component=\"src\",class=\"test.bytes\","
                                     "worker=\"0\"}"),
                      0);
+        /* test.bytes's own counter (ABI 1.2): one per message it published. */
+        cr_assert_eq(must_metric(m, "actord_plugin_test_bytes_sent_total{component=\"src\","
+                                    "class=\"test.bytes\",worker=\"0\"}"),
+                     FINITE_COUNT);
+        cr_assert(strstr(m, "# HELP actord_plugin_test_bytes_sent_total Messages published (a "
+                            "\\\\ in the help)\n# TYPE actord_plugin_test_bytes_sent_total "
+                            "counter\n"),
+                  "%s", m);
         cr_assert_eq(must_metric(m, "actord_component_failed{component=\"src\",class=\"test."
                                     "bytes\",worker=\"0\"}"),
                      0);
@@ -436,6 +444,14 @@ Test(control, status_stats_and_metrics_agree_with_the_pipeline)
                             &cap, &pub, &cons, &rate, &lost),
                      5, "channel row: %.120s", row);
         cr_assert_eq(rate, 0, "the source finished more than a second ago: %.120s", row);
+        /* The components' own counters: test.bytes's. */
+        row = strstr(out, "\ncounters (the components' own)\n");
+        cr_assert(row, "stats: %s", out);
+        unsigned long long sent = 0;
+        cr_assert(strstr(row, "\nsrc ") &&
+                      sscanf(strstr(row, "\nsrc "), "\nsrc sent %llu", &sent) == 1,
+                  "counters: %s", row);
+        cr_assert_eq(sent, FINITE_COUNT);
         cr_assert_eq(cap, 1024);
         cr_assert_eq(pub, FINITE_COUNT);
         cr_assert_eq(cons, FINITE_COUNT);

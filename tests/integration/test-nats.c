@@ -87,10 +87,34 @@ static char *write_conf(const char *body)
         return path;
 }
 
+/* The daemon's control socket, for its metrics. */
+static char *ctl_path(void)
+{
+        char *path;
+        cr_assert(asprintf(&path, "%s/ctl.sock", dir) > 0);
+        return path;
+}
+
+/* The value of the metrics sample `series` (name and labels), which must be there. */
+static double metric_value(const char *series)
+{
+        char *sock = ctl_path();
+        char *m = ctl_request(sock, "metrics\n", 8, false, 10000);
+        cr_assert(m && !strncmp(m, "ok\n", 3), "metrics: %s", m);
+        char *at = strstr(m, series);
+        cr_assert(at && at[strlen(series)] == ' ', "no %s in:\n%s", series, m);
+        double v = strtod(at + strlen(series) + 1, NULL);
+        free(m);
+        free(sock);
+        return v;
+}
+
 static void start(struct daemon *d, const char *conf)
 {
-        const char *args[] = {"--config", conf, NULL};
+        char *sock = ctl_path();
+        const char *args[] = {"--config", conf, "--control-socket", sock, NULL};
         daemon_start(d, dir, args);
+        free(sock);
         cr_assert(daemon_wait_notify(d, "READY=1", 20000), "no READY; stderr:\n%s",
                   daemon_stderr(d));
 }
@@ -253,6 +277,10 @@ Test(nats, subscribes_and_refuses_messages_that_do_not_fit)
                               "on 'in.a', where the output's type core.sample/24 has 24"),
                   "%s", err);
         free(err);
+        /* The same count in the metrics: the component's own counter. */
+        cr_assert_eq(metric_value("actord_plugin_nats_subscribe_refused_total{component=\"sub\","
+                                  "class=\"nats.subscribe\",worker=\"0\"}"),
+                     1);
         /* 100 good ones, then one of another type, with a hole in Actord-Seq at 50. */
         for (uint64_t i = 0; i < 101; i++)
                 if (i != 50)
@@ -267,6 +295,9 @@ Test(nats, subscribes_and_refuses_messages_that_do_not_fit)
                                 "subscriber (gaps in Actord-Seq) (1 so far)",
                                 20000),
                   "stderr:\n%s", daemon_stderr(&d));
+        cr_assert_eq(metric_value("actord_plugin_nats_subscribe_gaps_total{component=\"sub\","
+                                  "class=\"nats.subscribe\",worker=\"0\"}"),
+                     1);
         stop(&d);
         /* Every good message once, in order; nothing of the refused ones. */
         char *text = tu_read(out);
@@ -320,6 +351,12 @@ Test(nats, a_server_that_stops_reading_stalls_no_worker)
                                 "was full",
                                 30000),
                   "stderr:\n%s", daemon_stderr(&d));
+        char workers[160], series[160];
+        snprintf(series, sizeof(series),
+                 "actord_plugin_nats_publish_queue_full_total{component=\"pub\",class=\"nats."
+                 "publish\",worker=\"%d\"}",
+                 test_workers("sleep", workers, sizeof(workers)) == 2 ? 1 : 0);
+        cr_assert_gt(metric_value(series), 0);
         int beats = count_lines(out);
         cr_assert(wait_lines(dir, out, beats + 200, 20000),
                   "the heartbeat on the publisher's worker stopped at %d lines; stderr:\n%s",

@@ -14,6 +14,7 @@
 struct bytes {
         uint64_t n;
         uint64_t count;
+        int sent; /* its counter of messages published (ABI 1.2) */
 };
 
 static int bytes_init(struct actord_ctx *ctx, void **ret_state)
@@ -24,6 +25,18 @@ static int bytes_init(struct actord_ctx *ctx, void **ret_state)
         int64_t v = 0;
         actord_setting_int(ctx, "count", &v);
         b->count = (uint64_t)v;
+        /* The counters' contract, checked where the plugin sees it: a second declaration of
+         * a name is the same counter, a bad name is refused. A daemon that breaks it fails
+         * this init (and the tests that run test.bytes). */
+        b->sent = actord_counter(ctx, "sent", "Messages published (a \\ in the help)");
+        int again = actord_counter(ctx, "sent", "the same");
+        int bad = actord_counter(ctx, "Not-a-name", "refused");
+        if (b->sent < 0 || again != b->sent || bad != -EINVAL) {
+                actord_set_error(ctx, "counters: sent %d, again %d, bad name %d", b->sent, again,
+                                 bad);
+                free(b);
+                return -EINVAL;
+        }
         *ret_state = b;
         return 0;
 }
@@ -38,6 +51,7 @@ static int bytes_process(struct actord_ctx *ctx, void *state)
                 return ACTORD_OK;
         *p = b->n++;
         actord_publish(ctx, 0);
+        actord_count(ctx, b->sent, 1);
         return ACTORD_OK;
 }
 

@@ -1,9 +1,10 @@
 /* The plugin header's ABI 1.1 wrappers on a daemon of ABI 1.0: a host table that ends before
  * the 1.1 entries (as such a daemon's does) gets the 1.0 calls, one message at a time, with the
- * same results a plugin would act on. The host functions here serve one real channel, as the
+ * same results a plugin would act on; and the 1.2 counters on a 1.1 daemon. The host functions here serve one real channel, as the
  * worker's do. */
 #include <criterion/criterion.h>
 
+#include <errno.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -113,4 +114,26 @@ Test(abi, the_1_1_wrappers_fall_back_to_1_0_calls)
         cr_assert_eq(actord_next_n(&ctx, 0, 8, &b), 1);
         cr_assert_eq(b.seq, 6);
         cr_assert_eq(b.lost_before, 2);
+}
+
+/* An ABI 1.1 table ends before the 1.2 entries: counters are not there, and a plugin that
+ * declares and counts runs on (its counters come to nothing). */
+static const struct actord_host host_1_1 = {
+    .abi_major = 1,
+    .abi_minor = 1,
+    .struct_size = offsetof(struct actord_host, counter),
+    .claim = old_claim,
+    .publish = old_publish,
+    .next = old_next,
+    .port_size = old_port_size,
+};
+
+Test(abi, counters_on_a_1_1_daemon_come_to_nothing)
+{
+        struct actord_ctx ctx = {.host = &host_1_1};
+        int id = actord_counter(&ctx, "sent", "messages");
+        cr_assert_eq(id, -ENOTSUP);
+        /* Neither an id from such a daemon nor any other reaches the missing entry. */
+        actord_count(&ctx, id, 1);
+        actord_count(&ctx, 0, 1);
 }
