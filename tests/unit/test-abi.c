@@ -1,7 +1,7 @@
 /* The plugin header's ABI 1.1 wrappers on a daemon of ABI 1.0: a host table that ends before
  * the 1.1 entries (as such a daemon's does) gets the 1.0 calls, one message at a time, with the
- * same results a plugin would act on; and the 1.2 counters on a 1.1 daemon. The host functions here serve one real channel, as the
- * worker's do. */
+ * same results a plugin would act on; and the 1.2 counters on a 1.1 daemon. The host functions here
+ * serve one real channel, as the worker's do. */
 #include <criterion/criterion.h>
 
 #include <errno.h>
