@@ -218,8 +218,10 @@ Test(nats, publishes_every_message_with_its_type_and_sequence)
                 cr_assert(wait_contains(dir, d.err_path,
                                         "messages dropped: not connected to the server yet", 10000),
                           "%" PRIu64 " missing; stderr:\n%s", first, daemon_stderr(&d));
+        /* The log has its own thread: wait for the line rather than read once. */
+        cr_assert(wait_contains(dir, d.err_path, "pub: connected to nats://127.0.0.1:", 10000),
+                  "stderr:\n%s", daemon_stderr(&d));
         char *err = daemon_stderr(&d);
-        cr_assert(strstr(err, "pub: connected to nats://127.0.0.1:"), "%s", err);
         cr_assert_null(strstr(err, "queue was full"), "%s", err);
         free(err);
         stop(&d);
