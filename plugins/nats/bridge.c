@@ -259,7 +259,7 @@ static void declare_counters(struct actord_ctx *ctx, struct bridge *b)
             {&b->queue_full, true, true, "queue_full",
              "Messages dropped because the queue between the worker and the bridge was full."},
             {&b->unconnected, true, false, "not_connected",
-             "Messages dropped before the first connection to the server."},
+             "Messages dropped before the first connection to the server (the queue full)."},
             {&b->send_failed, true, false, "send_failed",
              "Messages the client library refused to send (its reconnect buffer full)."},
             {&b->bad, false, true, "refused",
@@ -603,7 +603,7 @@ bool bridge_report(struct actord_ctx *ctx, struct bridge *b)
              false);
         tell(ctx, b, &b->send_failed, now, ACTORD_LOG_WARNING, "messages not sent", true);
         tell(ctx, b, &b->unconnected, now, ACTORD_LOG_WARNING,
-             "messages dropped: not connected to the server yet", false);
+             "messages dropped: not connected to the server yet, and the queue is full", false);
         tell(ctx, b, &b->slow, now, ACTORD_LOG_WARNING,
              "messages dropped by the client library (slow consumer)", false);
         tell(ctx, b, &b->gaps, now, ACTORD_LOG_WARNING,

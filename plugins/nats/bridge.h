@@ -109,7 +109,8 @@ struct bridge {
         uint64_t connects_told;    /* worker */
         struct bridge_tally disconnects;
         struct bridge_tally queue_full;  /* messages dropped: the ring was full */
-        struct bridge_tally unconnected; /* publisher: dropped before the first connect */
+        struct bridge_tally unconnected; /* publisher: dropped before the first connect, the
+                                          * ring full */
         struct bridge_tally send_failed; /* publisher: libnats refused the publish */
         struct bridge_tally bad;         /* subscriber: wrong size or type, not delivered */
         struct bridge_tally gaps;        /* subscriber: messages missing by BRIDGE_HDR_SEQ */

@@ -2,9 +2,10 @@
  *
  * The worker copies messages into the bridge's ring (slot: the channel sequence number, then
  * the payload) and the bridge thread publishes them, each with BRIDGE_HDR_TYPE and
- * BRIDGE_HDR_SEQ unless `headers = false`. While the connection is down, libnats keeps what
- * it is given in its reconnect buffer and sends it on reconnect; past that it refuses, and the
- * refusals are counted and logged. */
+ * BRIDGE_HDR_SEQ unless `headers = false`. Until the first connect the messages wait in the
+ * ring (a full ring then counts as `not_connected`). While a connection made once is down,
+ * libnats keeps what it is given in its reconnect buffer and sends it on reconnect; past that
+ * it refuses, and the refusals are counted and logged. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
@@ -19,11 +20,15 @@ static unsigned char *pub_slot(struct bridge *b, uint64_t pos)
         return b->slots + (size_t)(pos & (b->cap - 1)) * b->slot_size;
 }
 
+/* Messages to send, and a connection made once: before the first connect libnats does not
+ * know whether the server takes headers and would refuse them, so they wait in the ring (on
+ * the first connect, on_connected() wakes the thread). */
 static bool pub_has_work(struct bridge *b)
 {
         /* Acquire, pairs with the worker's release store of head: the slots are written. */
         return atomic_load_explicit(&b->head, memory_order_acquire) !=
-               atomic_load_explicit(&b->tail, memory_order_relaxed);
+                   atomic_load_explicit(&b->tail, memory_order_relaxed) &&
+               atomic_load(&b->connects) != 0;
 }
 
 static natsStatus pub_send(struct bridge *b, const unsigned char *slot)
@@ -51,9 +56,10 @@ static void *pub_main(void *arg)
 {
         struct bridge *b = arg;
         if (bridge_connect(b) != NATS_OK) {
-                /* The worker reports it and fails the component; wait to be stopped. */
-                while (bridge_wait(b, pub_has_work))
-                        atomic_store(&b->tail, atomic_load(&b->head));
+                /* The worker reports it and fails the component; wait to be stopped (never
+                 * connected: no work). */
+                while (bridge_wait(b, pub_has_work)) {
+                }
                 bridge_thread_end(b);
                 return NULL;
         }
@@ -90,18 +96,10 @@ static int pub_process(struct actord_ctx *ctx, void *state)
         uint64_t tail = atomic_load_explicit(&b->tail, memory_order_acquire);
         uint64_t dropped = 0;
         bool did = false;
-        /* Until the first connect, libnats does not know whether the server takes headers
-         * and refuses such messages: they are dropped here, counted. Afterwards, while it
-         * reconnects, it keeps them in its reconnect buffer. */
-        bool connected_once = atomic_load(&b->connects) != 0;
         struct actord_burst run = {.struct_size = sizeof(run)};
         uint32_t k;
         while ((k = actord_next_n(ctx, 0, 64, &run))) {
                 did = true;
-                if (!connected_once) {
-                        bridge_count(&b->unconnected, k, NATS_OK, b);
-                        continue;
-                }
                 for (uint32_t i = 0; i < k; i++) {
                         if (head - tail == b->cap) {
                                 tail = atomic_load_explicit(&b->tail, memory_order_acquire);
@@ -123,8 +121,11 @@ static int pub_process(struct actord_ctx *ctx, void *state)
                 atomic_store_explicit(&b->head, head, memory_order_release);
                 bridge_wake(b);
         }
+        /* A full ring before the first connect: the messages waited for a server that is not
+         * there (yet), not for a slow one. */
         if (dropped)
-                bridge_count(&b->queue_full, dropped, NATS_OK, b);
+                bridge_count(atomic_load(&b->connects) ? &b->queue_full : &b->unconnected, dropped,
+                             NATS_OK, b);
         /* After the run's own counts: the counters and the log have them at once. */
         if (!bridge_report(ctx, b))
                 return ACTORD_ERROR;
