@@ -643,3 +643,58 @@ Test(nats, helper_threads_are_not_pinned_to_their_worker)
         free(conf);
         free(out);
 }
+
+Test(nats, both_ends_come_back_after_the_server_restarts)
+{
+        struct server s;
+        server_start(&s, 0);
+        int port = s.port;
+        char *out, body[1024];
+        cr_assert(asprintf(&out, "%s/out.txt", dir) > 0);
+        snprintf(
+            body, sizeof(body),
+            "components: {\n"
+            "  src = { class = \"core.tick\"; schedule = { every_us = 2000; }; };\n"
+            "  pub = { class = \"nats.publish\"; worker = 1;\n"
+            "          settings = { url = \"%s\"; subject = \"up\"; }; };\n"
+            "  sub = { class = \"nats.subscribe\"; worker = 0;\n"
+            "          settings = { url = \"%s\"; subject = \"down\"; }; };\n"
+            "  x = { class = \"core.scale\"; settings = { factor = 1; }; };\n"
+            "  log = { class = \"core.log\"; settings = { path = \"%s\"; }; };\n"
+            "};\nlinks = ( \"src.out -> pub.in\", \"sub.out -> x.in\", \"x.out -> log.in\" );\n",
+            s.url, s.url, out);
+        char *conf = write_conf(body);
+        struct daemon d;
+        start(&d, conf);
+        cr_assert(wait_contains(dir, d.err_path, "sub: subscribed to 'down'", 20000), "stderr:\n%s",
+                  daemon_stderr(&d));
+
+        /* The server goes away and comes back on the same port. */
+        server_stop(&s);
+        cr_assert(wait_contains(dir, d.err_path, "sub: 1 disconnects from the server", 20000),
+                  "stderr:\n%s", daemon_stderr(&d));
+        server_start(&s, port);
+        cr_assert(wait_count(dir, d.err_path, "sub: subscribed to 'down'", 2, 20000),
+                  "the subscription was not made again; stderr:\n%s", daemon_stderr(&d));
+
+        /* Both directions work again: the publisher's messages arrive, ours reach the log. */
+        struct listener l;
+        listen_to(&l, &s, "up");
+        natsMsg *m = NULL;
+        natsStatus st = natsSubscription_NextMsg(&m, l.sub, 20000);
+        cr_assert_eq(st, NATS_OK, "%s; stderr:\n%s", natsStatus_GetText(st), daemon_stderr(&d));
+        natsMsg_Destroy(m);
+        send_sample(l.nc, "down", 0, "core.sample/24", (int)sizeof(struct core_sample));
+        cr_assert_eq(natsConnection_Flush(l.nc), NATS_OK);
+        cr_assert(wait_lines(dir, out, 1, 20000), "stderr:\n%s", daemon_stderr(&d));
+        cr_assert(wait_contains(dir, d.err_path, "pub: reconnected to", 20000), "stderr:\n%s",
+                  daemon_stderr(&d));
+        cr_assert_eq(metric_value("actord_plugin_nats_subscribe_disconnects_total{component="
+                                  "\"sub\",class=\"nats.subscribe\",worker=\"0\"}"),
+                     1);
+        stop(&d);
+        listener_close(&l);
+        server_stop(&s);
+        free(conf);
+        free(out);
+}
