@@ -19,8 +19,8 @@ static const char *const top_keys[] = {"actord", "components", "links"};
 static const char *const actord_keys[] = {"plugin_dirs", "plugin_strict_modes", "stall_ms",
                                           "workers", RESTART_KEYS};
 static const char *const worker_keys[] = {"cpu", "idle", "spin_us"};
-static const char *const component_keys[] = {"class", "schedule", "worker", "settings",
-                                             RESTART_KEYS};
+static const char *const component_keys[] = {"class",    "schedule", "worker",
+                                             "settings", "type",     RESTART_KEYS};
 static const char *const schedule_keys[] = {"every_us"};
 static const char *const link_keys[] = {"from", "to", "capacity", "overflow"};
 
@@ -470,6 +470,9 @@ static void load_components(struct loader *l, const config_setting_t *s)
                 if ((m = config_setting_get_member(g, "settings")) &&
                     expect_type(l, m, "settings", CONFIG_TYPE_GROUP))
                         cc->settings = m;
+                if ((m = config_setting_get_member(g, "type")) &&
+                    expect_type(l, m, "type", CONFIG_TYPE_STRING))
+                        cc->type = strdup(config_setting_get_string(m));
                 char who[300];
                 snprintf(who, sizeof(who), "component '%s'", name);
                 load_restart(l, g, who, &cc->restart);
@@ -743,6 +746,7 @@ void config_free(struct config *c)
         for (int i = 0; i < c->n_components; i++) {
                 free(c->components[i].name);
                 free(c->components[i].class_name);
+                free(c->components[i].type);
         }
         free(c->components);
         for (int i = 0; i < c->n_links; i++) {

@@ -79,6 +79,7 @@ struct config_component {
         int worker;            /* index into workers, or -1: automatic placement */
         struct config_restart restart;
         const config_setting_t *settings; /* the `settings` group, or NULL */
+        char *type; /* `type`: the message type its generic ports take, or NULL */
         const char *file;
         int line;
 };

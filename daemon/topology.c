@@ -288,9 +288,56 @@ static const struct actord_port *decl_port(const struct component *c, bool outpu
         return output ? &c->cls->outputs[port] : &c->cls->inputs[port];
 }
 
+/* The size of message type `name` as some loaded class declares it; false if none does. */
+static bool declared_type_size(const struct plugin_registry *reg, const char *name, uint32_t *ret)
+{
+        for (int i = 0; i < reg->n_classes; i++) {
+                const struct actord_class *cls = reg->classes[i].cls;
+                for (uint32_t k = 0; k < cls->n_inputs + cls->n_outputs; k++) {
+                        const struct actord_port *p =
+                            k < cls->n_inputs ? &cls->inputs[k] : &cls->outputs[k - cls->n_inputs];
+                        if (!is_generic(p) && !strcmp(p->type, name)) {
+                                *ret = p->size;
+                                return true;
+                        }
+                }
+        }
+        return false;
+}
+
+/* A component's `type`: what its generic ports take, before anything wired to them says. */
+static void seed_types(struct builder *b)
+{
+        for (int ci = 0; ci < b->cfg->n_components && ci < b->t->n_comps; ci++) {
+                struct component *c = b->t->comps[ci];
+                const struct config_component *cc = c ? c->cc : NULL;
+                if (!cc || !cc->type || !c->cls)
+                        continue;
+                bool generic = false;
+                for (uint32_t k = 0; k < c->cls->n_inputs; k++)
+                        generic |= is_generic(&c->cls->inputs[k]);
+                for (uint32_t k = 0; k < c->cls->n_outputs; k++)
+                        generic |= is_generic(&c->cls->outputs[k]);
+                uint32_t size;
+                if (!generic)
+                        ERRL(b, cc->file, cc->line,
+                             "component '%s': type = \"%s\", but its class %s has no generic "
+                             "port ('*') for it to apply to",
+                             cc->name, cc->type, c->cls->name);
+                else if (!declared_type_size(b->reg, cc->type, &size))
+                        ERRL(b, cc->file, cc->line,
+                             "component '%s': type \"%s\" is no port's type in the loaded "
+                             "plugins (its size comes from one)",
+                             cc->name, cc->type);
+                else
+                        b->generic[ci] = (struct port_type){.name = cc->type, .size = size};
+        }
+}
+
 static void resolve_types(struct builder *b)
 {
         const struct config *cfg = b->cfg;
+        seed_types(b);
         /* Generic ports take the type of what they are wired to, transitively: propagate
          * until nothing changes (at most one pass per link). */
         for (int pass = 0; pass <= cfg->n_links; pass++) {

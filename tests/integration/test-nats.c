@@ -698,3 +698,49 @@ Test(nats, both_ends_come_back_after_the_server_restarts)
         free(conf);
         free(out);
 }
+
+Test(nats, a_typed_subscriber_relays_to_a_publisher)
+{
+        /* Both ends generic: the subscriber's `type` says what flows between them. */
+        struct server s;
+        server_start(&s, 0);
+        char body[768];
+        snprintf(body, sizeof(body),
+                 "components: {\n"
+                 "  sub = { class = \"nats.subscribe\"; type = \"core.sample\";\n"
+                 "          settings = { url = \"%s\"; subject = \"relay.in\"; }; };\n"
+                 "  pub = { class = \"nats.publish\"; worker = 1;\n"
+                 "          settings = { url = \"%s\"; subject = \"relay.out\"; }; };\n"
+                 "};\nlinks = ( \"sub.out -> pub.in\" );\n",
+                 s.url, s.url);
+        char *conf = write_conf(body);
+        struct daemon d;
+        start(&d, conf);
+        cr_assert(wait_contains(dir, d.err_path, "sub: subscribed to 'relay.in'", 20000),
+                  "stderr:\n%s", daemon_stderr(&d));
+        /* The publisher need not be connected yet: what it gets first waits for its connect. */
+        struct listener l;
+        listen_to(&l, &s, "relay.out");
+        for (uint64_t i = 0; i < 5; i++)
+                send_sample(l.nc, "relay.in", i, "core.sample/24", (int)sizeof(struct core_sample));
+        cr_assert_eq(natsConnection_Flush(l.nc), NATS_OK);
+        for (uint64_t i = 0; i < 5; i++) {
+                natsMsg *m = NULL;
+                natsStatus st = natsSubscription_NextMsg(&m, l.sub, 20000);
+                cr_assert_eq(st, NATS_OK, "message %" PRIu64 ": %s; stderr:\n%s", i,
+                             natsStatus_GetText(st), daemon_stderr(&d));
+                struct core_sample smp;
+                cr_assert_eq(natsMsg_GetDataLength(m), (int)sizeof(smp));
+                memcpy(&smp, natsMsg_GetData(m), sizeof(smp));
+                cr_assert_eq(smp.seq, i);
+                cr_assert_eq(smp.value, (double)i * 2);
+                const char *type = NULL;
+                cr_assert_eq(natsMsgHeader_Get(m, "Actord-Type", &type), NATS_OK);
+                cr_assert_str_eq(type, "core.sample/24");
+                natsMsg_Destroy(m);
+        }
+        stop(&d);
+        listener_close(&l);
+        server_stop(&s);
+        free(conf);
+}

@@ -205,6 +205,50 @@ Test(topology, generic_ports_with_nothing_concrete_are_an_error)
         done(&b);
 }
 
+Test(topology, a_component_type_gives_its_generic_ports_a_type)
+{
+        struct built b;
+        /* nats.subscribe's output and test.failinit's input are both generic: `type` says. */
+        build(&b, WORKERS "components: {\n"
+                          "  s = { class = \"nats.subscribe\"; type = \"core.sample\";\n"
+                          "        settings = { subject = \"x\"; }; };\n"
+                          "  x = { class = \"test.failinit\"; };\n"
+                          "};\n"
+                          "links = ( \"s.out -> x.in\" );\n");
+        cr_assert_eq(b.r, 0);
+        cr_assert_str_eq(b.topo.comps[1]->in_type[0].name, "core.sample");
+        cr_assert_eq(b.topo.comps[1]->in_type[0].size, 24, "the size core.sample is declared with");
+        done(&b);
+}
+
+Test(topology, a_component_type_must_fit)
+{
+        struct built b;
+        build(&b, WORKERS "components: {\n"
+                          "  t = { class = \"core.tick\"; type = \"core.sample\";\n"
+                          "        schedule = { every_us = 1000; }; };\n"
+                          "  c = { class = \"core.counter\"; };\n"
+                          "  s = { class = \"nats.subscribe\"; type = \"no.such\";\n"
+                          "        settings = { subject = \"x\"; }; };\n"
+                          "  x = { class = \"test.failinit\"; };\n"
+                          "  s2 = { class = \"nats.subscribe\"; type = \"test.bytes\";\n"
+                          "        settings = { subject = \"y\"; }; };\n"
+                          "  c2 = { class = \"core.scale\"; };\n"
+                          "  c3 = { class = \"core.counter\"; };\n"
+                          "};\n"
+                          "links = ( \"t.out -> c.in\", \"s.out -> x.in\", \"s2.out -> c2.in\",\n"
+                          "          \"c2.out -> c3.in\" );\n");
+        cr_assert_eq(b.r, -EINVAL);
+        cr_assert(has(&b,
+                      "t.conf:3: component 't': type = \"core.sample\", but its class core.tick "
+                      "has no generic port ('*') for it to apply to"));
+        cr_assert(has(&b, "t.conf:6: component 's': type \"no.such\" is no port's type in the "
+                          "loaded plugins"));
+        /* A type given and a typed port wired to it disagree: the link says so. */
+        cr_assert(has(&b, "link s2.out -> c2.in: type mismatch"));
+        done(&b);
+}
+
 Test(topology, settings_are_checked_against_the_class)
 {
         struct built b;
