@@ -308,10 +308,10 @@ static bool declared_type_size(const struct plugin_registry *reg, const char *na
 /* A component's `type`: what its generic ports take, before anything wired to them says. */
 static void seed_types(struct builder *b)
 {
-        for (int ci = 0; ci < b->cfg->n_components && ci < b->t->n_comps; ci++) {
+        for (int ci = 0; ci < b->t->n_comps; ci++) {
                 struct component *c = b->t->comps[ci];
-                const struct config_component *cc = c ? c->cc : NULL;
-                if (!cc || !cc->type || !c->cls)
+                const struct config_component *cc = c->cc;
+                if (!cc->type || !c->cls)
                         continue;
                 bool generic = false;
                 for (uint32_t k = 0; k < c->cls->n_inputs; k++)

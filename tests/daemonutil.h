@@ -402,4 +402,25 @@ static inline char *ctl_request(const char *path, const char *req, size_t len, b
         return buf;
 }
 
+/* Metrics text (Prometheus exposition), as the control socket's `metrics` answers. */
+/* The value of the sample whose name and labels are `series` (as printed: name{labels}). */
+static inline bool metric(const char *text, const char *series, double *ret)
+{
+        size_t n = strlen(series);
+        for (const char *line = text; line && *line; line = strchr(line, '\n'), line += !!line) {
+                if (strncmp(line, series, n) == 0 && line[n] == ' ') {
+                        *ret = strtod(line + n + 1, NULL);
+                        return true;
+                }
+        }
+        return false;
+}
+
+static inline double must_metric(const char *text, const char *series)
+{
+        double v;
+        cr_assert(metric(text, series, &v), "no sample %s in:\n%s", series, text);
+        return v;
+}
+
 #endif

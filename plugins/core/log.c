@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "deadline.h"
 #include "helper_thread.h"
 
 enum kind { KIND_SAMPLE, KIND_ALERT, KIND_RAW };
@@ -165,14 +166,7 @@ static bool writer_stop(struct writer *w, int ms, int *ret_error)
 {
         atomic_store_explicit(&w->stop, true, memory_order_release);
         writer_wake(w);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += ms / 1000;
-        until.tv_nsec += (long)(ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = deadline_after_ms(CLOCK_REALTIME, ms);
         if (pthread_timedjoin_np(w->thread, NULL, &until) != 0) {
                 pthread_detach(w->thread);
                 return false;

@@ -2,12 +2,14 @@
  * life, and reporting (bridge.h). */
 #define _GNU_SOURCE /* asprintf */
 #include "bridge.h"
+#include "deadline.h"
 #include "helper_thread.h"
 
 #include <ctype.h>
 #include <sched.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,46 +249,54 @@ static struct bridge *bridge_create(struct actord_ctx *ctx, bool subscriber)
         return b;
 }
 
-/* The tallies as counters of the component's own (actorctl stats, the metrics). */
+/* The tallies that are counters of the component's own (actorctl stats, the metrics), and
+ * which class keeps each. */
+static const struct tally_info {
+        size_t offset; /* of its struct bridge_tally in struct bridge */
+        bool pub, sub;
+        const char *name, *help;
+} tally_info[] = {
+    {offsetof(struct bridge, disconnects), true, true, "disconnects",
+     "Connections to the server lost."},
+    {offsetof(struct bridge, queue_full), true, true, "queue_full",
+     "Messages dropped because the queue between the worker and the bridge was full."},
+    {offsetof(struct bridge, unconnected), true, false, "not_connected",
+     "Messages dropped before the first connection to the server (the queue full)."},
+    {offsetof(struct bridge, send_failed), true, false, "send_failed",
+     "Messages the client library refused to send (its reconnect buffer full)."},
+    {offsetof(struct bridge, bad), false, true, "refused",
+     "Messages refused: their size or Actord-Type header did not fit the output."},
+    {offsetof(struct bridge, gaps), false, true, "gaps",
+     "Messages missing by the Actord-Seq header: lost before they reached the subscriber."},
+    {offsetof(struct bridge, slow), false, true, "slow_consumer",
+     "Messages the client library dropped, its pending limit reached."},
+};
+#define N_TALLIES (sizeof(tally_info) / sizeof(tally_info[0]))
+
+static struct bridge_tally *tally_of(struct bridge *b, const struct tally_info *ti)
+{
+        return (struct bridge_tally *)(void *)((char *)b + ti->offset);
+}
+
 static void declare_counters(struct actord_ctx *ctx, struct bridge *b)
 {
-        struct {
-                struct bridge_tally *t;
-                bool pub, sub;
-                const char *name, *help;
-        } all[] = {
-            {&b->disconnects, true, true, "disconnects", "Connections to the server lost."},
-            {&b->queue_full, true, true, "queue_full",
-             "Messages dropped because the queue between the worker and the bridge was full."},
-            {&b->unconnected, true, false, "not_connected",
-             "Messages dropped before the first connection to the server (the queue full)."},
-            {&b->send_failed, true, false, "send_failed",
-             "Messages the client library refused to send (its reconnect buffer full)."},
-            {&b->bad, false, true, "refused",
-             "Messages refused: their size or Actord-Type header did not fit the output."},
-            {&b->gaps, false, true, "gaps",
-             "Messages missing by the Actord-Seq header: lost before they reached the "
-             "subscriber."},
-            {&b->slow, false, true, "slow_consumer",
-             "Messages the client library dropped, its pending limit reached."},
-        };
-        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-                all[i].t->counter = (b->subscriber ? all[i].sub : all[i].pub)
-                                        ? actord_counter(ctx, all[i].name, all[i].help)
-                                        : -1;
+        for (size_t i = 0; i < N_TALLIES; i++) {
+                const struct tally_info *ti = &tally_info[i];
+                tally_of(b, ti)->counter = (b->subscriber ? ti->sub : ti->pub)
+                                               ? actord_counter(ctx, ti->name, ti->help)
+                                               : -1;
+        }
 }
 
 /* Worker: adds to each counter what its tally gained since. */
 static void update_counters(struct actord_ctx *ctx, struct bridge *b)
 {
-        struct bridge_tally *all[] = {&b->disconnects, &b->queue_full, &b->unconnected,
-                                      &b->send_failed, &b->bad,        &b->gaps,
-                                      &b->slow};
-        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-                uint64_t n = atomic_load_explicit(&all[i]->count, memory_order_relaxed);
-                if (n != all[i]->counted) {
-                        actord_count(ctx, all[i]->counter, n - all[i]->counted);
-                        all[i]->counted = n;
+        for (size_t i = 0; i < N_TALLIES; i++) {
+                struct bridge_tally *t = tally_of(b, &tally_info[i]);
+                uint64_t n = atomic_load_explicit(&t->count, memory_order_relaxed);
+                if (n != t->counted) {
+                        actord_count(ctx, t->counter, n - t->counted);
+                        t->counted = n;
                 }
         }
 }
@@ -447,14 +457,7 @@ natsStatus bridge_connect(struct bridge *b)
 /* Waits (at most BRIDGE_CLOSE_WAIT_MS) until *flag is set under the lock. */
 static bool wait_flag(struct bridge *b, const bool *flag)
 {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += BRIDGE_CLOSE_WAIT_MS / 1000;
-        until.tv_nsec += (long)(BRIDGE_CLOSE_WAIT_MS % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = deadline_after_ms(CLOCK_MONOTONIC, BRIDGE_CLOSE_WAIT_MS);
         pthread_mutex_lock(&b->lock);
         while (!*flag)
                 if (pthread_cond_timedwait(&b->cond, &b->lock, &until) == ETIMEDOUT)
@@ -539,13 +542,7 @@ void bridge_fini(struct actord_ctx *ctx, void *state)
         atomic_store(&b->stop, true);
         uint64_t one = 1;
         (void)!write(b->wake, &one, sizeof(one));
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += BRIDGE_JOIN_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = deadline_after_ms(CLOCK_REALTIME, BRIDGE_JOIN_MS);
         /* A thread still busy with a server that does not answer goes on alone; it holds its
          * own reference. */
         if (pthread_timedjoin_np(b->thread, NULL, &until) != 0)

@@ -56,10 +56,9 @@ static void *pub_main(void *arg)
 {
         struct bridge *b = arg;
         if (bridge_connect(b) != NATS_OK) {
-                /* The worker reports it and fails the component; wait to be stopped (never
-                 * connected: no work). */
-                while (bridge_wait(b, pub_has_work)) {
-                }
+                /* The worker reports it and fails the component. Never connected, there is
+                 * no work to send: this returns once fini asks the thread to stop. */
+                (void)bridge_wait(b, pub_has_work);
                 bridge_thread_end(b);
                 return NULL;
         }

@@ -135,26 +135,6 @@ static int actorctl(const char *const *args, const char *const *env, char **out,
         return WEXITSTATUS(status);
 }
 
-/* The value of the sample whose name and labels are `series` (as printed: name{labels}). */
-static bool metric(const char *text, const char *series, double *ret)
-{
-        size_t n = strlen(series);
-        for (const char *line = text; line && *line; line = strchr(line, '\n'), line += !!line) {
-                if (strncmp(line, series, n) == 0 && line[n] == ' ') {
-                        *ret = strtod(line + n + 1, NULL);
-                        return true;
-                }
-        }
-        return false;
-}
-
-static double must_metric(const char *text, const char *series)
-{
-        double v;
-        cr_assert(metric(text, series, &v), "no sample %s in:\n%s", series, text);
-        return v;
-}
-
 /* The exposition format's rules, as far as our output uses it: every family has one HELP and
  * one TYPE line (counter, gauge or histogram) before its samples, which all belong to it and
  * come together (a histogram's: name_bucket with `le`, name_sum, name_count); counters end in

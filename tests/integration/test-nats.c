@@ -101,9 +101,7 @@ static double metric_value(const char *series)
         char *sock = ctl_path();
         char *m = ctl_request(sock, "metrics\n", 8, false, 10000);
         cr_assert(m && !strncmp(m, "ok\n", 3), "metrics: %s", m);
-        char *at = strstr(m, series);
-        cr_assert(at && at[strlen(series)] == ' ', "no %s in:\n%s", series, m);
-        double v = strtod(at + strlen(series) + 1, NULL);
+        double v = must_metric(m, series);
         free(m);
         free(sock);
         return v;
