@@ -12,7 +12,7 @@
 /* An overwrite reader's copies for batch reads: at most this many messages, this many bytes. */
 #define CHANNEL_COPY_RUN 32u
 #define CHANNEL_COPY_BYTES 16384u
-#define CHANNEL_VERSION 3u
+#define CHANNEL_VERSION 4u
 
 static uint32_t round_up_pow2(uint32_t v)
 {
@@ -360,6 +360,7 @@ void *channel_claim_slow_(struct channel_tx *tx, uint32_t n, uint32_t *ret_count
                                                                          memory_order_relaxed) +
                                                         1,
                                                     memory_order_relaxed);
+                                                tx->refused = true;
                                                 *ret_count = 0;
                                                 return NULL;
                                         }
@@ -403,6 +404,25 @@ void channel_publish_slow_(struct channel_tx *tx)
                 atomic_store_explicit(&s->stamp, 2 * (seq + i) + 2, memory_order_release);
         }
         tx->hdr = h;
+}
+
+bool channel_tx_want_room(struct channel_tx *tx)
+{
+        struct channel_shared *sh = tx->sh;
+        if (tx->policy != CHANNEL_REJECT)
+                return true;
+        atomic_store_explicit(&sh->room_wanted, 1, memory_order_relaxed);
+        /* seq_cst: the request is visible before `tail` is loaded, as the consumer's store of
+         * `tail` is before its load of the request (channel_rx_room_wanted()). */
+        atomic_thread_fence(memory_order_seq_cst);
+        /* Acquire, as in channel_claim_slow_(): the slots it gave back are ours to write. */
+        tx->cached_tail = atomic_load_explicit(&sh->tail, memory_order_acquire);
+        uint64_t head = channel_tx_seq_at_(tx, tx->hdr) - tx->drops;
+        if (tx->cached_tail + tx->nslots == head)
+                return false;
+        /* Room already: the caller runs again, no one need tell it. */
+        atomic_store_explicit(&sh->room_wanted, 0, memory_order_relaxed);
+        return true;
 }
 
 int channel_policy_from_string(const char *s)

@@ -4,11 +4,11 @@
  * Protocol
  * --------
  * Memory is one region (from a memfd, addressed by offsets from its start, never by pointers):
- * a header with three cache-line pairs (immutable geometry; producer-written counters;
- * consumer-written position and counters), then the slots. A slot is a 16-byte header
- * {stamp, publish_ns} and a payload. Small payloads (up to 48 bytes) follow their header in
- * the same slot, so that a message is one cache line for the consumer; larger ones live in an
- * array of their own with a 64-byte-multiple stride (a 64-byte message is exactly one line)
+ * a header of cache-line pairs (immutable geometry; producer-written counters; the consumer's
+ * position; its counters; a refused producer's request for room), then the slots. A slot is a
+ * 16-byte header {stamp, publish_ns} and a payload. Small payloads (up to 48 bytes) follow their
+ * header in the same slot, so that a message is one cache line for the consumer; larger ones live
+ * in an array of their own with a 64-byte-multiple stride (a 64-byte message is exactly one line)
  * and the headers in a dense array beside it. Slots never straddle a line they do not need.
  *
  * - stamp is the slot's only synchronisation variable. 0: never written. 2*seq+2: holds the
@@ -145,6 +145,12 @@ struct channel_shared {
                                                           * drop_new/reject also the reader's
                                                           * position */
         _Atomic uint64_t overwritten;                    /* overwrite losses, seen as gaps */
+
+        /* reject: set by a producer that a full ring refused and that wants to run again once
+         * there is room (channel_tx_want_room()), cleared by the consumer that gives slots
+         * back after it (channel_rx_room_wanted()). A line of its own: written only around a
+         * refusal, so the consumer's look at the end of a run hits its own cache. */
+        alignas(CHANNEL_LINE) _Atomic uint32_t room_wanted;
 };
 
 struct channel {
@@ -187,6 +193,7 @@ struct channel_tx {
         uint64_t drops;         /* drop_new: messages dropped, so position = seq - drops */
         uint64_t cached_tail;   /* drop_new/reject: slots released by the consumer, last read */
         unsigned char *scratch; /* drop_new: where a message bound to be dropped is written */
+        bool refused;           /* reject: a claim was refused; the owner clears it */
 };
 
 struct channel_rx {
@@ -199,6 +206,7 @@ struct channel_rx {
         unsigned char *payload_base; /* payloads */
         uint64_t want;               /* the smallest stamp a new message can carry: 2 * seq + 2 */
         uint64_t released;           /* position last stored in `tail` */
+        bool gave_back;              /* `tail` was stored since the last channel_rx_end() */
         uint32_t mask;               /* nslots - 1 */
         uint32_t hdr_shift;          /* log2 of the header stride */
         uint32_t payload_stride;
@@ -475,6 +483,7 @@ CHANNEL_INLINE void channel_rx_release_(struct channel_rx *rx, uint64_t pos)
         if (rx->released == pos)
                 return;
         rx->released = pos;
+        rx->gave_back = true;
         /* Release, pairs with the producer's acquire load of `tail` in channel_claim_slow_():
          * our reads of the slots happen before the producer reuses them. */
         atomic_store_explicit(&rx->sh->tail, pos, memory_order_release);
@@ -690,13 +699,37 @@ CHANNEL_INLINE uint64_t channel_burst_publish_ns(const struct channel_burst *b, 
 
 /* Ends a read pass: gives back every slot read in place (under drop_new/reject a reader
  * otherwise gives them back in batches, see the top of this file). The worker calls it when
- * the consumer's run returns. */
-CHANNEL_INLINE void channel_rx_end(struct channel_rx *rx)
+ * the consumer's run returns. Returns whether, under reject, the pass gave slots back (then
+ * a refused producer may be waiting for them: channel_rx_room_wanted()). */
+CHANNEL_INLINE bool channel_rx_end(struct channel_rx *rx)
 {
-        if (rx->policy != CHANNEL_OVERWRITE) {
-                uint64_t pos = atomic_load_explicit(rx->taken, memory_order_relaxed);
-                channel_rx_release_(rx, pos);
-        }
+        if (rx->policy == CHANNEL_OVERWRITE)
+                return false;
+        uint64_t pos = atomic_load_explicit(rx->taken, memory_order_relaxed);
+        channel_rx_release_(rx, pos);
+        bool gave = rx->gave_back;
+        rx->gave_back = false;
+        return gave && rx->policy == CHANNEL_REJECT;
+}
+
+/* Waking a refused producer (reject). A producer that a full ring refused and that runs only
+ * when told (a daemon component on_message or on_event) asks to be told of room:
+ * channel_tx_want_room(). The consumer, after a pass that gave slots back
+ * (channel_rx_end() returned true) and a sequentially consistent fence, calls
+ * channel_rx_room_wanted(): true at most once per request, and then the caller wakes the
+ * producer. The two fences make it a Dekker handshake: the producer stores the request and
+ * then reloads `tail`, the consumer stores `tail` and then loads the request, so at least one
+ * of them sees the other's store: the producer finds the room itself, or the consumer finds
+ * the request. No refused producer waits for a give-back that already happened. */
+bool channel_tx_want_room(struct channel_tx *tx);
+
+CHANNEL_INLINE bool channel_rx_room_wanted(struct channel_rx *rx)
+{
+        /* Relaxed: the caller's fence orders this load after the stores of `tail`; the plain
+         * look first keeps the line shared while no one asks. */
+        if (!atomic_load_explicit(&rx->sh->room_wanted, memory_order_relaxed))
+                return false;
+        return atomic_exchange_explicit(&rx->sh->room_wanted, 0, memory_order_relaxed) != 0;
 }
 
 #endif /* ACTORD_CHANNEL_H */

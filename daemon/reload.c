@@ -239,6 +239,8 @@ int reload_hand_over(struct topology *old, struct topology *next, const struct r
                 struct component *c = next->comps[i];
                 for (uint32_t k = 0; k < c->n_out; k++)
                         c->out_peer[k] = next->comps[next->link_to[c->out_link[k]]];
+                for (uint32_t k = 0; k < c->n_in; k++)
+                        c->in_peer[k] = next->comps[next->link_from[c->in_link[k]]];
         }
         return failed;
 }

@@ -501,9 +501,10 @@ static int wire(struct builder *b)
                 c->out = calloc(c->n_out + 1, sizeof(*c->out));
                 c->out_type = calloc(c->n_out + 1, sizeof(*c->out_type));
                 c->out_peer = calloc(c->n_out + 1, sizeof(*c->out_peer));
+                c->in_peer = calloc(c->n_in + 1, sizeof(*c->in_peer));
                 c->out_mark = calloc(c->n_out + 1, sizeof(*c->out_mark));
                 if (!c->in || !c->in_wait || !c->in_type || !c->out || !c->out_type ||
-                    !c->out_peer || !c->out_mark)
+                    !c->out_peer || !c->in_peer || !c->out_mark)
                         return -ENOMEM;
         }
         for (int i = 0; i < cfg->n_links; i++) {
@@ -529,6 +530,7 @@ static int wire(struct builder *b)
                         if (r < 0)
                                 return r;
                         port_type_of(b, ci, decl_port(c, false, b->to_port[li]), &c->in_type[k]);
+                        c->in_peer[k] = t->comps[b->from_comp[li]];
                 }
                 for (uint32_t k = 0; k < c->n_out; k++) {
                         int li = c->out_link[k];
@@ -637,6 +639,7 @@ void topology_component_free(struct component *c)
         free(c->in_type);
         free(c->out_type);
         free(c->out_peer);
+        free(c->in_peer);
         free(c->out_mark);
         free(c->in_link);
         free(c->out_link);

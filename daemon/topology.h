@@ -45,6 +45,7 @@ struct component {
         struct port_type *in_type;   /* by port index */
         struct port_type *out_type;  /* by port index */
         struct component **out_peer; /* consumer of each output */
+        struct component **in_peer;  /* producer of each input */
         int *in_link, *out_link;     /* config link index of each port */
         uint64_t *out_mark;          /* per output: sequence number before the current run */
 
@@ -60,6 +61,9 @@ struct component {
         uint64_t runs_at_init; /* `runs` when its current life began */
         uint64_t run_ns;       /* the current run's start (worker.c: run_component) */
         uint64_t drained; /* during a run: bit k set when the last read of input k found none */
+        bool refused;     /* during a run: a claim was refused (reject; channel_tx.refused) */
+        bool room_wait;   /* refused, and its consumer tells it of room: on_message, it runs
+                           * only when told (worker.c, waits_for_room) */
         struct actord_msg_info info_unused; /* where next() puts what its caller did not ask for */
         char error[256];
         struct worker *w;
@@ -88,6 +92,10 @@ struct component {
         /* Link in the worker's inbox (a lock-free stack): written by the pusher before its
          * release CAS, read by the worker after its acquire exchange. */
         struct component *inbox_next;
+        /* Set by a consumer that gave slots back after this producer was refused under reject,
+         * before marking it ready: that run is due even with no input readable (worker.c,
+         * run_ready). Cleared by its worker. */
+        _Atomic bool room_woken;
 
         /* Set while its worker watches its inputs itself (worker.c, the poll set): producers
          * on other workers then publish without marking it ready. Written rarely by its

@@ -67,7 +67,10 @@ static void *host_claim(struct actord_ctx *ctx, uint32_t out)
         struct component *c = comp_of(ctx);
         if (__builtin_expect(out >= c->n_out, 0))
                 return NULL;
-        return channel_claim(&c->out[out]);
+        void *p = channel_claim(&c->out[out]);
+        if (__builtin_expect(!p, 0))
+                c->refused = true;
+        return p;
 }
 
 static void host_publish(struct actord_ctx *ctx, uint32_t out)
@@ -110,7 +113,10 @@ static void *host_claim_n(struct actord_ctx *ctx, uint32_t out, uint32_t n, uint
         }
         struct channel_tx *tx = &c->out[out];
         *ret_stride = tx->payload_stride;
-        return channel_claim_n(tx, n ? n : 1, ret_count);
+        void *p = channel_claim_n(tx, n ? n : 1, ret_count);
+        if (__builtin_expect(!p, 0))
+                c->refused = true;
+        return p;
 }
 
 static uint32_t host_next_n(struct actord_ctx *ctx, uint32_t in, uint32_t max,
@@ -611,7 +617,8 @@ static int poll_inputs(struct worker *w, uint64_t now)
                 if (!channel_readable(e->rx))
                         continue; /* overwrite: being written */
                 struct component *c = e->c;
-                if (atomic_load_explicit(&c->queued, memory_order_relaxed) || c->stopped)
+                if (atomic_load_explicit(&c->queued, memory_order_relaxed) || c->stopped ||
+                    c->room_wait)
                         continue;
                 c->poll_hit = w->iter;
                 run_component(w, c, now);
@@ -631,7 +638,8 @@ static bool poll_withdraw(struct worker *w)
         atomic_thread_fence(memory_order_seq_cst);
         bool found = false;
         for (int i = 0; i < w->n_poll; i++)
-                if (!w->poll[i].c->stopped && channel_readable(w->poll[i].rx)) {
+                if (!w->poll[i].c->stopped && !w->poll[i].c->room_wait &&
+                    channel_readable(w->poll[i].rx)) {
                         mark_ready(w, w->poll[i].c);
                         found = true;
                 }
@@ -665,6 +673,7 @@ static int component_init(struct component *c)
 {
         c->state = NULL;
         c->error[0] = 0;
+        c->room_wait = false;
         int r = c->cls->init ? c->cls->init(&c->ctx, &c->state) : 0;
         c->initialized = r >= 0;
         if (r >= 0) {
@@ -788,6 +797,51 @@ static void component_restart(struct worker *w, struct component *c, uint64_t no
         }
 }
 
+/* Under reject a producer that the full ring refused waits to be told of room, and is: the
+ * consumer that gives slots back after the refusal marks it ready (channel.h, "Waking a refused
+ * producer"), so neither spins on the refusal nor stalls on it. For the rules that wait to be
+ * told (on_message, on_event); periodic and loop components run again anyway. */
+static bool waits_for_room(const struct component *c)
+{
+        return c->rule == ACTORD_RULE_ON_MESSAGE || c->rule == ACTORD_RULE_ON_EVENT;
+}
+
+/* Makes a refused producer run, with or without an input to read. */
+static void wake_for_room(struct worker *w, struct component *c)
+{
+        if (!waits_for_room(c))
+                return;
+        /* Relaxed: mark_ready()'s release publishes it to the run it queues. */
+        atomic_store_explicit(&c->room_woken, true, memory_order_relaxed);
+        mark_ready(w, c);
+}
+
+/* The run's refusals: each refused output asks its consumer to say when it gives slots back.
+ * Returns whether one of them has room already (the caller runs it again). */
+static bool ask_for_room(struct component *c)
+{
+        c->refused = false;
+        bool room = false, ask = waits_for_room(c);
+        for (uint32_t k = 0; k < c->n_out; k++)
+                if (c->out[k].refused) {
+                        c->out[k].refused = false;
+                        room = (ask && channel_tx_want_room(&c->out[k])) || room;
+                }
+        return room;
+}
+
+/* After inputs (bit k: input k; bit 63: input 63 and those after it) gave slots back under
+ * reject: wakes their producers that asked for room. */
+static void tell_of_room(struct worker *w, struct component *c, uint64_t gave)
+{
+        /* seq_cst: the consumer's half of the handshake (channel.h): the stores of `tail` in
+         * channel_rx_end() come before the loads of the requests. */
+        atomic_thread_fence(memory_order_seq_cst);
+        for (uint32_t k = 0; k < c->n_in; k++)
+                if ((gave >> (k < 63 ? k : 63)) & 1 && channel_rx_room_wanted(&c->in[k]))
+                        wake_for_room(w, c->in_peer[k]);
+}
+
 /* Whether the run's last read of every input found nothing (host_next). */
 static bool all_drained(const struct component *c)
 {
@@ -807,14 +861,22 @@ static void run_component(struct worker *w, struct component *c, uint64_t now)
         atomic_store_explicit(&w->running, c, memory_order_relaxed);
         atomic_store_explicit(&w->busy_since_ns, now, memory_order_relaxed);
         c->drained = 0;
+        c->room_wait = false;
         int r = c->cls->process(&c->ctx, c->state);
         atomic_store_explicit(&w->busy_since_ns, 0, memory_order_relaxed);
+        uint64_t gave = 0;
         for (uint32_t k = 0; k < c->n_in; k++)
-                channel_rx_end(&c->in[k]);
+                if (channel_rx_end(&c->in[k]))
+                        gave |= 1ull << (k < 63 ? k : 63);
+        bool fenced = false;
+        if (__builtin_expect(gave != 0, 0)) {
+                tell_of_room(w, c, gave);
+                fenced = true;
+        }
+        bool refused = c->refused, room = refused && ask_for_room(c);
 
         /* The consumers this run gave messages to become ready, but for those that their
          * spinning worker watches (the poll set; the fence pairs with poll_release's). */
-        bool fenced = false;
         for (uint32_t k = 0; k < c->n_out; k++) {
                 struct component *peer = c->out_peer[k];
                 if (channel_tx_seq(&c->out[k]) == c->out_mark[k] ||
@@ -836,6 +898,13 @@ static void run_component(struct worker *w, struct component *c, uint64_t now)
 
         if (r == ACTORD_DONE || r < 0) {
                 component_ended(w, c, r < 0, c->error[0] ? c->error : "process returned an error");
+        } else if (refused) {
+                /* Its consumer wakes it when it gives slots back; unless there is room already
+                 * (given back between the refusal and the request). */
+                if (room)
+                        wake_for_room(w, c);
+                else
+                        c->room_wait = waits_for_room(c);
         } else if (r == ACTORD_OK && c->rule == ACTORD_RULE_ON_MESSAGE && !all_drained(c) &&
                    inputs_readable(c)) {
                 /* It stopped reading with messages left (a batch limit, a full output): it
@@ -893,11 +962,16 @@ static int run_ready(struct worker *w, uint64_t now)
                         atomic_store_explicit(&c->queued, false, memory_order_relaxed);
                 else
                         atomic_exchange_explicit(&c->queued, false, memory_order_acq_rel);
+                /* Relaxed: on the line just exchanged; the exchange acquired the waker's store. */
+                bool woken = atomic_load_explicit(&c->room_woken, memory_order_relaxed);
+                if (woken)
+                        atomic_store_explicit(&c->room_woken, false, memory_order_relaxed);
                 /* An on_message component runs only with a message to read: a mark from
                  * another thread can be stale when an earlier run already read what it
-                 * announced; a local one cannot (mark_sure). */
-                if (!c->stopped &&
-                    (c->rule != ACTORD_RULE_ON_MESSAGE || sure || inputs_readable(c))) {
+                 * announced; a local one cannot (mark_sure). Or when its output has room
+                 * again for what it holds (room_woken). */
+                if (!c->stopped && (c->rule != ACTORD_RULE_ON_MESSAGE || woken ||
+                                    (!c->room_wait && (sure || inputs_readable(c))))) {
                         run_component(w, c, now);
                         ran++;
                 }
@@ -963,6 +1037,11 @@ static void set_local_marks(struct topology *t)
                         channel_rx_set_same_thread(&c->in[k], same);
                         local = local && same;
                 }
+                /* The consumer of a reject output marks it when it makes room (tell_of_room). */
+                for (uint32_t k = 0; k < c->n_out; k++)
+                        if (c->out[k].policy == CHANNEL_REJECT &&
+                            t->comps[t->link_to[c->out_link[k]]]->worker != c->worker)
+                                local = false;
                 c->local_marks = local;
         }
 }
@@ -1070,7 +1149,12 @@ static void worker_start_arriving(struct worker *w)
          * producer was replaced. */
         for (int i = 0; i < w->n_comps; i++) {
                 c = w->comps[i];
-                if (!c->stopped && c->rule == ACTORD_RULE_ON_MESSAGE && inputs_readable(c))
+                /* One waiting for room may have a new channel, which no one will say has room:
+                 * it looks for itself. */
+                if (!c->stopped && c->room_wait) {
+                        c->room_wait = false;
+                        wake_for_room(w, c);
+                } else if (!c->stopped && c->rule == ACTORD_RULE_ON_MESSAGE && inputs_readable(c))
                         mark_ready(w, c);
         }
 }

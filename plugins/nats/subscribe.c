@@ -135,11 +135,9 @@ static int sub_process(struct actord_ctx *ctx, void *state)
                 size_t stride;
                 uint64_t want = h - t > 1024 ? 1024 : h - t;
                 unsigned char *p = actord_claim_n(ctx, 0, (uint32_t)want, &k, &stride);
-                if (!p) {
-                        /* reject, and the channel is full: again soon, the messages wait. */
-                        actord_notify(actord_notifier(ctx));
-                        break;
-                }
+                if (!p)
+                        break; /* reject, and the channel is full: the messages wait here, and
+                                * the daemon runs us again when the reader makes room */
                 for (uint32_t i = 0; i < k; i++) {
                         natsMsg *m = b->msgs[(t + i) & (b->cap - 1)];
                         memcpy(p + i * stride, natsMsg_GetData(m), b->size);

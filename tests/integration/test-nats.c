@@ -742,3 +742,56 @@ Test(nats, a_typed_subscriber_relays_to_a_publisher)
         server_stop(&s);
         free(conf);
 }
+
+/* Under a full reject output the subscriber keeps what came in its queue and runs again when
+ * its reader makes room (worker.c, waits_for_room): every message arrives, in order, and the
+ * subscriber does not spin meanwhile (a rerun on each refusal made hundreds of thousands). */
+Test(nats, a_subscriber_facing_a_full_reject_output_waits_for_room)
+{
+        struct server s;
+        server_start(&s, 0);
+        const int count = 200;
+        char *out, body[768];
+        cr_assert(asprintf(&out, "%s/out.txt", dir) > 0);
+        snprintf(body, sizeof(body),
+                 "components: {\n"
+                 "  sub = { class = \"nats.subscribe\"; type = \"core.sample\";\n"
+                 "          settings = { url = \"%s\"; subject = \"in\"; }; };\n"
+                 "  log = { class = \"core.log\"; worker = 1; schedule = { every_us = 2000; };\n"
+                 "          settings = { path = \"%s\"; }; };\n"
+                 "};\nlinks = ( { from = \"sub.out\"; to = \"log.in\"; capacity = 4; overflow = "
+                 "\"reject\"; } );\n",
+                 s.url, out);
+        char *conf = write_conf(body);
+        struct daemon d;
+        start(&d, conf);
+        cr_assert(wait_contains(dir, d.err_path, "sub: subscribed to 'in'", 20000), "stderr:\n%s",
+                  daemon_stderr(&d));
+        natsConnection *nc = client(&s);
+        for (int i = 0; i < count; i++)
+                send_sample(nc, "in", (uint64_t)i, "core.sample/24",
+                            (int)sizeof(struct core_sample));
+        cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+        cr_assert(wait_lines(dir, out, count, 20000), "%d lines; stderr:\n%s", count_lines(out),
+                  daemon_stderr(&d));
+        double runs = metric_value(
+            "actord_component_runs_total{component=\"sub\",class=\"nats.subscribe\",worker=\"0\"}");
+        cr_assert_leq(runs, 5.0 * count, "the subscriber ran %g times for %d messages", runs,
+                      count);
+        cr_assert_eq(metric_value("actord_plugin_nats_subscribe_queue_full_total{component=\"sub\","
+                                  "class=\"nats.subscribe\",worker=\"0\"}"),
+                     0);
+        stop(&d);
+        char *text = tu_read(out), *line = text;
+        for (int i = 0; i < count; i++) {
+                char want[32];
+                int n = snprintf(want, sizeof(want), "seq=%d ", i);
+                cr_assert(!strncmp(line, want, (size_t)n), "expected %s, got: %.80s", want, line);
+                line = strchr(line, '\n') + 1;
+        }
+        free(text);
+        natsConnection_Destroy(nc);
+        server_stop(&s);
+        free(conf);
+        free(out);
+}

@@ -382,6 +382,61 @@ Test(scheduler, a_reader_that_leaves_messages_runs_again_spinning)
         batch_reader("spin");
 }
 
+/* Backpressure under reject: a filter whose output is full keeps the message it holds and
+ * returns; the reader that makes room wakes it (channel.h, "Waking a refused producer"). The
+ * sink takes one message a millisecond from a ring of 4 while the source sends five: the filter
+ * neither spins on the refusals (its runs stay within a few per message, where a rerun on each
+ * refusal makes hundreds of thousands) nor stalls on them (the last message, held by the filter
+ * while its input is empty, still arrives). */
+static void backpressure(const char *idle)
+{
+        const int count = 200;
+        char *out = path_in_dir("probe.txt"), *body;
+        cr_assert(asprintf(&body,
+                           "components: {\n"
+                           "  src = { class = \"core.tick\"; schedule = { every_us = 200; };\n"
+                           "          settings = { count = %d; }; worker = 0; };\n"
+                           "  f = { class = \"core.scale\"; worker = %d; };\n"
+                           "  p = { class = \"test.probe\"; schedule = { every_us = 1000; };\n"
+                           "        settings = { path = \"%s\"; batch = 1; expect = %d; }; "
+                           "worker = 0; };\n"
+                           "};\n"
+                           "links = ( \"src.out -> f.in\",\n"
+                           "  { from = \"f.out\"; to = \"p.in\"; capacity = 4; overflow = "
+                           "\"reject\"; } );\n",
+                           count, cpu_a == cpu_b ? 0 : 1, out, count) > 0);
+        struct daemon d;
+        char *conf = start(&d, idle, body);
+        char want[64];
+        snprintf(want, sizeof(want), "p: got %d messages, 0 lost", count);
+        cr_assert(wait_contains(dir, d.err_path, want, 20000), "%s", daemon_stderr(&d));
+        char *err = stop(&d);
+        const char *runs = strstr(err, "component 'f': ");
+        cr_assert_not_null(runs, "%s", err);
+        uint64_t n = strtoull(runs + strlen("component 'f': "), NULL, 10);
+        cr_assert(n <= 5 * (uint64_t)count, "the filter ran %" PRIu64 " times for %d messages", n,
+                  count);
+        char *text = tu_read(out);
+        cr_assert_not_null(text);
+        cr_assert_eq(field(text, "msgs="), (uint64_t)count, "%s", text);
+        free(text);
+        free(err);
+        daemon_cleanup(&d);
+        free(conf);
+        free(body);
+        free(out);
+}
+
+Test(scheduler, a_producer_refused_under_reject_waits_for_room_sleeping)
+{
+        backpressure("sleep");
+}
+
+Test(scheduler, a_producer_refused_under_reject_waits_for_room_spinning)
+{
+        backpressure("spin");
+}
+
 /* Runs of messages through the ABI 1.1 batch calls: core.tick publishes each run's burst with
  * actord_claim_n() (as many slots as the channel has at once, so a small ring cuts it into
  * pieces), test.runcheck reads them with actord_next_n() in runs of 1 to 16, on another

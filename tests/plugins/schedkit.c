@@ -38,7 +38,8 @@ static void write_file(const char *path, const char *text)
 struct probe {
         char *path;
         uint64_t runs, empty, msgs, lost;
-        int64_t batch; /* messages read per run at most; 0: all */
+        int64_t batch;  /* messages read per run at most; 0: all */
+        int64_t expect; /* log "got N messages" once that many came; 0: never */
 };
 
 static int probe_init(struct actord_ctx *ctx, void **ret_state)
@@ -48,6 +49,7 @@ static int probe_init(struct actord_ctx *ctx, void **ret_state)
                 return -ENOMEM;
         p->path = path_setting(ctx);
         actord_setting_int(ctx, "batch", &p->batch);
+        actord_setting_int(ctx, "expect", &p->expect);
         *ret_state = p;
         return 0;
 }
@@ -65,6 +67,9 @@ static int probe_process(struct actord_ctx *ctx, void *state)
                 }
         if (n == 0)
                 p->empty++;
+        if (p->expect > 0 && p->msgs < (uint64_t)p->expect && p->msgs + n >= (uint64_t)p->expect)
+                actord_log(ctx, ACTORD_LOG_INFO, "got %" PRIu64 " messages, %" PRIu64 " lost",
+                           p->msgs + n, p->lost);
         p->msgs += n;
         return n ? ACTORD_OK : ACTORD_IDLE;
 }
@@ -89,19 +94,20 @@ static const struct actord_port any_in[] = {{.name = "in", .type = ACTORD_TYPE_G
 static const struct actord_port any_out[] = {{.name = "out", .type = ACTORD_TYPE_GENERIC}};
 static const struct actord_setting probe_settings[] = {
     {.name = "path", .type = ACTORD_SETTING_STRING, .required = true},
-    {.name = "batch", .type = ACTORD_SETTING_INT, .help = "messages read per run at most"}};
+    {.name = "batch", .type = ACTORD_SETTING_INT, .help = "messages read per run at most"},
+    {.name = "expect", .type = ACTORD_SETTING_INT, .help = "log once this many came"}};
 
 static const struct actord_class probe_class = {
     .struct_size = sizeof(struct actord_class),
     .name = "test.probe",
     .description = "counts runs, empty runs and messages",
     .shape = ACTORD_SHAPE_SINK,
-    .rules = ACTORD_RULE_ON_MESSAGE,
+    .rules = ACTORD_RULE_ON_MESSAGE | ACTORD_RULE_PERIODIC,
     .default_rule = ACTORD_RULE_ON_MESSAGE,
     .inputs = any_in,
     .n_inputs = 1,
     .settings = probe_settings,
-    .n_settings = 2,
+    .n_settings = 3,
     .init = probe_init,
     .process = probe_process,
     .fini = probe_fini,

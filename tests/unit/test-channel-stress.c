@@ -700,3 +700,122 @@ Test(stress, batch_reject_64, .timeout = STRESS_TIMEOUT)
 {
         stress_batch(CHANNEL_REJECT, 64);
 }
+
+/* The wake-up of a refused producer (channel.h, "Waking a refused producer"), raced: through a
+ * ring of 4 the producer, refused, asks for room and then waits for the consumer to tell it,
+ * unless the request finds room already; the consumer tells it only when a pass of its that
+ * gave slots back finds the request, as the daemon's worker does. A request and a give-back
+ * that missed each other would leave the producer waiting with the ring empty: the wait has
+ * a deadline, and the test fails on it. */
+struct room_race {
+        struct channel ch;
+        struct channel_tx tx;
+        struct channel_rx rx;
+        uint64_t messages;
+        int producer_cpu;
+        bool one_cpu;
+        _Atomic bool told;
+        _Atomic bool stranded;
+        _Atomic bool unmarked; /* a refusal that tx.refused did not show */
+        _Atomic uint64_t waits;
+        _Atomic bool waiting; /* the producer waits to be told */
+        _Atomic bool done;    /* the producer sent them all */
+};
+
+static double mono_s(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void room_relax(const struct room_race *r)
+{
+        if (r->one_cpu)
+                sched_yield();
+}
+
+static void *room_producer(void *arg)
+{
+        struct room_race *r = arg;
+        pin(r->producer_cpu);
+        for (uint64_t v = 0; v < r->messages && !atomic_load(&r->stranded);) {
+                uint64_t *p = channel_claim(&r->tx);
+                if (p) {
+                        *p = v++;
+                        channel_publish(&r->tx);
+                        continue;
+                }
+                if (!r->tx.refused)
+                        atomic_store(&r->unmarked, true);
+                r->tx.refused = false;
+                if (channel_tx_want_room(&r->tx))
+                        continue;
+                atomic_fetch_add_explicit(&r->waits, 1, memory_order_relaxed);
+                atomic_store(&r->waiting, true);
+                double end = mono_s() + 10.0;
+                while (!atomic_exchange_explicit(&r->told, false, memory_order_acquire)) {
+                        if (mono_s() > end) {
+                                atomic_store(&r->stranded, true);
+                                break;
+                        }
+                        room_relax(r);
+                }
+                atomic_store(&r->waiting, false);
+        }
+        atomic_store(&r->done, true);
+        return NULL;
+}
+
+Test(stress, a_refused_producer_is_always_told_of_room, .timeout = STRESS_TIMEOUT)
+{
+        struct room_race r = {.messages = 400000u / STRESS_SCALE};
+        cr_assert_eq(channel_create(&r.ch, 4, 8, CHANNEL_REJECT), 0);
+        cr_assert_eq(channel_tx_open(&r.tx, &r.ch), 0);
+        cr_assert_eq(channel_rx_open(&r.rx, &r.ch), 0);
+        int consumer_cpu;
+        pick_cpus(&consumer_cpu, &r.producer_cpu, &r.one_cpu);
+        pin(consumer_cpu);
+        pthread_t t;
+        cr_assert_eq(pthread_create(&t, NULL, room_producer, &r), 0);
+        uint64_t next = 0, rnd = 88172645463325252ull;
+        while (next < r.messages && !atomic_load(&r.stranded)) {
+                /* Passes of 1 to 4 messages, sometimes after a pause, so that give-backs fall
+                 * anywhere around the producer's requests. */
+                rnd ^= rnd << 13, rnd ^= rnd >> 7, rnd ^= rnd << 17;
+                if ((rnd & 15) == 0)
+                        dawdle(rnd >> 56);
+                /* And now and then until the producer waits, however fast each side runs (a
+                 * sanitizer slows them unevenly). */
+                while ((rnd & 15) == 1 && !atomic_load(&r.waiting) && !atomic_load(&r.done))
+                        room_relax(&r);
+                uint64_t seq, lost, ns;
+                for (uint64_t k = 0; k <= ((rnd >> 8) & 3); k++) {
+                        const uint64_t *m = channel_next(&r.rx, &seq, &lost, &ns);
+                        if (!m)
+                                break;
+                        cr_assert_eq(*m, next, "message %lu, expected %lu", (unsigned long)*m,
+                                     (unsigned long)next);
+                        cr_assert_eq(lost, 0);
+                        next++;
+                }
+                if (channel_rx_end(&r.rx)) {
+                        atomic_thread_fence(memory_order_seq_cst);
+                        if (channel_rx_room_wanted(&r.rx))
+                                atomic_store_explicit(&r.told, true, memory_order_release);
+                } else {
+                        room_relax(&r);
+                }
+        }
+        pthread_join(t, NULL);
+        cr_assert_not(atomic_load(&r.stranded),
+                      "the producer waited 10 s for room with the ring empty, after %lu messages",
+                      (unsigned long)next);
+        cr_assert_eq(next, r.messages);
+        cr_assert_not(atomic_load(&r.unmarked));
+        cr_assert_gt(atomic_load(&r.waits), r.messages / 100, "the producer waited %lu times",
+                     (unsigned long)atomic_load(&r.waits));
+        channel_rx_close(&r.rx);
+        channel_tx_close(&r.tx);
+        channel_destroy(&r.ch);
+}

@@ -525,6 +525,54 @@ Test(channel, reject_refuses_when_full_and_loses_nothing)
         close_ends(&e);
 }
 
+/* The handshake that wakes a refused producer: the request stands until a pass that gave slots
+ * back finds it, once; a request made when there is room already says so and stands not. */
+Test(channel, a_refused_producer_is_told_of_room_once)
+{
+        struct ends e;
+        open_ends(&e, 4, 8, CHANNEL_REJECT);
+        for (uint64_t v = 0; v < 4; v++)
+                cr_assert(send(&e, v));
+        cr_assert_not(e.tx.refused);
+        cr_assert_null(channel_claim(&e.tx));
+        cr_assert(e.tx.refused, "a refusal is marked for the owner");
+        e.tx.refused = false;
+        cr_assert_not(channel_tx_want_room(&e.tx), "the ring is full: the request stands");
+        /* A pass that read nothing gave nothing back. */
+        cr_assert_not(channel_rx_end(&e.rx));
+        /* Reading in place gives back at the end of the pass, which says so. */
+        expect_msg(&e, 0, 0, 0);
+        cr_assert(channel_rx_end(&e.rx));
+        cr_assert(channel_rx_room_wanted(&e.rx), "the request is found");
+        cr_assert_not(channel_rx_room_wanted(&e.rx), "and only once");
+        cr_assert(send(&e, 4));
+        cr_assert_not(e.tx.refused);
+
+        /* Room given back before the request: the producer sees it itself. */
+        cr_assert_null(channel_claim(&e.tx));
+        expect_msg(&e, 1, 0, 1);
+        cr_assert(channel_rx_end(&e.rx));
+        cr_assert_not(channel_rx_room_wanted(&e.rx), "no one asked yet");
+        cr_assert(channel_tx_want_room(&e.tx), "room already");
+        expect_msg(&e, 2, 0, 2);
+        cr_assert(channel_rx_end(&e.rx));
+        cr_assert_not(channel_rx_room_wanted(&e.rx), "a request answered by the producer is gone");
+        cr_assert(send(&e, 5));
+        close_ends(&e);
+
+        /* The other policies never refuse, and their passes never say they gave back. */
+        for (int i = 0; i < 2; i++) {
+                open_ends(&e, 2, 8, all_policies[i]);
+                for (uint64_t v = 0; v < 4; v++)
+                        cr_assert(send(&e, v));
+                cr_assert_not(e.tx.refused);
+                struct msg m;
+                cr_assert(recv(&e, &m));
+                cr_assert_not(channel_rx_end(&e.rx));
+                close_ends(&e);
+        }
+}
+
 Test(channel, capacity_one)
 {
         struct ends e;
