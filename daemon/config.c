@@ -189,6 +189,19 @@ static void load_plugin_dirs(struct loader *l, const config_setting_t *s, const 
         }
 }
 
+/* The calling thread's CPUs as they were at the first call (config.h, config_load). */
+static int process_cpus(cpu_set_t *ret)
+{
+        static cpu_set_t cpus;
+        static int got; /* 0: not yet; 1: cpus; < 0: the error */
+        if (got == 0)
+                got = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? 1 : -errno;
+        if (got < 0)
+                return got;
+        *ret = cpus;
+        return 0;
+}
+
 /* Workers without a cpu take the CPUs this process may use that no worker names, in order;
  * with more workers than that, they share them (in order again), which is said in
  * shares_with: fine for sleeping workers, a spinning one takes its CPU from the others. */
@@ -232,8 +245,7 @@ static void load_workers(struct loader *l, const config_setting_t *s)
                 return;
         }
         cpu_set_t allowed;
-        CPU_ZERO(&allowed);
-        if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0)
+        if (process_cpus(&allowed) < 0)
                 CPU_ZERO(&allowed);
         int n = config_setting_length(s);
         if (n == 0) {
@@ -306,7 +318,7 @@ static void load_workers(struct loader *l, const config_setting_t *s)
 static void default_workers(struct config *c)
 {
         cpu_set_t allowed;
-        if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0) {
+        if (process_cpus(&allowed) < 0) {
                 CPU_ZERO(&allowed);
                 CPU_SET(0, &allowed);
         }

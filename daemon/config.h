@@ -105,7 +105,10 @@ struct config {
  * Returns 0 and fills *ret, or -EINVAL with every problem found in *d (each naming file:line),
  * or -ENOMEM. After -EINVAL, ret->path is set when the file could be parsed: *ret then holds
  * the model with the faulty parts left out (for more checks, never to run); otherwise *ret is
- * empty. config_free() is safe on *ret in every case and must be called. */
+ * empty. config_free() is safe on *ret in every case and must be called. Workers are placed on,
+ * and checked against, the CPUs of the calling thread's affinity mask as it was at the first
+ * call: the daemon moves its main thread off the workers' CPUs afterwards, and a reload's file
+ * is still placed on the process's CPUs. */
 int config_load(const char *path, struct config *ret, struct diag *d);
 void config_free(struct config *c);
 

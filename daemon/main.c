@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +141,52 @@ static void log_diag(int priority, const struct diag *d)
 {
         for (size_t i = 0; i < d->n; i++)
                 log_msg(priority, "%s", d->lines[i]);
+}
+
+/* A CPU set as a list: "0-3,6". */
+static void cpu_list(const cpu_set_t *set, char *buf, size_t len)
+{
+        size_t n = 0;
+        buf[0] = 0;
+        for (int c = 0; c < CPU_SETSIZE && n < len; c++) {
+                if (!CPU_ISSET(c, set))
+                        continue;
+                int last = c;
+                while (last + 1 < CPU_SETSIZE && CPU_ISSET(last + 1, set))
+                        last++;
+                int w = last > c ? snprintf(buf + n, len - n, "%s%d-%d", n ? "," : "", c, last)
+                                 : snprintf(buf + n, len - n, "%s%d", n ? "," : "", c);
+                n += w > 0 ? (size_t)w : 0;
+                c = last;
+        }
+}
+
+/* Moves this thread, and with it the threads it starts from now on (the log writer; the
+ * plugins' helper threads take its mask), to the process's CPUs that no worker is pinned to:
+ * a reload's loading of plugins, a burst of log lines or a bridge's network I/O then never
+ * take a worker's CPU from it. With a worker on every CPU they share them. */
+static void keep_off_workers(const struct config *cfg)
+{
+        cpu_set_t all, rest;
+        if (sched_getaffinity(0, sizeof(all), &all) < 0)
+                return;
+        rest = all;
+        for (int i = 0; i < cfg->n_workers; i++)
+                CPU_CLR(cfg->workers[i].cpu, &rest);
+        char list[256];
+        if (CPU_COUNT(&rest) == 0) {
+                cpu_list(&all, list, sizeof(list));
+                log_info("main and helper threads on CPUs %s, with the workers (each CPU has one)",
+                         list);
+                return;
+        }
+        int r = pthread_setaffinity_np(pthread_self(), sizeof(rest), &rest);
+        if (r) {
+                log_warning("main and helper threads stay on the workers' CPUs: %s", strerror(r));
+                return;
+        }
+        cpu_list(&rest, list, sizeof(list));
+        log_info("main and helper threads on CPUs %s, which no worker has", list);
 }
 
 static void report_config_errors(const char *path, struct diag *d)
@@ -653,6 +701,7 @@ int main(int argc, char **argv)
                 goto out;
         }
 
+        keep_off_workers(cfg);
         /* From here on a thread of its own writes the log: neither the workers nor this
          * thread (the watchdog, signals) wait for a slow journal. */
         int lr = log_defer_init(cfg->n_workers);

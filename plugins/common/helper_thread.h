@@ -4,8 +4,9 @@
  * inherits its creator's CPU mask and name: a helper started plainly would be pinned to the
  * worker's CPU, competing with the worker there (a spinning worker would be preempted for it),
  * and would show as the worker in ps and top. So a helper gets the mask of the daemon's main
- * thread (the process's CPUs: the workers' pins are their own) and a name of its own, which
- * the threads it starts in turn inherit (libnats's, for one). */
+ * thread (the process's CPUs that no worker is pinned to, where there are such; else all of
+ * them) and a name of its own, which the threads it starts in turn inherit (libnats's, for
+ * one). */
 #ifndef ACTORD_PLUGIN_HELPER_THREAD_H
 #define ACTORD_PLUGIN_HELPER_THREAD_H
 

@@ -520,6 +520,93 @@ static void task_cpus(pid_t pid, const char *tid, char *buf, size_t len)
         free(st);
 }
 
+/* "0-2,5" into a set. */
+static void parse_cpus(const char *list, cpu_set_t *set)
+{
+        CPU_ZERO(set);
+        for (const char *p = list; *p;) {
+                char *end;
+                long a = strtol(p, &end, 10), b = a;
+                cr_assert(end != p, "CPU list '%s'", list);
+                if (*end == '-')
+                        b = strtol(end + 1, &end, 10);
+                for (long c = a; c <= b; c++)
+                        CPU_SET((int)c, set);
+                p = *end == ',' ? end + 1 : end;
+        }
+}
+
+/* With a CPU no worker has, the main thread, the log writer and the plugins' helper threads run
+ * there, not where a worker spins; a reload still places workers on the process's CPUs. */
+Test(scheduler, helper_threads_keep_off_the_workers_cpus)
+{
+        if (cpu_a == cpu_b)
+                cr_skip_test("needs two CPUs");
+        char *logfile = path_in_dir("log.txt"), *text;
+        cr_assert(asprintf(&text,
+                           "actord: { plugin_dirs = [ \"%s\" ];\n"
+                           "  workers = ( { cpu = %d; idle = \"spin\"; } ); };\n"
+                           "components: {\n"
+                           "  t = { class = \"core.tick\"; schedule = { every_us = 1000; }; };\n"
+                           "  l = { class = \"core.log\"; settings = { path = \"%s\"; }; };\n"
+                           "};\n"
+                           "links = ( \"t.out -> l.in\" );\n",
+                           ACTORD_TEST_PLUGIN_DIR, cpu_a, logfile) > 0);
+        char *conf = tu_write(dir, "sched.conf", text);
+        const char *args[] = {"--config", conf, NULL};
+        struct daemon d;
+        daemon_start(&d, dir, args);
+        cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "no READY; stderr:\n%s",
+                  daemon_stderr(&d));
+        cr_assert(wait_lines(dir, logfile, 1, 10000));
+        cpu_set_t want;
+        cr_assert_eq(sched_getaffinity(0, sizeof(want), &want), 0);
+        CPU_CLR(cpu_a, &want);
+        char taskdir[64];
+        snprintf(taskdir, sizeof(taskdir), "/proc/%d/task", d.pid);
+        DIR *td = opendir(taskdir);
+        cr_assert_not_null(td);
+        int helpers = 0, workers = 0;
+        for (struct dirent *e; (e = readdir(td));) {
+                if (e->d_name[0] == '.')
+                        continue;
+                char path[512], cpus[256];
+                snprintf(path, sizeof(path), "%s/%s/comm", taskdir, e->d_name);
+                char *comm = tu_read(path);
+                cr_assert_not_null(comm);
+                comm[strcspn(comm, "\n")] = 0;
+                task_cpus(d.pid, e->d_name, cpus, sizeof(cpus));
+                cpu_set_t got;
+                parse_cpus(cpus, &got);
+                if (!strcmp(comm, "actord-w0")) {
+                        char one[16];
+                        snprintf(one, sizeof(one), "%d", cpu_a);
+                        cr_assert_str_eq(cpus, one);
+                        workers++;
+                } else {
+                        /* The main thread, actord-log, core.log's actord-logfile. */
+                        cr_assert(CPU_EQUAL(&got, &want), "thread %s (%s) may run on CPUs %s",
+                                  e->d_name, comm, cpus);
+                        helpers += !strcmp(comm, "actord-log") || !strcmp(comm, "actord-logfile") ||
+                                   atoi(e->d_name) == d.pid;
+                }
+                free(comm);
+        }
+        closedir(td);
+        cr_assert_eq(workers, 1);
+        cr_assert_eq(helpers, 3, "the main thread, actord-log and actord-logfile: %d", helpers);
+        /* The same file again: worker 0 on cpu_a is still fine. */
+        char *st = daemon_reload(&d, 20000);
+        cr_assert(st && strstr(st, "STATUS=reloaded: 2 kept"), "%s; stderr:\n%s", st,
+                  daemon_stderr(&d));
+        free(st);
+        free(stop(&d));
+        daemon_cleanup(&d);
+        free(conf);
+        free(text);
+        free(logfile);
+}
+
 Test(scheduler, workers_are_pinned_and_placement_is_logged)
 {
         if (cpu_a == cpu_b)
