@@ -107,14 +107,21 @@ static bool check_ports(const char *path, const struct actord_class *c, bool out
         return true;
 }
 
+/* The descriptors' sizes in ABI 1.0, the smallest this daemon reads: a later minor version
+ * appends fields, which are read only where struct_size covers them (plugin.h). Every field
+ * of both is 1.0's so far. */
+#define CLASS_SIZE_1_0                                                                             \
+        (offsetof(struct actord_class, format) + sizeof(((struct actord_class *)0)->format))
+#define PLUGIN_SIZE_1_0                                                                            \
+        (offsetof(struct actord_plugin, n_classes) + sizeof(((struct actord_plugin *)0)->n_classes))
+
 static bool check_class(const char *path, const struct actord_class *c, struct diag *d)
 {
-        if (c->struct_size < sizeof(struct actord_class)) {
+        if (c->struct_size < CLASS_SIZE_1_0) {
                 diag_add(d, path, 0,
-                         "a class descriptor is %u bytes, smaller than ABI %d.%d's %zu: "
+                         "a class descriptor is %u bytes, smaller than ABI %d.0's %zu: "
                          "rebuild the plugin against this actord's plugin.h",
-                         c->struct_size, ACTORD_ABI_MAJOR, ACTORD_ABI_MINOR,
-                         sizeof(struct actord_class));
+                         c->struct_size, ACTORD_ABI_MAJOR, CLASS_SIZE_1_0);
                 return false;
         }
         if (!valid_name(c->name, true)) {
@@ -309,9 +316,9 @@ int plugin_registry_load_file(struct plugin_registry *reg, const char *path, str
                          "the plugin against this actord's plugin.h",
                          desc->abi_major, desc->abi_minor, ACTORD_ABI_MAJOR, ACTORD_ABI_MINOR);
                 r = -EPROTONOSUPPORT;
-        } else if (desc->struct_size < sizeof(struct actord_plugin)) {
+        } else if (desc->struct_size < PLUGIN_SIZE_1_0) {
                 diag_add(d, path, 0, "plugin descriptor is %u bytes, expected at least %zu",
-                         desc->struct_size, sizeof(struct actord_plugin));
+                         desc->struct_size, PLUGIN_SIZE_1_0);
                 r = -EINVAL;
         } else if (!desc->name || !desc->version || (desc->n_classes && !desc->classes)) {
                 diag_add(d, path, 0, "plugin descriptor lacks a name, version or classes");

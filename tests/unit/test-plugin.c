@@ -197,6 +197,35 @@ Test(plugin, folders_writable_by_the_group_are_refused)
         free(dir);
 }
 
+/* A later minor version appends fields to the descriptors: its plugin loads, read up to this
+ * header's fields. One shorter than ABI 1.0's is refused with both sizes. */
+Test(plugin, descriptors_of_a_later_minor_load_and_short_ones_are_refused)
+{
+        struct plugin_registry reg = {0};
+        struct diag d = {0};
+        cr_assert_eq(plugin_registry_load_file(&reg, TP "/sizes_later/sizes.so", &d), 0);
+        dump(&d);
+        cr_assert_eq(d.n, 0);
+        const struct plugin_class *pc = plugin_registry_find(&reg, "sizes.later");
+        cr_assert_not_null(pc);
+        cr_assert_gt(pc->cls->struct_size, sizeof(struct actord_class));
+        cr_assert_eq(reg.plugins[0].desc->abi_minor, ACTORD_ABI_MINOR + 1);
+        plugin_registry_free(&reg);
+
+        struct plugin_registry reg2 = {0};
+        cr_assert_eq(plugin_registry_load_file(&reg2, TP "/sizes_short/sizes.so", &d), -EINVAL);
+        dump(&d);
+        char want[160];
+        snprintf(want, sizeof(want),
+                 "sizes.so: a class descriptor is %zu bytes, smaller than ABI %d.0's %zu",
+                 offsetof(struct actord_class, format), ACTORD_ABI_MAJOR,
+                 sizeof(struct actord_class));
+        cr_assert(diag_has(&d, want), "no '%s'", want);
+        cr_assert_null(plugin_registry_find(&reg2, "sizes.short"));
+        diag_free(&d);
+        plugin_registry_free(&reg2);
+}
+
 Test(plugin, unknown_shapes_are_refused)
 {
         struct plugin_registry reg = {0};
