@@ -17,7 +17,7 @@
 static const char *const top_keys[] = {"actord", "components", "links"};
 #define RESTART_KEYS "restart", "max_restarts", "restart_window_s", "backoff_ms", "on_failure"
 static const char *const actord_keys[] = {"plugin_dirs", "plugin_strict_modes", "stall_ms",
-                                          "workers", RESTART_KEYS};
+                                          "workers",     "metrics_listen",      RESTART_KEYS};
 static const char *const worker_keys[] = {"cpu", "idle", "spin_us"};
 static const char *const component_keys[] = {"class",    "schedule", "worker",
                                              "settings", "type",     RESTART_KEYS};
@@ -187,6 +187,60 @@ static void load_plugin_dirs(struct loader *l, const config_setting_t *s, const 
                         full = strdup(dir);
                 l->c->plugin_dirs[l->c->n_plugin_dirs++] = full;
         }
+}
+
+int config_parse_listen(const char *s, char *host, size_t host_len, unsigned *port)
+{
+        const char *colon, *h = s;
+        size_t hl;
+        if (s[0] == '[') {
+                const char *close = strchr(s, ']');
+                if (!close || close[1] != ':')
+                        return -EINVAL;
+                h = s + 1;
+                hl = (size_t)(close - h);
+                colon = close + 1;
+                if (hl == 0)
+                        return -EINVAL;
+        } else {
+                colon = strrchr(s, ':');
+                if (!colon || memchr(s, ':', (size_t)(colon - s)))
+                        return -EINVAL; /* none, or an IPv6 address without brackets */
+                hl = (size_t)(colon - s);
+        }
+        if (hl >= host_len)
+                return -EINVAL;
+        const char *p = colon + 1;
+        if (!*p || strspn(p, "0123456789") != strlen(p) || strlen(p) > 5)
+                return -EINVAL;
+        unsigned long v = strtoul(p, NULL, 10);
+        if (v > 65535)
+                return -EINVAL;
+        memcpy(host, h, hl);
+        host[hl] = 0;
+        *port = (unsigned)v;
+        return 0;
+}
+
+static void load_metrics_listen(struct loader *l, const config_setting_t *m)
+{
+        const char *v = config_setting_get_string(m);
+        char host[256];
+        unsigned port;
+        if (!v) {
+                ERR(l, m, "metrics_listen must be a string, e.g. \"127.0.0.1:9464\"");
+                return;
+        }
+        if (config_parse_listen(v, host, sizeof(host), &port) < 0) {
+                ERR(l, m,
+                    "metrics_listen = \"%s\": expected HOST:PORT, [IPv6]:PORT or :PORT (every "
+                    "address), with a port of 0 to 65535",
+                    v);
+                return;
+        }
+        l->c->metrics_listen = strdup(v);
+        l->c->metrics_file = src_file(l, m);
+        l->c->metrics_line = config_setting_source_line(m);
 }
 
 /* The calling thread's CPUs as they were at the first call (config.h, config_load). */
@@ -721,6 +775,8 @@ int config_load(const char *path, struct config *ret, struct diag *d)
                         if ((m = config_setting_get_member(s, "stall_ms")) &&
                             get_int(&l, m, "stall_ms", 1, 3600000, &v))
                                 c->stall_ms = (uint32_t)v;
+                        if ((m = config_setting_get_member(s, "metrics_listen")))
+                                load_metrics_listen(&l, m);
                         load_restart(&l, s, "actord", &c->restart);
                 }
         }
@@ -751,6 +807,7 @@ int config_load(const char *path, struct config *ret, struct diag *d)
 
 void config_free(struct config *c)
 {
+        free(c->metrics_listen);
         for (int i = 0; i < c->n_plugin_dirs; i++)
                 free(c->plugin_dirs[i]);
         free(c->plugin_dirs);

@@ -89,8 +89,11 @@ struct config {
         char *path;
         char **plugin_dirs; /* absolute, or relative to the working directory */
         int n_plugin_dirs;
-        bool plugin_strict_modes;      /* refuse plugins writable by others (default true) */
-        uint32_t stall_ms;             /* a run longer than this stalls its worker (ms) */
+        bool plugin_strict_modes; /* refuse plugins writable by others (default true) */
+        uint32_t stall_ms;        /* a run longer than this stalls its worker (ms) */
+        char *metrics_listen;     /* "host:port" of the HTTP metrics, or NULL: none */
+        const char *metrics_file; /* where metrics_listen was set, for errors */
+        int metrics_line;
         struct config_restart restart; /* the components' default */
         struct config_worker *workers; /* none given: one per CPU, filled by config_load */
         int n_workers;
@@ -111,6 +114,10 @@ struct config {
  * is still placed on the process's CPUs. */
 int config_load(const char *path, struct config *ret, struct diag *d);
 void config_free(struct config *c);
+
+/* Parses "host:port", "[IPv6]:port" or ":port" (every address: host "") into host and port.
+ * Returns 0 or -EINVAL (also for a host longer than host_len - 1). */
+int config_parse_listen(const char *s, char *host, size_t host_len, unsigned *port);
 
 /* Parses "comp.port" or "comp.port[N]" into *ret (strings owned by ret). Returns 0 or
  * -EINVAL. */

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "control.h"
 #include "ctlsock.h"
+#include "httpd.h"
 #include "log.h"
 #include "plugin.h"
 #include "reload.h"
@@ -270,8 +271,27 @@ static void list_plugins(const struct plugin_registry *reg)
  * queued messages, the others are stopped, restarted or started. `result` gets one line for
  * the reload state (control.h), starting with "applied" or "failed"; `detail`, when not NULL,
  * every error, a line each. Returns true if the running pipeline changed. */
+/* The HTTP metrics of configuration c (actord.metrics_listen); false, with the reason in d
+ * (the file and line of the setting), if it cannot listen. */
+static bool metrics_open(const struct config *c, struct httpd **ret, httpd_metrics_fn *fn,
+                         void *arg, struct diag *d)
+{
+        char err[256];
+        if (httpd_open(ret, c->metrics_listen, fn, arg, err, sizeof(err)) == 0)
+                return true;
+        diag_add(d, c->metrics_file, c->metrics_line, "actord.metrics_listen = \"%s\": %s",
+                 c->metrics_listen, err);
+        return false;
+}
+
+static bool same_string(const char *a, const char *b)
+{
+        return a == b || (a && b && !strcmp(a, b));
+}
+
 static bool reload(const struct options *o, struct config **cfg, struct plugin_registry *reg,
                    struct topology *topo, struct runtime *rt, struct supervisor *sup,
+                   struct httpd **httpd, httpd_metrics_fn *metrics_fn, void *metrics_arg,
                    const char *running_status, const char *why, char *result, size_t result_len,
                    FILE *detail)
 {
@@ -287,6 +307,7 @@ static bool reload(const struct options *o, struct config **cfg, struct plugin_r
         struct plugin_registry nreg = {.prev = reg};
         struct topology next = {0}, *built = NULL;
         struct reload_plan plan = {0};
+        struct httpd *nhttpd = NULL;
         bool applied = false;
         int r = ncfg ? config_load(o->config, ncfg, &d) : -ENOMEM;
         if (ncfg && ncfg->path && load_plugins(o, ncfg, &nreg, &pd) == 0) {
@@ -296,6 +317,11 @@ static bool reload(const struct options *o, struct config **cfg, struct plugin_r
         }
         if (r == 0 && built)
                 reload_workers_equal(*cfg, ncfg, &d);
+        /* A new address is listened on before anything changes: one that cannot be had fails
+         * the reload, and the old one serves on. */
+        bool http_moves = ncfg && !same_string((*cfg)->metrics_listen, ncfg->metrics_listen);
+        if (r == 0 && built && d.n == 0 && http_moves && ncfg->metrics_listen)
+                metrics_open(ncfg, &nhttpd, metrics_fn, metrics_arg, &d);
         if (r < 0 || d.n || !built) {
                 log_diag(LOG_ERR, &d);
                 log_error("reload failed: %s has %zu error%s; the running pipeline is kept",
@@ -335,6 +361,15 @@ static bool reload(const struct options *o, struct config **cfg, struct plugin_r
         *cfg = ncfg;
         ncfg = NULL;
         sup->stall_ns = (uint64_t)(*cfg)->stall_ms * 1000000u;
+        if (http_moves) {
+                httpd_close(*httpd);
+                *httpd = nhttpd;
+                nhttpd = NULL;
+                if (*httpd)
+                        log_info("metrics over HTTP now at %s", httpd_url(*httpd));
+                else
+                        log_info("metrics over HTTP: off (no actord.metrics_listen)");
+        }
         applied = true;
         log_info("reload applied: %d components kept running, %d restarted, %d started, %d "
                  "stopped; %d of %d links kept their channel and queued messages",
@@ -352,6 +387,7 @@ static bool reload(const struct options *o, struct config **cfg, struct plugin_r
                    plan.n_kept, plan.n_restarted, plan.n_started, plan.n_stopped,
                    failed ? " (some failed to start)" : "", topo->n_comps, (*cfg)->n_workers);
 out:
+        httpd_close(nhttpd);
         reload_plan_free(&plan);
         if (built)
                 topology_free(built);
@@ -484,6 +520,7 @@ struct running {
         struct runtime *rt;
         struct supervisor *sup;
         struct ctlsock *ctl;
+        struct httpd *httpd; /* the metrics over HTTP, or NULL */
         char *state_path;
         unsigned generation;
         char status[256];
@@ -512,14 +549,26 @@ static void rates_reset(struct running *m)
 /* A reload and its bookkeeping: the counts, the rate and loss baselines, and for a SIGHUP
  * (`by_signal`) the state file that `actord --reload` waits on: only its own kind of reload
  * may answer it, not one asked for through the control socket meanwhile. */
+/* What GET /metrics answers: the control socket's `metrics`. */
+static void render_metrics(void *arg, FILE *out)
+{
+        struct running *m = arg;
+        const struct stats_view v = {.info = &m->info,
+                                     .topo = m->topo,
+                                     .rt = m->rt,
+                                     .sup = m->sup,
+                                     .chan_rate = m->chan_rate};
+        stats_write_metrics(out, &v);
+}
+
 static bool apply_reload(struct running *m, const char *why, FILE *detail, bool by_signal)
 {
         /* A tap reads a channel that the reload may take away. */
         ctlsock_end_streams(m->ctl, "-- the configuration is being reloaded: the tap ends "
                                     "(tap again)\n");
         char result[512];
-        bool applied = reload(m->opt, m->cfg, m->reg, m->topo, m->rt, m->sup, m->status, why,
-                              result, sizeof(result), detail);
+        bool applied = reload(m->opt, m->cfg, m->reg, m->topo, m->rt, m->sup, &m->httpd,
+                              render_metrics, m, m->status, why, result, sizeof(result), detail);
         if (by_signal)
                 control_state_write(m->state_path, ++m->generation, result);
         snprintf(m->last_reload, sizeof(m->last_reload), "%s", result);
@@ -720,6 +769,14 @@ int main(int argc, char **argv)
                         goto out;
                 }
         }
+        if (cfg->metrics_listen) {
+                if (!metrics_open(cfg, &m.httpd, render_metrics, &m, &cd)) {
+                        log_diag(LOG_ERR, &cd);
+                        log_error("startup failed: no metrics over HTTP; stopping");
+                        goto out;
+                }
+                log_info("metrics over HTTP at %s", httpd_url(m.httpd));
+        }
         if (runtime_start(&rt, &topo, cfg) < 0) {
                 log_error("startup failed; stopping");
                 goto out;
@@ -769,20 +826,27 @@ int main(int argc, char **argv)
         int was_stuck = 0;
         bool failure = false;
         for (;;) {
-                struct pollfd pfd[2 + 1 + CTL_CONNS_MAX] = {{.fd = sfd, .events = POLLIN},
-                                                            {.fd = rt.fail_fd, .events = POLLIN}};
-                int n_ctl = ctlsock_pollfds(&ctl, pfd + 2);
+                /* The signals, the workers' failures, the HTTP metrics (fd -1 without them:
+                 * poll skips it), the control socket. */
+                struct pollfd pfd[3 + 1 + CTL_CONNS_MAX] = {
+                    {.fd = sfd, .events = POLLIN},
+                    {.fd = rt.fail_fd, .events = POLLIN},
+                    {.fd = httpd_pollfd(m.httpd), .events = POLLIN}};
+                int n_ctl = ctlsock_pollfds(&ctl, pfd + 3);
                 int timeout = tick_ms(watchdog ? wd_usec : 0, cfg->stall_ms);
                 int ctl_timeout = ctlsock_timeout_ms(&ctl, mono_ns());
                 if (ctl_timeout >= 0 && ctl_timeout < timeout)
                         timeout = ctl_timeout;
-                int n = poll(pfd, (nfds_t)(2 + n_ctl), timeout);
+                int http_timeout = httpd_timeout_ms(m.httpd);
+                if (http_timeout >= 0 && http_timeout < timeout)
+                        timeout = http_timeout;
+                int n = poll(pfd, (nfds_t)(3 + n_ctl), timeout);
                 if (n < 0 && errno != EINTR) {
                         log_error("poll: %s", strerror(errno));
                         break;
                 }
                 if (n < 0)
-                        for (int i = 0; i < 2 + n_ctl; i++)
+                        for (int i = 0; i < 3 + n_ctl; i++)
                                 pfd[i].revents = 0;
                 uint64_t now = mono_ns();
                 char stall[256];
@@ -798,8 +862,11 @@ int main(int argc, char **argv)
                 was_stuck = stuck;
                 if (watchdog && !stuck)
                         sd_notify(0, "WATCHDOG=1");
-                /* The control socket's deadlines pass without an event too. */
-                ctlsock_process(&ctl, pfd + 2, n_ctl, now, control_command, &m);
+                /* The control socket's deadlines pass without an event too, as do the HTTP
+                 * connections' timeouts. */
+                ctlsock_process(&ctl, pfd + 3, n_ctl, now, control_command, &m);
+                if (pfd[2].revents || http_timeout >= 0)
+                        httpd_process(m.httpd);
                 if (n <= 0)
                         continue;
                 if (pfd[1].revents) {
@@ -833,6 +900,8 @@ int main(int argc, char **argv)
         free(m.chan_last);
         /* No request is answered while stopping: clients see the connection close. */
         ctlsock_close(&ctl);
+        httpd_close(m.httpd);
+        m.httpd = NULL;
         sd_notify(0, "STOPPING=1\nSTATUS=stopping");
         /* A run may take up to stall_ms; one that takes longer is stuck and cannot be stopped:
          * exit without it rather than hang until systemd kills the daemon. */
@@ -861,6 +930,7 @@ out:
         /* What is queued goes out; a writer stuck on a stalled reader is left behind. */
         log_defer_finish(1000);
         ctlsock_close(&ctl);
+        httpd_close(m.httpd);
         free(m.state_path);
         supervisor_free(&sup);
         if (sfd >= 0)

@@ -6,7 +6,9 @@
 
 #include "actord-build.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 
 TU_TMPDIR_SUITE(control, 90);
@@ -18,22 +20,29 @@ static char *path_in_dir(const char *name)
         return p;
 }
 
-/* A config of one worker with `components` and `links`, written to dir/name. */
-static char *write_conf(const char *name, const char *components, const char *links)
+/* A config of one worker with `components` and `links`, and `extra` settings in the actord
+ * group, written to dir/name. */
+static char *write_conf_with(const char *name, const char *extra, const char *components,
+                             const char *links)
 {
         int a, b;
         two_cpus(&a, &b);
         char *text;
         cr_assert(asprintf(&text,
                            "actord: { plugin_dirs = [ \"%s\", \"%s\" ]; workers = ( { cpu = %d; "
-                           "} ); };\n"
+                           "} ); %s };\n"
                            "components: {\n%s};\n"
                            "links = ( %s );\n",
-                           ACTORD_TEST_PLUGIN_DIR, ACTORD_TEST_TESTPLUGIN_DIR "/testkit", a,
+                           ACTORD_TEST_PLUGIN_DIR, ACTORD_TEST_TESTPLUGIN_DIR "/testkit", a, extra,
                            components, links) > 0);
         char *path = tu_write(dir, name, text);
         free(text);
         return path;
+}
+
+static char *write_conf(const char *name, const char *components, const char *links)
+{
+        return write_conf_with(name, "", components, links);
 }
 
 /* 300 messages from test.bytes (then DONE) into core.counter. */
@@ -1015,5 +1024,219 @@ Test(control, a_socket_reload_leaves_the_sighup_state_file_alone)
         free(state);
         free(env_var);
         free(rundir);
+        ctl_end();
+}
+
+/* ---- the metrics over HTTP (actord.metrics_listen) ---- */
+
+/* The port of the last address the daemon announced for its HTTP metrics. */
+static int http_port(void)
+{
+        char *err = daemon_stderr(&d);
+        const char *at = NULL;
+        for (const char *p = err; (p = strstr(p, "metrics over HTTP ")); p++)
+                at = p;
+        const char *u = at ? strstr(at, "http://127.0.0.1:") : NULL;
+        cr_assert_not_null(u, "no address announced:\n%s", err);
+        int port = atoi(u + strlen("http://127.0.0.1:"));
+        free(err);
+        cr_assert_gt(port, 0);
+        return port;
+}
+
+static int tcp_connect(int port)
+{
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert(fd >= 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                int e = errno;
+                close(fd);
+                return -e;
+        }
+        return fd;
+}
+
+/* Sends req on fd and returns all the server sends until it closes (caller frees). */
+static char *http_on(int fd, const char *req)
+{
+        cr_assert_eq(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+        size_t cap = 1 << 16, got = 0;
+        char *buf = malloc(cap);
+        int64_t end = now_ms() + 10000;
+        for (;;) {
+                struct pollfd p = {.fd = fd, .events = POLLIN};
+                int left = (int)(end - now_ms());
+                cr_assert(left > 0 && poll(&p, 1, left) == 1, "no answer to %s", req);
+                if (got + 1 == cap)
+                        cr_assert((buf = realloc(buf, cap *= 2)));
+                ssize_t r = recv(fd, buf + got, cap - 1 - got, 0);
+                if (r <= 0)
+                        break;
+                got += (size_t)r;
+        }
+        buf[got] = 0;
+        close(fd);
+        return buf;
+}
+
+static char *http(int port, const char *req)
+{
+        int fd = tcp_connect(port);
+        cr_assert_geq(fd, 0, "connect to port %d: %s", port, strerror(-fd));
+        return http_on(fd, req);
+}
+
+static int http_status(const char *resp)
+{
+        cr_assert(!strncmp(resp, "HTTP/1.1 ", 9), "not a response: %.80s", resp);
+        return atoi(resp + 9);
+}
+
+/* The response's body: after the blank line. */
+static const char *http_body(const char *resp)
+{
+        const char *b = strstr(resp, "\r\n\r\n");
+        cr_assert_not_null(b, "no end of headers: %.200s", resp);
+        return b + 4;
+}
+
+#define GET_METRICS "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+#define RUNS_SRC "actord_component_runs_total{component=\"src\",class=\"test.bytes\",worker=\"0\"}"
+
+/* Every HELP and TYPE line of a metrics text, in order (caller frees). */
+static char *family_lines(const char *text)
+{
+        char *out = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&out, &len);
+        for (const char *l = text; *l; l += strcspn(l, "\n") + (l[strcspn(l, "\n")] != 0))
+                if (l[0] == '#')
+                        fprintf(f, "%.*s\n", (int)strcspn(l, "\n"), l);
+        fclose(f);
+        return out;
+}
+
+Test(control, the_metrics_over_http_answer_what_the_socket_answers)
+{
+        conf = write_conf_with("c.conf", "metrics_listen = \"127.0.0.1:0\";", FINITE_COMPONENTS,
+                               FINITE_LINKS);
+        sock = path_in_dir("ctl.sock");
+        start_with_socket(&d, conf, sock);
+        cr_assert(wait_contains(dir, d.err_path, "component 'src' finished (DONE)", 20000));
+        int port = http_port();
+
+        char *r = http(port, GET_METRICS);
+        cr_assert_eq(http_status(r), 200, "%.300s", r);
+        cr_assert(strstr(r, "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"),
+                  "%.300s", r);
+        const char *body = http_body(r);
+        char *m = ask_ok(sock, "metrics");
+        /* The same families, and the same figures where nothing moves any more. */
+        char *fh = family_lines(body), *fs = family_lines(m);
+        cr_assert_str_eq(fh, fs);
+        cr_assert_eq(must_metric(body, RUNS_SRC), FINITE_COUNT + 1);
+        cr_assert_eq(must_metric(body, RUNS_SRC), must_metric(m, RUNS_SRC));
+        int families = check_exposition(body);
+        cr_assert_eq(prometheus_parse(body), families,
+                     "the Prometheus parser refused the HTTP answer:\n%s", body);
+        free(fh);
+        free(fs);
+        free(m);
+        free(r);
+
+        r = http(port, "HEAD /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        cr_assert_eq(http_status(r), 200);
+        cr_assert_str_empty(http_body(r), "HEAD with a body");
+        free(r);
+        r = http(port, "GET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        cr_assert_eq(http_status(r), 404);
+        cr_assert(strstr(http_body(r), "/metrics"), "%s", r);
+        free(r);
+        r = http(port, "POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
+                       "Connection: close\r\n\r\nabc");
+        cr_assert_eq(http_status(r), 405);
+        cr_assert(strstr(r, "\r\nAllow: GET, HEAD\r\n"), "%s", r);
+        free(r);
+
+        /* A client that sends nothing, and one that sends half a request, hold up neither the
+         * control socket nor the next scrape; the half one is answered once it is whole. */
+        int silent = tcp_connect(port), half = tcp_connect(port);
+        cr_assert(silent >= 0 && half >= 0);
+        cr_assert_eq(send(half, "GET /met", 8, MSG_NOSIGNAL), 8);
+        char *st = ask_ok(sock, "status");
+        free(st);
+        r = http(port, GET_METRICS);
+        cr_assert_eq(http_status(r), 200);
+        free(r);
+        r = http_on(half, "rics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        cr_assert_eq(http_status(r), 200);
+        cr_assert_eq(must_metric(http_body(r), RUNS_SRC), FINITE_COUNT + 1);
+        free(r);
+        close(silent);
+        ctl_end();
+}
+
+/* A port someone else holds: the start stops, naming the setting; a reload that asks for it
+ * fails and the old address serves on; a reload without the setting turns it off. */
+Test(control, a_metrics_address_that_cannot_be_had_is_refused_and_changes_nothing)
+{
+        int holder = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t sl = sizeof(sa);
+        cr_assert(holder >= 0 && bind(holder, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+                  listen(holder, 1) == 0 && getsockname(holder, (struct sockaddr *)&sa, &sl) == 0);
+        char taken[96];
+        snprintf(taken, sizeof(taken), "metrics_listen = \"127.0.0.1:%d\";", ntohs(sa.sin_port));
+
+        conf = write_conf_with("c.conf", taken, FINITE_COMPONENTS, FINITE_LINKS);
+        sock = path_in_dir("ctl.sock");
+        const char *args[] = {"--config", conf, "--control-socket", sock, NULL};
+        daemon_start(&d, dir, args);
+        int status = daemon_wait_exit(&d, 20000);
+        char *err = daemon_stderr(&d);
+        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 1,
+                  "status 0x%x; stderr:\n%s", status, err);
+        char want[256];
+        snprintf(want, sizeof(want),
+                 "%s:1: actord.metrics_listen = \"127.0.0.1:%d\": cannot listen: Address already "
+                 "in use",
+                 conf, ntohs(sa.sin_port));
+        cr_assert(strstr(err, want), "no '%s' in:\n%s", want, err);
+        cr_assert(strstr(err, "startup failed: no metrics over HTTP"), "%s", err);
+        free(err);
+        daemon_cleanup(&d);
+        free(conf);
+
+        conf = write_conf_with("c.conf", "metrics_listen = \"127.0.0.1:0\";", FINITE_COMPONENTS,
+                               FINITE_LINKS);
+        start_with_socket(&d, conf, sock);
+        int port = http_port();
+        free(write_conf_with("c.conf", taken, FINITE_COMPONENTS, FINITE_LINKS));
+        char *a = ask(sock, "reload");
+        cr_assert(strstr(a, "failed: ") && strstr(a, "cannot listen: Address already in use"), "%s",
+                  a);
+        free(a);
+        char *r = http(port, GET_METRICS);
+        cr_assert_eq(http_status(r), 200, "the old address stopped serving");
+        free(r);
+
+        free(write_conf("c.conf", FINITE_COMPONENTS, FINITE_LINKS));
+        a = ask_ok(sock, "reload");
+        free(a);
+        cr_assert(wait_contains(dir, d.err_path, "metrics over HTTP: off", 10000));
+        cr_assert_eq(tcp_connect(port), -ECONNREFUSED, "port %d still served", port);
+
+        free(write_conf_with("c.conf", "metrics_listen = \"127.0.0.1:0\";", FINITE_COMPONENTS,
+                             FINITE_LINKS));
+        a = ask_ok(sock, "reload");
+        free(a);
+        cr_assert(wait_contains(dir, d.err_path, "metrics over HTTP now at", 10000));
+        r = http(http_port(), GET_METRICS);
+        cr_assert_eq(http_status(r), 200);
+        free(r);
+        close(holder);
         ctl_end();
 }

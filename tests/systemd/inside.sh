@@ -143,7 +143,8 @@ sed -i -e '/^components: {/a\
   beat   = { class = "core.tick"; schedule = { every_us = 10000; }; worker = 1; };\
   freeze = { class = "test.freeze"; settings = { trigger = "'"$trigger"'"; }; worker = 1; };' \
         -e '/^links = (/a\
-  "beat.out -> freeze.in",' "$ACTORD_CONFIG"
+  "beat.out -> freeze.in",' -e '/^actord: {/a\
+  metrics_listen = "127.0.0.1:9464";' "$ACTORD_CONFIG"
 if out=$("$ACTORD_BIN" --check-config --config "$ACTORD_CONFIG" 2>&1); then
         ok "edited configuration: $out"
 else
@@ -166,6 +167,18 @@ else
 fi
 [ "$(prop MainPID)" = "$pid" ] && [ "$(systemctl is-active actord)" = active ] &&
         ok "reload: still active, same MainPID" || bad "reload: the service was restarted or stopped"
+# The edit also turned on the metrics over HTTP: what Prometheus would scrape, under the
+# unit's sandbox (bash's /dev/tcp: the image has no HTTP client).
+scrape() {
+        (exec 3<>/dev/tcp/127.0.0.1/9464 || exit 1
+                printf 'GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n' >&3
+                timeout 5 cat <&3) 2>/dev/null
+}
+out=$(scrape)
+[[ $(head -n 1 <<<"$out") == $'HTTP/1.1 200 OK\r' ]] &&
+        grep -q '^actord_component_runs_total{component="freeze",class="test.freeze",' <<<"$out" &&
+        ok "reload: metrics over HTTP on 127.0.0.1:9464 ($(grep -c '^# TYPE' <<<"$out") families)" ||
+        bad "reload: no metrics over HTTP on 127.0.0.1:9464: $(head -c 300 <<<"$out")"
 seven() { [[ $(prop StatusText) == "7 components on 2 workers; "[1-9]* ]]; }
 wait_for 5 seven && ok "reload: StatusText: $(prop StatusText)" ||
         bad "reload: StatusText does not count the new components: '$(prop StatusText)'"

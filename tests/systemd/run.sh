@@ -18,7 +18,7 @@ src=$(cd "$here/../.." && pwd)
 suite=bookworm
 # Beyond minbase: systemd as init, D-Bus for systemctl and systemd-analyze, kill(1) for
 # ExecReload, the libraries actord and its plugins link, and a NATS server for the bridge.
-pkgs=systemd,systemd-sysv,dbus,procps,libconfig9,libsystemd0,libnats3.4,nats-server
+pkgs=systemd,systemd-sysv,dbus,procps,libconfig9,libsystemd0,libnats3.4,nats-server,libmicrohttpd12
 limit=${ACTORD_TEST_TIMEOUT:-300} # seconds for boot + checks + power-off
 
 skip() {

@@ -227,6 +227,60 @@ Test(config, endpoints_parse)
                 cr_assert_eq(config_parse_endpoint(bad[i], &e), -EINVAL, "accepted '%s'", bad[i]);
 }
 
+Test(config, listen_addresses_parse)
+{
+        char host[64];
+        unsigned port;
+        const struct {
+                const char *in, *host;
+                unsigned port;
+        } good[] = {{"127.0.0.1:9464", "127.0.0.1", 9464},
+                    {"[::1]:0", "::1", 0},
+                    {":65535", "", 65535},
+                    {"localhost:80", "localhost", 80},
+                    {"[fe80::1%lo]:1", "fe80::1%lo", 1}};
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+                cr_assert_eq(config_parse_listen(good[i].in, host, sizeof(host), &port), 0,
+                             "refused '%s'", good[i].in);
+                cr_assert_str_eq(host, good[i].host);
+                cr_assert_eq(port, good[i].port);
+        }
+        const char *bad[] = {"9464",     "127.0.0.1",      "127.0.0.1:", "127.0.0.1:65536",
+                             "::1:9464", "[::1]9464",      "[]:1",       "host:12a",
+                             "h:-1",     "h:000000009464", "[::1:9464"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                cr_assert_eq(config_parse_listen(bad[i], host, sizeof(host), &port), -EINVAL,
+                             "accepted '%s'", bad[i]);
+        /* A host longer than the buffer is refused, not cut. */
+        cr_assert_eq(config_parse_listen("abcdefghij:1", host, 8, &port), -EINVAL);
+
+        struct config c;
+        struct diag d = {0};
+        cr_assert_eq(load("actord: { metrics_listen = \"127.0.0.1:9464\"; };\n"
+                          "components: { a = { class = \"x.y\"; }; };\n",
+                          &c, &d, NULL),
+                     0);
+        cr_assert_str_eq(c.metrics_listen, "127.0.0.1:9464");
+        cr_assert_eq(c.metrics_line, 1);
+        config_free(&c);
+        cr_assert_eq(load("actord: {\n metrics_listen = \"9464\"; };\n"
+                          "components: { a = { class = \"x.y\"; }; };\n",
+                          &c, &d, NULL),
+                     -EINVAL);
+        dump(&d);
+        cr_assert(diag_has(&d, "test.conf:2: metrics_listen = \"9464\": expected HOST:PORT"));
+        cr_assert_null(c.metrics_listen);
+        config_free(&c);
+        diag_free(&d);
+        cr_assert_eq(load("actord: { metrics_listen = 9464; };\n"
+                          "components: { a = { class = \"x.y\"; }; };\n",
+                          &c, &d, NULL),
+                     -EINVAL);
+        cr_assert(diag_has(&d, "metrics_listen must be a string"));
+        config_free(&c);
+        diag_free(&d);
+}
+
 Test(config, duplicate_component_names_are_errors)
 {
         struct config c;

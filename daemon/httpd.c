@@ -1,0 +1,252 @@
+/* The metrics over HTTP: see httpd.h. */
+#define _GNU_SOURCE
+#include "httpd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "config.h"
+#include "log.h"
+
+/* A scraper or two, and someone with curl: more waiting connections are refused at once. */
+#define HTTPD_CONNECTIONS 32
+#define HTTPD_PER_IP 8
+/* Seconds a connection may stay silent (a client that connects and sends nothing). */
+#define HTTPD_IDLE_S 10
+
+#define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+struct httpd {
+        struct MHD_Daemon *mhd;
+        int fd;   /* the listening socket, ours: libmicrohttpd does not close it */
+        int epfd; /* libmicrohttpd's epoll set */
+        httpd_metrics_fn *fn;
+        void *arg;
+        char url[96];
+};
+
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+        (void)cls;
+        char buf[512];
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        buf[strcspn(buf, "\n")] = 0;
+        log_warning("metrics over HTTP: %s", buf);
+}
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
+                             char *body, size_t len, const char *allow)
+{
+        struct MHD_Response *r =
+            MHD_create_response_from_buffer_with_free_callback(len, body, free);
+        if (!r) {
+                free(body);
+                return MHD_NO;
+        }
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        if (allow)
+                MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+        enum MHD_Result q = MHD_queue_response(conn, status, r);
+        MHD_destroy_response(r);
+        return q;
+}
+
+static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned status, const char *text,
+                                  const char *allow)
+{
+        char *body = strdup(text);
+        if (!body)
+                return MHD_NO;
+        return reply(conn, status, "text/plain; charset=utf-8", body, strlen(body), allow);
+}
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_len, void **req_cls)
+{
+        struct httpd *h = cls;
+        (void)version;
+        (void)upload;
+        (void)upload_len;
+        (void)req_cls;
+        if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+                return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+                                  "only GET and HEAD: the metrics are at /metrics\n", "GET, HEAD");
+        if (!strcmp(url, "/metrics")) {
+                char *body = NULL;
+                size_t len = 0;
+                FILE *f = open_memstream(&body, &len);
+                if (!f)
+                        return MHD_NO;
+                h->fn(h->arg, f);
+                if (fclose(f) != 0) {
+                        free(body);
+                        return MHD_NO;
+                }
+                return reply(conn, MHD_HTTP_OK, METRICS_TYPE, body, len, NULL);
+        }
+        if (!strcmp(url, "/"))
+                return reply_text(conn, MHD_HTTP_OK, "actord: the metrics are at /metrics\n", NULL);
+        return reply_text(conn, MHD_HTTP_NOT_FOUND, "not found: the metrics are at /metrics\n",
+                          NULL);
+}
+
+/* A listening socket on host:port; every address (host "") is IPv6's any, taking IPv4 too
+ * where the system allows, else IPv4's. */
+static int listen_on(const char *host, unsigned port, char *err, size_t err_len)
+{
+        char service[8];
+        snprintf(service, sizeof(service), "%u", port);
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+                                 .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+                                 .ai_family = AF_UNSPEC};
+        struct addrinfo *ai = NULL;
+        int g = getaddrinfo(*host ? host : NULL, service, &hints, &ai);
+        if (g) {
+                snprintf(err, err_len, "cannot resolve '%s': %s", host, gai_strerror(g));
+                return -EINVAL;
+        }
+        /* A host's addresses in the resolver's order; every address: IPv6's first, which takes
+         * both families. */
+        struct addrinfo *order[16];
+        int n = 0;
+        for (struct addrinfo *a = ai; a && n < 16; a = a->ai_next)
+                if (*host || a->ai_family == AF_INET6)
+                        order[n++] = a;
+        for (struct addrinfo *a = ai; a && n < 16 && !*host; a = a->ai_next)
+                if (a->ai_family != AF_INET6)
+                        order[n++] = a;
+        int fd = -1, r = -EADDRNOTAVAIL;
+        for (int i = 0; i < n && fd < 0; i++) {
+                struct addrinfo *a = order[i];
+                fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+                if (fd < 0) {
+                        r = -errno;
+                        continue;
+                }
+                int one = 1, zero = 0;
+                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+                if (a->ai_family == AF_INET6 && !*host)
+                        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+                if (bind(fd, a->ai_addr, a->ai_addrlen) < 0 || listen(fd, 64) < 0) {
+                        r = -errno;
+                        close(fd);
+                        fd = -1;
+                }
+        }
+        freeaddrinfo(ai);
+        if (fd < 0)
+                snprintf(err, err_len, "cannot listen: %s", strerror(-r));
+        return fd >= 0 ? fd : r;
+}
+
+static void format_url(struct httpd *h)
+{
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        char addr[INET6_ADDRSTRLEN] = "?";
+        unsigned port = 0;
+        if (getsockname(h->fd, (struct sockaddr *)&ss, &len) == 0) {
+                if (ss.ss_family == AF_INET) {
+                        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+                        inet_ntop(AF_INET, &s4->sin_addr, addr, sizeof(addr));
+                        port = ntohs(s4->sin_port);
+                } else if (ss.ss_family == AF_INET6) {
+                        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+                        inet_ntop(AF_INET6, &s6->sin6_addr, addr, sizeof(addr));
+                        port = ntohs(s6->sin6_port);
+                }
+        }
+        bool v6 = strchr(addr, ':') != NULL;
+        snprintf(h->url, sizeof(h->url), "http://%s%s%s:%u/metrics", v6 ? "[" : "", addr,
+                 v6 ? "]" : "", port);
+}
+
+int httpd_open(struct httpd **ret, const char *listen, httpd_metrics_fn *fn, void *arg, char *err,
+               size_t err_len)
+{
+        char host[256];
+        unsigned port;
+        *ret = NULL;
+        if (config_parse_listen(listen, host, sizeof(host), &port) < 0) {
+                snprintf(err, err_len, "not HOST:PORT");
+                return -EINVAL;
+        }
+        struct httpd *h = calloc(1, sizeof(*h));
+        if (!h) {
+                snprintf(err, err_len, "out of memory");
+                return -ENOMEM;
+        }
+        h->fn = fn;
+        h->arg = arg;
+        h->fd = listen_on(host, port, err, err_len);
+        if (h->fd < 0) {
+                int r = h->fd;
+                free(h);
+                return r;
+        }
+        format_url(h);
+        /* The logger first: it takes the messages of the options after it. */
+        h->mhd = MHD_start_daemon(
+            MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, answer, h, MHD_OPTION_EXTERNAL_LOGGER,
+            mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, h->fd, MHD_OPTION_CONNECTION_LIMIT,
+            (unsigned)HTTPD_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTPD_PER_IP,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTPD_IDLE_S, MHD_OPTION_END);
+        const union MHD_DaemonInfo *info =
+            h->mhd ? MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+        if (!info) {
+                snprintf(err, err_len, "cannot start the HTTP server (libmicrohttpd)");
+                if (h->mhd)
+                        MHD_stop_daemon(h->mhd);
+                close(h->fd);
+                free(h);
+                return -EIO;
+        }
+        h->epfd = info->epoll_fd;
+        *ret = h;
+        return 0;
+}
+
+void httpd_close(struct httpd *h)
+{
+        if (!h)
+                return;
+        MHD_stop_daemon(h->mhd);
+        close(h->fd);
+        free(h);
+}
+
+int httpd_pollfd(const struct httpd *h)
+{
+        return h ? h->epfd : -1;
+}
+
+int httpd_timeout_ms(struct httpd *h)
+{
+        MHD_UNSIGNED_LONG_LONG t;
+        if (!h || MHD_get_timeout(h->mhd, &t) != MHD_YES)
+                return -1;
+        return t > 60000 ? 60000 : (int)t;
+}
+
+void httpd_process(struct httpd *h)
+{
+        if (h)
+                MHD_run(h->mhd);
+}
+
+const char *httpd_url(const struct httpd *h)
+{
+        return h->url;
+}

@@ -1,0 +1,34 @@
+/* The metrics over HTTP (actord.metrics_listen), for a Prometheus server to scrape: GET
+ * /metrics answers what the control socket's `metrics` does. libmicrohttpd serves it on the
+ * main thread, in the main loop: its epoll set is one more fd there (httpd_pollfd) and
+ * httpd_process() runs it, so the answer is rendered where the control socket's is, without a
+ * lock and without a thread of its own. A slow client holds no one up: libmicrohttpd writes
+ * what the socket takes and carries on at the next readiness. */
+#ifndef ACTORD_HTTPD_H
+#define ACTORD_HTTPD_H
+
+#include <stdio.h>
+
+struct httpd;
+
+/* Writes the metrics text into out (the main thread's). */
+typedef void httpd_metrics_fn(void *arg, FILE *out);
+
+/* Listens on `listen` ("host:port", "[IPv6]:port", ":port"; config_parse_listen) and serves
+ * the metrics from fn(arg). Returns 0, or a negative errno with the reason in err (the failing
+ * step and strerror, or the resolver's message). */
+int httpd_open(struct httpd **ret, const char *listen, httpd_metrics_fn *fn, void *arg, char *err,
+               size_t err_len);
+/* Stops serving and closes every connection; accepts NULL. */
+void httpd_close(struct httpd *h);
+/* The fd to poll for input (the server's epoll set), or -1 for NULL. */
+int httpd_pollfd(const struct httpd *h);
+/* How long until httpd_process() must run although the fd is quiet (connection timeouts), in
+ * ms; -1: no limit. */
+int httpd_timeout_ms(struct httpd *h);
+/* Does what is ready: accepts, reads requests, answers. Never blocks. */
+void httpd_process(struct httpd *h);
+/* "http://127.0.0.1:9464/metrics", with the port bound (for ":0", the one the kernel chose). */
+const char *httpd_url(const struct httpd *h);
+
+#endif
