@@ -546,21 +546,26 @@ static void rates_reset(struct running *m)
         m->last_ns = mono_ns();
 }
 
-/* A reload and its bookkeeping: the counts, the rate and loss baselines, and for a SIGHUP
- * (`by_signal`) the state file that `actord --reload` waits on: only its own kind of reload
- * may answer it, not one asked for through the control socket meanwhile. */
+/* What the daemon tells about itself (stats.h), from the running state. */
+static struct stats_view view_of(struct running *m)
+{
+        return (struct stats_view){.info = &m->info,
+                                   .topo = m->topo,
+                                   .rt = m->rt,
+                                   .sup = m->sup,
+                                   .chan_rate = m->chan_rate};
+}
+
 /* What GET /metrics answers: the control socket's `metrics`. */
 static void render_metrics(void *arg, FILE *out)
 {
-        struct running *m = arg;
-        const struct stats_view v = {.info = &m->info,
-                                     .topo = m->topo,
-                                     .rt = m->rt,
-                                     .sup = m->sup,
-                                     .chan_rate = m->chan_rate};
+        const struct stats_view v = view_of(arg);
         stats_write_metrics(out, &v);
 }
 
+/* A reload and its bookkeeping: the counts, the rate and loss baselines, and for a SIGHUP
+ * (`by_signal`) the state file that `actord --reload` waits on: only its own kind of reload
+ * may answer it, not one asked for through the control socket meanwhile. */
 static bool apply_reload(struct running *m, const char *why, FILE *detail, bool by_signal)
 {
         /* A tap reads a channel that the reload may take away. */
@@ -606,11 +611,7 @@ static bool control_command(void *arg, const char *cmd, uid_t uid, FILE *out,
                             struct ctl_stream *stream)
 {
         struct running *m = arg;
-        const struct stats_view v = {.info = &m->info,
-                                     .topo = m->topo,
-                                     .rt = m->rt,
-                                     .sup = m->sup,
-                                     .chan_rate = m->chan_rate};
+        const struct stats_view v = view_of(m);
         if (strcmp(cmd, "status") == 0) {
                 stats_write_status(out, &v, mono_ns());
                 return true;
