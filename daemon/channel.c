@@ -209,6 +209,7 @@ int channel_rx_open(struct channel_rx *ret, struct channel *c)
             .copy = copy,
             .copy_stride = copy_stride,
             .copy_slots = copy_slots,
+            .released_at_end = tail,
         };
         return 0;
 }

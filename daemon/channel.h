@@ -4,8 +4,8 @@
  * Protocol
  * --------
  * Memory is one region (from a memfd, addressed by offsets from its start, never by pointers):
- * a header of cache-line pairs (immutable geometry; producer-written counters; the consumer's
- * position; its counters; a refused producer's request for room), then the slots. A slot is a
+ * a header of cache-line pairs (immutable geometry; producer-written counters and a refused
+ * producer's request for room; the consumer's position; its counters), then the slots. A slot is a
  * 16-byte header {stamp, publish_ns} and a payload. Small payloads (up to 48 bytes) follow their
  * header in the same slot, so that a message is one cache line for the consumer; larger ones live
  * in an array of their own with a 64-byte-multiple stride (a 64-byte message is exactly one line)
@@ -132,6 +132,12 @@ struct channel_shared {
         _Atomic uint64_t rejected;                        /* claims refused under reject */
         _Atomic uint64_t high_water; /* deepest backlog seen when a claim found the ring
                                       * looking full (sampled at most once per lap) */
+        /* reject: set by a producer that a full ring refused and that wants to run again once
+         * there is room (channel_tx_want_room()), cleared by the consumer that gives slots
+         * back after it (channel_rx_room_wanted()). On this line, which the producer writes
+         * only around refusals, laps and drops: the consumer's look at the end of a run
+         * mostly hits its cache. */
+        _Atomic uint32_t room_wanted;
 
         /* Consumer line: single writer; the producer reads `tail`. */
         alignas(CHANNEL_LINE) _Atomic uint64_t tail; /* drop_new/reject: position released up
@@ -145,12 +151,6 @@ struct channel_shared {
                                                           * drop_new/reject also the reader's
                                                           * position */
         _Atomic uint64_t overwritten;                    /* overwrite losses, seen as gaps */
-
-        /* reject: set by a producer that a full ring refused and that wants to run again once
-         * there is room (channel_tx_want_room()), cleared by the consumer that gives slots
-         * back after it (channel_rx_room_wanted()). A line of its own: written only around a
-         * refusal, so the consumer's look at the end of a run hits its own cache. */
-        alignas(CHANNEL_LINE) _Atomic uint32_t room_wanted;
 };
 
 struct channel {
@@ -206,7 +206,6 @@ struct channel_rx {
         unsigned char *payload_base; /* payloads */
         uint64_t want;               /* the smallest stamp a new message can carry: 2 * seq + 2 */
         uint64_t released;           /* position last stored in `tail` */
-        bool gave_back;              /* `tail` was stored since the last channel_rx_end() */
         uint32_t mask;               /* nslots - 1 */
         uint32_t hdr_shift;          /* log2 of the header stride */
         uint32_t payload_stride;
@@ -226,6 +225,10 @@ struct channel_rx {
                               * payload, copy_stride bytes apart */
         uint32_t copy_stride;
         uint32_t copy_slots; /* how many: a batch read's longest run */
+
+        /* drop_new/reject, off the read path: `released` as the last channel_rx_end() left it,
+         * to tell whether a pass gave slots back. */
+        uint64_t released_at_end;
 };
 
 struct channel_stats {
@@ -483,7 +486,6 @@ CHANNEL_INLINE void channel_rx_release_(struct channel_rx *rx, uint64_t pos)
         if (rx->released == pos)
                 return;
         rx->released = pos;
-        rx->gave_back = true;
         /* Release, pairs with the producer's acquire load of `tail` in channel_claim_slow_():
          * our reads of the slots happen before the producer reuses them. */
         atomic_store_explicit(&rx->sh->tail, pos, memory_order_release);
@@ -707,8 +709,8 @@ CHANNEL_INLINE bool channel_rx_end(struct channel_rx *rx)
                 return false;
         uint64_t pos = atomic_load_explicit(rx->taken, memory_order_relaxed);
         channel_rx_release_(rx, pos);
-        bool gave = rx->gave_back;
-        rx->gave_back = false;
+        bool gave = rx->released != rx->released_at_end;
+        rx->released_at_end = rx->released;
         return gave && rx->policy == CHANNEL_REJECT;
 }
 
