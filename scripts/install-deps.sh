@@ -7,7 +7,8 @@ set -eu
 pkgs="build-essential cmake pkg-config libconfig-dev libsystemd-dev libcriterion-dev
       clang libclang-rt-14-dev clang-format
       libck-dev libdpdk-dev libboost-dev libreaderwriterqueue-dev
-      python3-prometheus-client groff-base libnats-dev nats-server libmicrohttpd-dev"
+      python3-prometheus-client groff-base libnats-dev nats-server libmicrohttpd-dev
+      openssl"
 if [ "${1:-}" = "--systemd" ]; then
         pkgs="$pkgs systemd-container debootstrap"
 fi

@@ -158,6 +158,10 @@ static void bridge_free(struct bridge *b)
         free(b->url);
         free(b->shown);
         free(b->subject);
+        free(b->tls_ca);
+        free(b->tls_cert);
+        free(b->tls_key);
+        free(b->tls_hostname);
         free(b->group);
         free(b->type);
         free(b);
@@ -199,6 +203,21 @@ static struct bridge *bridge_create(struct actord_ctx *ctx, bool subscriber)
                                  BRIDGE_QUEUE_MAX, (long long)queue);
                 return NULL;
         }
+        const char *tls[4] = {NULL, NULL, NULL, NULL}; /* ca, cert, key, hostname */
+        static const char *const tls_names[4] = {"tls_ca", "tls_cert", "tls_key", "tls_hostname"};
+        for (int i = 0; i < 4; i++) {
+                (void)actord_setting_string(ctx, tls_names[i], &tls[i]);
+                /* The files now, so that a wrong path is said at start, with its setting. */
+                if (i < 3 && tls[i] && access(tls[i], R_OK) < 0) {
+                        actord_set_error(ctx, "%s '%s': %s", tls_names[i], tls[i], strerror(errno));
+                        return NULL;
+                }
+        }
+        if (!tls[1] != !tls[2]) {
+                actord_set_error(ctx, "tls_cert and tls_key go together: %s is missing",
+                                 tls[1] ? "tls_key" : "tls_cert");
+                return NULL;
+        }
         bool headers = true, batch = false;
         if (!subscriber) {
                 (void)actord_setting_bool(ctx, "headers", &headers);
@@ -229,6 +248,11 @@ static struct bridge *bridge_create(struct actord_ctx *ctx, bool subscriber)
         b->shown = url_shown(url);
         b->subject = strdup(subject);
         b->group = group ? strdup(group) : NULL;
+        char **tls_to[4] = {&b->tls_ca, &b->tls_cert, &b->tls_key, &b->tls_hostname};
+        bool tls_ok = true;
+        for (int i = 0; i < 4; i++)
+                if (tls[i] && !(*tls_to[i] = strdup(tls[i])))
+                        tls_ok = false;
         if (asprintf(&b->type, "%s/%" PRIu32, actord_port_type(ctx, subscriber, 0), b->size) < 0)
                 b->type = NULL;
         if (subscriber) {
@@ -240,7 +264,7 @@ static struct bridge *bridge_create(struct actord_ctx *ctx, bool subscriber)
         }
         /* Blocking for the bridge thread's read; writers add 1 and never reach the limit. */
         b->wake = eventfd(0, EFD_CLOEXEC);
-        if (!b->url || !b->shown || !b->subject || (group && !b->group) || !b->type ||
+        if (!b->url || !b->shown || !b->subject || (group && !b->group) || !b->type || !tls_ok ||
             (subscriber ? !b->msgs : !b->slots) || b->wake < 0) {
                 actord_set_error(ctx, "cannot set up: %s", strerror(errno ? errno : ENOMEM));
                 bridge_free(b);
@@ -399,6 +423,22 @@ static void on_closed(natsConnection *nc, void *closure)
         pthread_mutex_unlock(&b->lock);
 }
 
+/* The bridge cannot work: s, with libnats's last error on this thread in words (a TLS
+ * handshake's reason, a file it could not read), without its source position. */
+static void set_failed(struct bridge *b, natsStatus s)
+{
+        const char *why = nats_GetLastError(NULL);
+        if (why && why[0] == '(') {
+                const char *end = strstr(why, "): ");
+                if (end)
+                        why = end + 3;
+        }
+        pthread_mutex_lock(&b->lock);
+        snprintf(b->failed_why, sizeof(b->failed_why), "%s", why ? why : "");
+        pthread_mutex_unlock(&b->lock);
+        atomic_store(&b->failed, (int)s);
+}
+
 natsStatus bridge_connect(struct bridge *b)
 {
         natsOptions *o = NULL;
@@ -415,9 +455,16 @@ natsStatus bridge_connect(struct bridge *b)
         natsStatus s = list ? natsOptions_Create(&o) : NATS_NO_MEMORY;
         if (s == NATS_OK)
                 s = natsOptions_SetServers(o, servers, n);
-        /* libnats 3.4 takes the scheme for a name only: tls:// must ask for TLS itself. */
-        if (s == NATS_OK && strstr(b->url, "tls://"))
+        /* libnats 3.4 takes the scheme for a name only: tls:// must ask for TLS itself. It
+         * trusts no certificate authority of its own: without tls_ca no server is trusted. */
+        if (s == NATS_OK && (strstr(b->url, "tls://") || b->tls_ca || b->tls_cert))
                 s = natsOptions_SetSecure(o, true);
+        if (s == NATS_OK && b->tls_ca)
+                s = natsOptions_LoadCATrustedCertificates(o, b->tls_ca);
+        if (s == NATS_OK && b->tls_cert)
+                s = natsOptions_LoadCertificatesChain(o, b->tls_cert, b->tls_key);
+        if (s == NATS_OK && b->tls_hostname)
+                s = natsOptions_SetExpectedHostname(o, b->tls_hostname);
         if (s == NATS_OK)
                 s = natsOptions_SetName(o, name);
         if (s == NATS_OK)
@@ -431,15 +478,22 @@ natsStatus bridge_connect(struct bridge *b)
         if (s == NATS_OK && !b->batch)
                 s = natsOptions_SetSendAsap(o, true);
         if (s == NATS_OK)
-                s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, b);
-        if (s == NATS_OK)
                 s = natsOptions_SetReconnectedCB(o, on_connected, b);
         if (s == NATS_OK)
                 s = natsOptions_SetDisconnectedCB(o, on_disconnected, b);
         if (s == NATS_OK)
                 s = natsOptions_SetClosedCB(o, on_closed, b);
+        /* One attempt first: a server that refuses us (TLS, authorization) says why, and
+         * trying again would not change it; libnats's background retries would not say it.
+         * A failed attempt calls none of the callbacks. */
         if (s == NATS_OK)
                 s = natsConnection_Connect(&b->nc, o);
+        /* No server there yet: libnats goes on trying in the background. */
+        if (s == NATS_NO_SERVER || s == NATS_TIMEOUT || s == NATS_IO_ERROR) {
+                s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, b);
+                if (s == NATS_OK)
+                        s = natsConnection_Connect(&b->nc, o);
+        }
         natsOptions_Destroy(o);
         free(list);
         if (s == NATS_OK) {
@@ -449,7 +503,7 @@ natsStatus bridge_connect(struct bridge *b)
                 s = NATS_OK; /* libnats goes on trying; on_connected says when */
         } else {
                 b->nc = NULL;
-                atomic_store(&b->failed, (int)s);
+                set_failed(b, s);
         }
         return s;
 }
@@ -490,7 +544,7 @@ natsStatus bridge_subscribe(struct bridge *b, natsMsgHandler on_msg)
                 s = natsSubscription_SetPendingLimits(b->sub, (int)b->cap,
                                                       bytes > INT32_MAX ? INT32_MAX : (int)bytes);
         if (s != NATS_OK)
-                atomic_store(&b->failed, (int)s);
+                set_failed(b, s);
         return s;
 }
 
@@ -569,9 +623,14 @@ bool bridge_report(struct actord_ctx *ctx, struct bridge *b)
 {
         int failed = atomic_load(&b->failed);
         if (failed) {
-                actord_set_error(ctx, "%s '%s' on %s: %s",
+                char why[sizeof(b->failed_why)];
+                pthread_mutex_lock(&b->lock);
+                memcpy(why, b->failed_why, sizeof(why));
+                pthread_mutex_unlock(&b->lock);
+                actord_set_error(ctx, "%s '%s' on %s: %s%s%s%s",
                                  b->subscriber ? "cannot subscribe to" : "cannot publish to",
-                                 b->subject, b->shown, natsStatus_GetText((natsStatus)failed));
+                                 b->subject, b->shown, natsStatus_GetText((natsStatus)failed),
+                                 why[0] ? " (" : "", why, why[0] ? ")" : "");
                 return false;
         }
         update_counters(ctx, b);

@@ -70,6 +70,10 @@ struct bridge {
         bool batch;    /* publisher: let libnats gather writes (else each message at once) */
         uint32_t cap;  /* ring slots, a power of two */
         struct actord_notifier *notifier; /* subscriber: wakes its component */
+        /* TLS (any of them, or a tls:// url, asks for it): files of PEM certificates to trust,
+         * the component's own certificate chain and key, the name expected in the server's
+         * certificate. NULL: none. */
+        char *tls_ca, *tls_cert, *tls_key, *tls_hostname;
 
         /* The ring from producer to consumer: the worker to the bridge thread (publisher), a
          * libnats delivery thread to the worker (subscriber). */
@@ -118,6 +122,7 @@ struct bridge {
         _Atomic int last_status;         /* natsStatus of the last failure */
         _Atomic int failed;              /* natsStatus: the bridge cannot work (connect or
                                           * subscribe refused for good); 0: fine */
+        char failed_why[256];            /* libnats's words for it, set before `failed` */
         uint64_t confirmed_for;          /* subscriber's thread: `connects` when the server
                                           * last confirmed the subscription */
         char bad_why[160];               /* under lock: the last bad message, in words */
@@ -139,7 +144,23 @@ void bridge_fini(struct actord_ctx *ctx, void *state);
         {                                                                                          \
                 .name = "url", .type = ACTORD_SETTING_STRING, .default_value = BRIDGE_URL_DEFAULT, \
                 .help = "the server, or several separated by commas: "                             \
-                        "nats://[user:password@]host[:port]"                                       \
+                        "nats://[user:password@]host[:port] (tls://... for TLS)"                   \
+        }
+#define BRIDGE_SETTINGS_TLS                                                                        \
+        {.name = "tls_ca",                                                                         \
+         .type = ACTORD_SETTING_STRING,                                                            \
+         .help = "a PEM file of the certificates that may sign the server's (implies TLS)"},       \
+            {.name = "tls_cert",                                                                   \
+             .type = ACTORD_SETTING_STRING,                                                        \
+             .help = "a PEM file of this client's certificate chain, for a server that asks for "  \
+                     "one (with tls_key)"},                                                        \
+            {.name = "tls_key",                                                                    \
+             .type = ACTORD_SETTING_STRING,                                                        \
+             .help = "the PEM file of tls_cert's private key"},                                    \
+        {                                                                                          \
+                .name = "tls_hostname", .type = ACTORD_SETTING_STRING,                             \
+                .help = "the name the server's certificate must carry, where it is not the url's " \
+                        "host"                                                                     \
         }
 /* Bridge thread: connects (retrying in the background if the server is not there). */
 natsStatus bridge_connect(struct bridge *b);

@@ -20,34 +20,51 @@ struct server {
         char url[64];
 };
 
-/* Starts nats-server on 127.0.0.1:port (0: one it picks) and waits (inotify) until its ports
- * file says it listens. */
-static void server_start(struct server *s, int port)
+/* Starts nats-server on 127.0.0.1:port (0: one it picks), with the arguments `extra` (NULL or
+ * NULL-terminated) after its own, and waits (inotify) until its ports file says it listens. */
+static void server_start_with(struct server *s, int port, const char *const *extra)
 {
         char portarg[16], *log, *ports;
         snprintf(portarg, sizeof(portarg), "%d", port ? port : -1);
         cr_assert(asprintf(&log, "%s/nats-server.log", dir) > 0);
         *s = (struct server){0};
+        /* Copies made before the fork: no malloc in the child of a process with threads. */
+        const char *args[32] = {NATS_SERVER,        "-a", "127.0.0.1", "-p", portarg,
+                                "--ports_file_dir", dir,  "-l",        log};
+        int n = 9;
+        for (int i = 0; extra && extra[i] && n < 31; i++)
+                args[n++] = extra[i];
+        char *argv[32] = {NULL};
+        for (int i = 0; i < n; i++)
+                cr_assert((argv[i] = strdup(args[i])));
         s->pid = fork();
         cr_assert(s->pid >= 0);
         if (s->pid == 0) {
                 prctl(PR_SET_PDEATHSIG, SIGKILL);
-                execl(NATS_SERVER, NATS_SERVER, "-a", "127.0.0.1", "-p", portarg,
-                      "--ports_file_dir", dir, "-l", log, (char *)NULL);
+                execv(NATS_SERVER, argv);
                 _exit(127);
         }
+        for (int i = 0; i < n; i++)
+                free(argv[i]);
         cr_assert(asprintf(&ports, "%s/nats-server_%d.ports", dir, (int)s->pid) > 0);
-        cr_assert(wait_contains(dir, ports, "nats://", 20000), "nats-server did not start:\n%s",
+        /* A TLS server lists its client port as tls://. */
+        const char *scheme = extra ? "tls://" : "nats://";
+        cr_assert(wait_contains(dir, ports, scheme, 20000), "nats-server did not start:\n%s",
                   tu_read(log));
         char *text = tu_read(ports);
-        char *colon = strrchr(strstr(text, "nats://") + 7, ':');
+        char *colon = strrchr(strstr(text, scheme) + strlen(scheme), ':');
         s->port = atoi(colon + 1);
         cr_assert(s->port > 0, "ports file: %s", text);
-        snprintf(s->url, sizeof(s->url), "nats://127.0.0.1:%d", s->port);
+        snprintf(s->url, sizeof(s->url), "%s127.0.0.1:%d", scheme, s->port);
         free(text);
         unlink(ports);
         free(ports);
         free(log);
+}
+
+static void server_start(struct server *s, int port)
+{
+        server_start_with(s, port, NULL);
 }
 
 static void server_stop(struct server *s)
@@ -444,6 +461,10 @@ Test(nats, bad_settings_are_refused_with_the_reason)
         refused("subject = \"x\"; queue = 0;", "queue must be in 1 .. 1048576 messages, not 0");
         refused("subject = \"x\"; url = \"nats://a:1, nats://b:2\";",
                 "' nats://b:2': the scheme must be nats:// or tls://");
+        refused("subject = \"x\"; tls_ca = \"/nonexistent/ca.pem\";",
+                "tls_ca '/nonexistent/ca.pem': No such file or directory");
+        refused("subject = \"x\"; tls_cert = \"/etc/hostname\";",
+                "tls_cert and tls_key go together: tls_key is missing");
 }
 
 Test(nats, a_list_of_servers_is_a_pool)
@@ -794,4 +815,166 @@ Test(nats, a_subscriber_facing_a_full_reject_output_waits_for_room)
         server_stop(&s);
         free(conf);
         free(out);
+}
+
+/* ---- TLS ---- */
+
+/* A certificate authority, a server certificate it signed for 127.0.0.1 and localhost, a
+ * client certificate it signed, and another authority that signed nothing here: PEM files
+ * in dir (openssl's command line). */
+static void make_certificates(void)
+{
+        char *cmd;
+        cr_assert(asprintf(&cmd,
+                           "set -e; cd '%s'; exec 2>openssl.log\n"
+                           "key() { openssl genpkey -algorithm EC -pkeyopt "
+                           "ec_paramgen_curve:P-256 -out $1; }\n"
+                           "for ca in ca other; do key $ca.key\n"
+                           "  openssl req -x509 -new -key $ca.key -out $ca.pem -days 2 -subj "
+                           "\"/CN=$ca\"; done\n"
+                           "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' >server.ext\n"
+                           "printf 'extendedKeyUsage=clientAuth\\n' >client.ext\n"
+                           "for who in server client; do key $who.key\n"
+                           "  openssl req -new -key $who.key -out $who.csr -subj \"/CN=$who\"\n"
+                           "  openssl x509 -req -in $who.csr -CA ca.pem -CAkey ca.key "
+                           "-CAcreateserial -out $who.pem -days 2 -extfile $who.ext; done\n",
+                           dir) > 0);
+        int st = system(cmd);
+        free(cmd);
+        char *log;
+        cr_assert(asprintf(&log, "%s/openssl.log", dir) > 0);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "openssl: %s", tu_read(log));
+        free(log);
+}
+
+/* A server that speaks TLS only and asks each client for a certificate signed by ca.pem. */
+static void tls_server_start(struct server *s)
+{
+        char *cert, *key, *ca;
+        cr_assert(asprintf(&cert, "%s/server.pem", dir) > 0);
+        cr_assert(asprintf(&key, "%s/server.key", dir) > 0);
+        cr_assert(asprintf(&ca, "%s/ca.pem", dir) > 0);
+        const char *extra[] = {"--tls",       "--tlscert",   cert, "--tlskey", key,
+                               "--tlsverify", "--tlscacert", ca,   NULL};
+        server_start_with(s, 0, extra);
+        free(cert);
+        free(key);
+        free(ca);
+}
+
+/* This process's TLS connection to s, with the client certificate. */
+static natsConnection *tls_client(const struct server *s)
+{
+        char ca[512], cert[512], key[512];
+        snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+        snprintf(cert, sizeof(cert), "%s/client.pem", dir);
+        snprintf(key, sizeof(key), "%s/client.key", dir);
+        natsOptions *o = NULL;
+        natsConnection *nc = NULL;
+        cr_assert_eq(natsOptions_Create(&o), NATS_OK);
+        cr_assert_eq(natsOptions_SetURL(o, s->url), NATS_OK);
+        cr_assert_eq(natsOptions_SetSecure(o, true), NATS_OK);
+        cr_assert_eq(natsOptions_LoadCATrustedCertificates(o, ca), NATS_OK);
+        cr_assert_eq(natsOptions_LoadCertificatesChain(o, cert, key), NATS_OK);
+        natsStatus st = natsConnection_Connect(&nc, o);
+        cr_assert_eq(st, NATS_OK, "TLS connect to %s: %s %s", s->url, natsStatus_GetText(st),
+                     nats_GetLastError(NULL));
+        natsOptions_Destroy(o);
+        return nc;
+}
+
+/* The TLS settings of a bridge component: the authority `ca` (a file in dir), and the client
+ * certificate unless `no_cert`. */
+static void tls_settings(char *buf, size_t len, const char *ca, bool no_cert)
+{
+        int n = snprintf(buf, len, "tls_ca = \"%s/%s\";", dir, ca);
+        if (!no_cert)
+                snprintf(buf + n, len - (size_t)n,
+                         " tls_cert = \"%s/client.pem\"; tls_key = \"%s/client.key\";", dir, dir);
+}
+
+Test(nats, both_ends_speak_tls_with_client_certificates)
+{
+        make_certificates();
+        struct server s;
+        tls_server_start(&s);
+        char tls[1024], body[4096];
+        tls_settings(tls, sizeof(tls), "ca.pem", false);
+        snprintf(body, sizeof(body),
+                 "components: {\n"
+                 "  sub = { class = \"nats.subscribe\"; type = \"core.sample\";\n"
+                 "          settings = { url = \"%s\"; subject = \"relay.in\"; %s }; };\n"
+                 "  pub = { class = \"nats.publish\"; worker = 1;\n"
+                 "          settings = { url = \"%s\"; subject = \"relay.out\"; %s }; };\n"
+                 "};\nlinks = ( \"sub.out -> pub.in\" );\n",
+                 s.url, tls, s.url, tls);
+        char *conf = write_conf(body);
+        struct daemon d;
+        start(&d, conf);
+        cr_assert(wait_contains(dir, d.err_path, "sub: subscribed to 'relay.in'", 20000),
+                  "stderr:\n%s", daemon_stderr(&d));
+        natsConnection *nc = tls_client(&s);
+        natsSubscription *sub = NULL;
+        cr_assert_eq(natsConnection_SubscribeSync(&sub, nc, "relay.out"), NATS_OK);
+        cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+        for (uint64_t i = 0; i < 5; i++)
+                send_sample(nc, "relay.in", i, "core.sample/24", (int)sizeof(struct core_sample));
+        cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+        for (uint64_t i = 0; i < 5; i++) {
+                natsMsg *m = NULL;
+                natsStatus st = natsSubscription_NextMsg(&m, sub, 20000);
+                cr_assert_eq(st, NATS_OK, "message %" PRIu64 ": %s; stderr:\n%s", i,
+                             natsStatus_GetText(st), daemon_stderr(&d));
+                struct core_sample smp;
+                memcpy(&smp, natsMsg_GetData(m), sizeof(smp));
+                cr_assert_eq(smp.seq, i);
+                natsMsg_Destroy(m);
+        }
+        stop(&d);
+        natsSubscription_Destroy(sub);
+        natsConnection_Destroy(nc);
+        server_stop(&s);
+        free(conf);
+}
+
+/* A server signed by an authority the component does not trust, and a server that wants a
+ * client certificate the component does not have: each fails the component with libnats's
+ * reason, not a bare status. */
+Test(nats, tls_that_cannot_be_made_says_why)
+{
+        make_certificates();
+        struct server s;
+        tls_server_start(&s);
+        char untrusted[1024], nocert[1024], body[4096];
+        tls_settings(untrusted, sizeof(untrusted), "other.pem", false);
+        tls_settings(nocert, sizeof(nocert), "ca.pem", true);
+        snprintf(
+            body, sizeof(body),
+            "components: {\n"
+            "  a = { class = \"nats.subscribe\"; type = \"core.sample\"; restart = \"never\";\n"
+            "        settings = { url = \"%s\"; subject = \"a\"; %s }; };\n"
+            "  b = { class = \"nats.subscribe\"; type = \"core.sample\"; restart = \"never\";\n"
+            "        settings = { url = \"%s\"; subject = \"b\"; %s }; };\n"
+            "  la = { class = \"core.log\"; worker = 1; };\n"
+            "  lb = { class = \"core.log\"; worker = 1; };\n"
+            "};\nlinks = ( \"a.out -> la.in\", \"b.out -> lb.in\" );\n",
+            s.url, untrusted, s.url, nocert);
+        char *conf = write_conf(body);
+        struct daemon d;
+        start(&d, conf);
+        cr_assert(wait_contains(dir, d.err_path,
+                                "component 'a' (nats.subscribe) failed: cannot subscribe to 'a' on "
+                                "tls://127.0.0.1:",
+                                20000),
+                  "stderr:\n%s", daemon_stderr(&d));
+        cr_assert(wait_contains(dir, d.err_path, "component 'b' (nats.subscribe) failed: ", 20000),
+                  "stderr:\n%s", daemon_stderr(&d));
+        char *err = daemon_stderr(&d);
+        cr_assert(strstr(err, "SSL Error (SSL handshake error: ") &&
+                      strstr(err, "unable to get local issuer certificate"),
+                  "%s", err);
+        free(err);
+        stop(&d);
+        server_stop(&s);
+        free(conf);
 }
