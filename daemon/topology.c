@@ -3,6 +3,7 @@
 #include "topology.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdalign.h>
 #include <stdlib.h>
@@ -545,6 +546,38 @@ static int wire(struct builder *b)
         return 0;
 }
 
+/* The notifier slots no component holds (topology.h): taken and given back on the main thread
+ * only, where topologies are built and freed. */
+static struct notifier_slot *free_slots;
+_Static_assert(sizeof(struct notifier_slot) <= 64, "a notifier slot is one line");
+
+static struct notifier_slot *slot_take(void)
+{
+        struct notifier_slot *n = free_slots;
+        if (n)
+                free_slots = n->next_free;
+        else if ((n = aligned_alloc(64, 64)))
+                memset(n, 0, 64);
+        return n;
+}
+
+/* Gives c's slot back. A slot whose component never stopped (a failed start, a worker left
+ * stuck) is emptied here, the same way as in the worker's component_stop(). */
+static void slot_give(struct component *c)
+{
+        struct notifier_slot *n = c->notifier;
+        if (!n)
+                return;
+        if (atomic_load(&n->target)) {
+                atomic_store(&n->target, NULL);
+                while (atomic_load(&n->busy))
+                        sched_yield();
+        }
+        n->next_free = free_slots;
+        free_slots = n;
+        c->notifier = NULL;
+}
+
 int topology_build(struct topology *ret, const struct config *cfg,
                    const struct plugin_registry *reg, struct diag *d)
 {
@@ -563,6 +596,8 @@ int topology_build(struct topology *ret, const struct config *cfg,
                         goto out;
                 memset(t->comps[i], 0, sizeof(struct component));
                 t->n_alloc++;
+                if (!(t->comps[i]->notifier = slot_take()))
+                        goto out;
         }
         b.from_comp = calloc(nl, sizeof(int));
         b.from_port = calloc(nl, sizeof(int));
@@ -644,6 +679,7 @@ void topology_component_free(struct component *c)
         free(c->in_link);
         free(c->out_link);
         free(c->fds);
+        slot_give(c);
         struct plugin_counter *pc = atomic_load(&c->counters);
         for (uint32_t i = 0; pc && i < atomic_load(&c->n_counters); i++)
                 free(pc[i].help);

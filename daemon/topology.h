@@ -27,9 +27,23 @@ struct port_type {
         uint32_t size;
 };
 
+/* A component's notifier (actord_notifier()), apart from the component: plugins hand it to
+ * threads of their own, and a thread that notifies after fini (a plugin's bug) must find a
+ * slot that still exists, not a freed component. `target` is the component between the start
+ * of its init and the end of its fini, else NULL; a notify holds `busy` while it uses the
+ * target, and the worker that stops the component waits for busy to be 0 after clearing the
+ * target (worker.c). Slots are never freed: once their component is gone they are reused, and
+ * a stale notify through a reused slot only wakes its new component once more. */
+struct notifier_slot {
+        struct actord_notifier pub; /* first: the handle plugins hold */
+        _Atomic(struct component *) target;
+        _Atomic unsigned busy;
+        struct notifier_slot *next_free; /* the main thread's free list (topology.c) */
+};
+
 struct component {
-        struct actord_ctx ctx; /* first: the host turns a ctx back into its component */
-        struct actord_notifier notifier;
+        struct actord_ctx ctx;          /* first: the host turns a ctx back into its component */
+        struct notifier_slot *notifier; /* what actord_notifier() hands out (on_event) */
         const char *name;
         const struct config_component *cc;
         const struct actord_class *cls;

@@ -284,18 +284,44 @@ static struct actord_notifier *host_notifier(struct actord_ctx *ctx)
         /* Only on_event components take notifies: the others are marked ready by their
          * producers alone, which local_marks relies on. */
         struct component *c = comp_of(ctx);
-        return c->rule == ACTORD_RULE_ON_EVENT ? &c->notifier : NULL;
+        return c->rule == ACTORD_RULE_ON_EVENT ? &c->notifier->pub : NULL;
 }
 
 static void mark_ready_shared(struct worker *self, struct component *c);
 
 static void host_notify(struct actord_notifier *n)
 {
-        struct component *c =
-            (struct component *)(void *)((char *)n - offsetof(struct component, notifier));
+        struct notifier_slot *slot = (struct notifier_slot *)(void *)n;
+        /* seq_cst, with the store of `target` in notifier_empty(): either this load sees
+         * NULL, or the stopping worker sees busy and waits until the mark is done. */
+        atomic_fetch_add_explicit(&slot->busy, 1, memory_order_seq_cst);
+        struct component *c = atomic_load_explicit(&slot->target, memory_order_seq_cst);
         /* Through the inbox even from c's own worker: the caller may be any thread (an
-         * on_event component is never local_marks). */
-        mark_ready_shared(NULL, c);
+         * on_event component is never local_marks). NULL: between its fini and its next init,
+         * or gone; a notify then does nothing. */
+        if (c)
+                mark_ready_shared(NULL, c);
+        /* Release: the mark is done with c before the stopping worker may free it. */
+        atomic_fetch_sub_explicit(&slot->busy, 1, memory_order_release);
+}
+
+/* Before c starts: its slot's host table. A reused slot has it already, and a stray thread of
+ * the slot's last component may be reading it (host_notify's caller): no store then. */
+static void notifier_attach(struct component *c)
+{
+        if (c->notifier->pub.host != &worker_host)
+                c->notifier->pub.host = &worker_host;
+}
+
+/* After fini: no notify reaches c any more, and none is still using it. */
+static void notifier_empty(struct component *c)
+{
+        struct notifier_slot *slot = c->notifier;
+        atomic_store_explicit(&slot->target, NULL, memory_order_seq_cst);
+        /* Acquire, pairs with the notifiers' release: what they did with c is done. A notify
+         * is a few atomic operations and perhaps an eventfd write: the wait is short. */
+        while (atomic_load_explicit(&slot->busy, memory_order_acquire))
+                sched_yield();
 }
 
 __attribute__((format(printf, 2, 3))) static void host_set_error(struct actord_ctx *ctx,
@@ -663,6 +689,7 @@ static void component_stop(struct component *c)
         c->n_fds = 0;
         if (c->initialized && c->cls->fini)
                 c->cls->fini(&c->ctx, c->state);
+        notifier_empty(c);
         c->initialized = false;
         c->stopped = true;
         c->state = NULL;
@@ -674,6 +701,8 @@ static int component_init(struct component *c)
         c->state = NULL;
         c->error[0] = 0;
         c->room_wait = false;
+        /* Release: a thread that init starts, and that notifies at once, finds c whole. */
+        atomic_store_explicit(&c->notifier->target, c, memory_order_release);
         int r = c->cls->init ? c->cls->init(&c->ctx, &c->state) : 0;
         c->initialized = r >= 0;
         if (r >= 0) {
@@ -1374,7 +1403,7 @@ int runtime_reload(struct runtime *rt, struct topology *running, struct topology
                 struct worker *w = &rt->workers[c->worker];
                 if (plan->keep[i] < 0) {
                         c->ctx.host = &worker_host;
-                        c->notifier.host = &worker_host;
+                        notifier_attach(c);
                         c->w = w;
                         c->heap_index = -1;
                         w->arriving[w->n_arriving++] = c;
@@ -1611,7 +1640,7 @@ int runtime_start(struct runtime *rt, struct topology *t, const struct config *c
                 struct component *c = t->comps[ci];
                 struct worker *w = &rt->workers[c->worker];
                 c->ctx.host = &worker_host;
-                c->notifier.host = &worker_host;
+                notifier_attach(c);
                 c->w = w;
                 w->comps[w->n_comps++] = c;
         }

@@ -387,8 +387,11 @@ static inline int actord_watch_fd(struct actord_ctx *ctx, int fd, uint32_t event
         return ctx->host->watch_fd(ctx, fd, events);
 }
 
-/* The handle that makes this ON_EVENT component run when passed to actord_notify(). Valid
- * until fini returns. NULL for a component scheduled otherwise. */
+/* The handle that makes this ON_EVENT component run when passed to actord_notify(). It works
+ * from the start of init to the end of fini; a notify outside that does nothing (a thread that
+ * outlives fini cannot wake, or reach, a component that is gone), but fini must still stop
+ * the threads that use it: the plugin's code may be unloaded after fini. NULL for a component
+ * scheduled otherwise. */
 static inline struct actord_notifier *actord_notifier(struct actord_ctx *ctx)
 {
         return ctx->host->notifier(ctx);

@@ -225,7 +225,8 @@ Test(daemon, failing_init_stops_startup_and_finalises_the_others)
         struct daemon d;
         daemon_start(&d, dir, args);
         int status = daemon_wait_exit(&d, 20000);
-        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status 0x%x", status);
+        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 1,
+                  "status 0x%x; stderr:\n%s", status, daemon_stderr(&d));
         err = daemon_stderr(&d);
         cr_assert(strstr(err, "component 'bad' (test.failinit) failed to start: refusing to "
                               "start, as asked"),
@@ -428,7 +429,8 @@ Test(daemon, a_stuck_worker_fails_reloads_and_does_not_hang_the_stop)
         int64_t t0 = now_ms();
         kill(d.pid, SIGTERM);
         int status = daemon_wait_exit(&d, 10000);
-        cr_assert_neq(status, -1, "actord hangs on its stuck worker");
+        cr_assert_neq(status, -1, "actord hangs on its stuck worker; stderr:\n%s",
+                      daemon_stderr(&d));
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status 0x%x", status);
         /* stall_ms + 1 s of grace, and some slack for a loaded machine. */
         cr_assert_lt(now_ms() - t0, 5000);

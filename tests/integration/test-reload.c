@@ -657,3 +657,62 @@ Test(reload, the_reload_command_waits_for_the_result)
         free(rundir);
         free(plugins);
 }
+
+/* A plugin whose thread notifies on after fini (a plugin's bug: tests/plugins/stray.c): a
+ * reload removes its component and frees it, and the 100000 notifies that follow reach nothing
+ * (the ASan build catches a use of the freed component). A component that takes the freed
+ * notifier later runs as it should. */
+Test(reload, notifies_after_fini_reach_nothing)
+{
+        char *plugins = plugin_folder();
+        install_plugin(plugins, ACTORD_TEST_TESTPLUGIN_DIR "/stray/stray.so", "stray.so");
+        char *after = out_path("stray.after"), *body;
+        cr_assert(asprintf(&body,
+                           "components: {\n"
+                           "  s = { class = \"test.stray\"; settings = { path = \"%s\"; }; };\n"
+                           "  l = { class = \"core.log\"; };\n"
+                           "  t = { class = \"core.tick\"; schedule = { every_us = 1000; }; };\n"
+                           "  c = { class = \"core.counter\"; };\n"
+                           "};\n"
+                           "links = ( \"s.out -> l.in\", \"t.out -> c.in\" );\n",
+                           after) > 0);
+        char *conf = write_conf(plugins, body);
+        struct daemon d;
+        start_ready(&d, conf);
+        cr_assert(wait_contains(dir, d.err_path, "s: woken by its thread", 20000), "%s",
+                  daemon_stderr(&d));
+        free(write_conf(plugins,
+                        "components: {\n"
+                        "  t = { class = \"core.tick\"; schedule = { every_us = 1000; }; };\n"
+                        "  c = { class = \"core.counter\"; };\n"
+                        "};\n"
+                        "links = ( \"t.out -> c.in\" );\n"));
+        reload_expect(&d, "STATUS=reloaded: 2 kept, 0 restarted, 0 started, 2 stopped");
+        cr_assert(wait_lines(dir, after, 1, 20000), "the stray thread did not finish; stderr:\n%s",
+                  daemon_stderr(&d));
+        /* The freed slot goes to the next component that needs one: it starts and runs. */
+        char *again;
+        cr_assert(asprintf(&again,
+                           "components: {\n"
+                           "  s2 = { class = \"test.stray\"; settings = { path = \"%s.2\"; }; };\n"
+                           "  l2 = { class = \"core.log\"; };\n"
+                           "  t = { class = \"core.tick\"; schedule = { every_us = 1000; }; };\n"
+                           "  c = { class = \"core.counter\"; };\n"
+                           "};\n"
+                           "links = ( \"s2.out -> l2.in\", \"t.out -> c.in\" );\n",
+                           after) > 0);
+        free(write_conf(plugins, again));
+        reload_expect(&d, "STATUS=reloaded: 2 kept, 0 restarted, 2 started, 0 stopped");
+        cr_assert(wait_contains(dir, d.err_path, "s2: woken by its thread", 20000), "%s",
+                  daemon_stderr(&d));
+        kill(d.pid, SIGTERM);
+        int status = daemon_wait_exit(&d, 20000);
+        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "status 0x%x; stderr:\n%s", status, daemon_stderr(&d));
+        daemon_cleanup(&d);
+        free(again);
+        free(conf);
+        free(body);
+        free(after);
+        free(plugins);
+}
