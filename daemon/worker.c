@@ -318,9 +318,10 @@ static void notifier_empty(struct component *c)
 {
         struct notifier_slot *slot = c->notifier;
         atomic_store_explicit(&slot->target, NULL, memory_order_seq_cst);
-        /* Acquire, pairs with the notifiers' release: what they did with c is done. A notify
-         * is a few atomic operations and perhaps an eventfd write: the wait is short. */
-        while (atomic_load_explicit(&slot->busy, memory_order_acquire))
+        /* seq_cst: the other half of host_notify's (a store, then a load, on each side); it
+         * also acquires the notifiers' release, so what they did with c is done. A notify is a
+         * few atomic operations and perhaps an eventfd write: the wait is short. */
+        while (atomic_load_explicit(&slot->busy, memory_order_seq_cst))
                 sched_yield();
 }
 
