@@ -549,6 +549,7 @@ static void rates_reset(struct running *m)
 /* What the daemon tells about itself (stats.h), from the running state. */
 static struct stats_view view_of(struct running *m)
 {
+        m->info.metrics_url = m->httpd ? httpd_url(m->httpd) : NULL;
         return (struct stats_view){.info = &m->info,
                                    .topo = m->topo,
                                    .rt = m->rt,

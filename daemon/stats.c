@@ -32,6 +32,8 @@ void stats_write_status(FILE *f, const struct stats_view *v, uint64_t now_mono_n
         if (in->last_reload && *in->last_reload)
                 fprintf(f, "; last: %s", in->last_reload);
         fputc('\n', f);
+        if (in->metrics_url)
+                fprintf(f, "metrics: %s\n", in->metrics_url);
 }
 
 static bool worker_stuck(const struct stats_view *v, int i)

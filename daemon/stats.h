@@ -25,6 +25,7 @@ struct daemon_info {
         unsigned reloads_applied;
         unsigned reloads_failed;
         const char *last_reload; /* the last reload's result line, or "" */
+        const char *metrics_url; /* where GET /metrics answers, or NULL: not served */
 };
 
 struct stats_view {
@@ -36,7 +37,7 @@ struct stats_view {
                                        * second; may be NULL */
 };
 
-/* A few lines: version, pid, uptime, configuration, STATUS, reloads. */
+/* A few lines: version, pid, uptime, configuration, STATUS, reloads, the HTTP metrics address. */
 void stats_write_status(FILE *f, const struct stats_view *v, uint64_t now_mono_ns);
 /* The status, then tables of workers, components and channels, for people. */
 void stats_write_tables(FILE *f, const struct stats_view *v, uint64_t now_mono_ns);

@@ -1165,7 +1165,10 @@ Test(control, the_metrics_over_http_answer_what_the_socket_answers)
         int silent = tcp_connect(port), half = tcp_connect(port);
         cr_assert(silent >= 0 && half >= 0);
         cr_assert_eq(send(half, "GET /met", 8, MSG_NOSIGNAL), 8);
-        char *st = ask_ok(sock, "status");
+        /* status names the address, as the log did. */
+        char *st = ask_ok(sock, "status"), url[96];
+        snprintf(url, sizeof(url), "\nmetrics: http://127.0.0.1:%d/metrics\n", port);
+        cr_assert(strstr(st, url), "no '%s' in: %s", url + 1, st);
         free(st);
         r = http(port, GET_METRICS);
         cr_assert_eq(http_status(r), 200);
@@ -1228,6 +1231,9 @@ Test(control, a_metrics_address_that_cannot_be_had_is_refused_and_changes_nothin
         free(a);
         cr_assert(wait_contains(dir, d.err_path, "metrics over HTTP: off", 10000));
         cr_assert_eq(tcp_connect(port), -ECONNREFUSED, "port %d still served", port);
+        a = ask_ok(sock, "status");
+        cr_assert_null(strstr(a, "metrics:"), "%s", a);
+        free(a);
 
         free(write_conf_with("c.conf", "metrics_listen = \"127.0.0.1:0\";", FINITE_COMPONENTS,
                              FINITE_LINKS));
