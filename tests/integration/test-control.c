@@ -1246,3 +1246,47 @@ Test(control, a_metrics_address_that_cannot_be_had_is_refused_and_changes_nothin
         close(holder);
         ctl_end();
 }
+
+/* The other address forms: IPv6 loopback, and every address (IPv6's any, which takes IPv4 too
+ * where the system allows: reached here through 127.0.0.1). */
+Test(control, the_metrics_listen_on_ipv6_and_on_every_address)
+{
+        int probe = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+        bool v6 = probe >= 0 && bind(probe, (struct sockaddr *)&s6, sizeof(s6)) == 0;
+        if (probe >= 0)
+                close(probe);
+        if (!v6)
+                cr_skip_test("no IPv6 loopback here");
+        conf = write_conf_with("c.conf", "metrics_listen = \"[::1]:0\";", FINITE_COMPONENTS,
+                               FINITE_LINKS);
+        sock = path_in_dir("ctl.sock");
+        start_with_socket(&d, conf, sock);
+        char *err = daemon_stderr(&d);
+        const char *u = strstr(err, "metrics over HTTP at http://[::1]:");
+        cr_assert_not_null(u, "%s", err);
+        int port = atoi(u + strlen("metrics over HTTP at http://[::1]:"));
+        free(err);
+        int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        s6.sin6_port = htons((uint16_t)port);
+        cr_assert_eq(connect(fd, (struct sockaddr *)&s6, sizeof(s6)), 0, "%s", strerror(errno));
+        char *r = http_on(fd, GET_METRICS);
+        cr_assert_eq(http_status(r), 200);
+        free(r);
+        cr_assert_eq(tcp_connect(port), -ECONNREFUSED, "IPv6 loopback only, not 127.0.0.1");
+
+        free(
+            write_conf_with("c.conf", "metrics_listen = \":0\";", FINITE_COMPONENTS, FINITE_LINKS));
+        char *a = ask_ok(sock, "reload");
+        free(a);
+        cr_assert(wait_contains(dir, d.err_path, "metrics over HTTP now at http://[::]:", 10000),
+                  "%s", daemon_stderr(&d));
+        err = daemon_stderr(&d);
+        u = strstr(err, "metrics over HTTP now at http://[::]:");
+        port = atoi(u + strlen("metrics over HTTP now at http://[::]:"));
+        free(err);
+        r = http(port, GET_METRICS);
+        cr_assert_eq(http_status(r), 200);
+        free(r);
+        ctl_end();
+}
