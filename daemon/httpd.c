@@ -78,11 +78,23 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         struct httpd *h = cls;
         (void)version;
         (void)upload;
-        (void)upload_len;
-        (void)req_cls;
-        if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+        /* The first call has the headers only: an answer queued then, before libmicrohttpd
+         * knows the request is whole, makes it close the connection (no keep-alive for the
+         * scraper). A GET is answered on the next call. */
+        static int seen;
+        bool get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
+        /* Another method is answered at once, and its connection closed with its body unread. */
+        if (!get)
                 return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
                                   "only GET and HEAD: the metrics are at /metrics\n", "GET, HEAD");
+        if (!*req_cls) {
+                *req_cls = &seen;
+                return MHD_YES;
+        }
+        if (*upload_len) {
+                *upload_len = 0; /* a GET with a body: skipped */
+                return MHD_YES;
+        }
         if (!strcmp(url, "/metrics")) {
                 char *body = NULL;
                 size_t len = 0;

@@ -1146,6 +1146,13 @@ Test(control, the_metrics_over_http_answer_what_the_socket_answers)
         free(m);
         free(r);
 
+        /* Keep-alive: two requests on one connection, two answers. */
+        r = http(port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n" GET_METRICS);
+        const char *second = strstr(r + 1, "HTTP/1.1 200 OK\r\n");
+        cr_assert(!strncmp(r, "HTTP/1.1 200 OK\r\n", 17) && second, "%.300s", r);
+        const char *closed = strstr(r, "Connection: close\r\n");
+        cr_assert(!closed || closed > second, "the first answer closed the connection: %.300s", r);
+        free(r);
         r = http(port, "HEAD /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
         cr_assert_eq(http_status(r), 200);
         cr_assert_str_empty(http_body(r), "HEAD with a body");
