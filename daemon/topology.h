@@ -84,7 +84,9 @@ struct component {
 
         /* fds registered through watch_fd (on_event), unregistered when it stops. */
         int *fds;
+        uint32_t *fd_events; /* by fd: the events it was registered for */
         int n_fds;
+        bool fds_muted; /* waiting for room: its fds are in the epoll set with no events */
 
         /* on_message, and every producer on the same worker: only its own worker marks it
          * ready, with plain loads and stores (set by the workers' start and by reloads). */

@@ -268,13 +268,18 @@ static int host_watch_fd(struct actord_ctx *ctx, int fd, uint32_t events)
         if (c->rule != ACTORD_RULE_ON_EVENT)
                 return -EINVAL;
         int *fds = realloc(c->fds, (size_t)(c->n_fds + 1) * sizeof(*fds));
-        if (!fds)
+        if (fds)
+                c->fds = fds;
+        uint32_t *evs = realloc(c->fd_events, (size_t)(c->n_fds + 1) * sizeof(*evs));
+        if (evs)
+                c->fd_events = evs;
+        if (!fds || !evs)
                 return -ENOMEM;
-        c->fds = fds;
         struct epoll_event ev = {.events = events, .data.ptr = c};
         if (epoll_ctl(c->w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
                 return -errno;
-        c->fds[c->n_fds++] = fd;
+        c->fds[c->n_fds] = fd;
+        c->fd_events[c->n_fds++] = events;
         c->w->n_fds++;
         return 0;
 }
@@ -688,6 +693,7 @@ static void component_stop(struct component *c)
                 epoll_ctl(c->w->epfd, EPOLL_CTL_DEL, c->fds[i], NULL);
         c->w->n_fds -= c->n_fds;
         c->n_fds = 0;
+        c->fds_muted = false;
         if (c->initialized && c->cls->fini)
                 c->cls->fini(&c->ctx, c->state);
         notifier_empty(c);
@@ -860,6 +866,19 @@ static bool ask_for_room(struct component *c)
         return room;
 }
 
+/* An on_event component waiting for room leaves its fds in the epoll set with no events: one
+ * whose fd stays readable while it cannot send (it reads only what it can pass on: the
+ * kernel's buffer is the backpressure) would otherwise be run for it on every look. Its next
+ * run, told of room or notified, watches them again. */
+static void fds_mute(struct component *c, bool mute)
+{
+        c->fds_muted = mute;
+        for (int i = 0; i < c->n_fds; i++) {
+                struct epoll_event ev = {.events = mute ? 0 : c->fd_events[i], .data.ptr = c};
+                epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fds[i], &ev);
+        }
+}
+
 /* After inputs (bit k: input k; bit 63: input 63 and those after it) gave slots back under
  * reject: wakes their producers that asked for room. */
 static void tell_of_room(struct worker *w, struct component *c, uint64_t gave)
@@ -892,6 +911,8 @@ static void run_component(struct worker *w, struct component *c, uint64_t now)
         atomic_store_explicit(&w->busy_since_ns, now, memory_order_relaxed);
         c->drained = 0;
         c->room_wait = false;
+        if (__builtin_expect(c->fds_muted, 0))
+                fds_mute(c, false);
         int r = c->cls->process(&c->ctx, c->state);
         atomic_store_explicit(&w->busy_since_ns, 0, memory_order_relaxed);
         uint64_t gave = 0;
@@ -933,8 +954,8 @@ static void run_component(struct worker *w, struct component *c, uint64_t now)
                  * (given back between the refusal and the request). */
                 if (room)
                         wake_for_room(w, c);
-                else
-                        c->room_wait = waits_for_room(c);
+                else if ((c->room_wait = waits_for_room(c)) && c->n_fds)
+                        fds_mute(c, true);
         } else if (r == ACTORD_OK && c->rule == ACTORD_RULE_ON_MESSAGE && !all_drained(c) &&
                    inputs_readable(c)) {
                 /* It stopped reading with messages left (a batch limit, a full output): it
@@ -1467,11 +1488,12 @@ static void worker_loop(struct worker *w)
                         continue;
                 }
                 /* Watched fds: looked at every 64 iterations while busy, by epoll_wait when
-                 * asleep. */
+                 * asleep. (The count once went up twice an iteration where there were fds, and
+                 * stayed odd: a spinning worker never looked.) */
                 if (w->n_fds && (++w->iter & 63) == 0) {
                         struct epoll_event evs[32];
                         handle_events(w, evs, epoll_wait(w->epfd, evs, 32, 0));
-                } else {
+                } else if (!w->n_fds) {
                         w->iter++;
                 }
                 inbox_drain(w);

@@ -427,6 +427,61 @@ static void backpressure(const char *idle)
         free(out);
 }
 
+/* The same for an on_event source whose fd stays readable while it cannot send (it reads a
+ * byte only when it has a slot for it): its fd is not watched while it waits for room, or the
+ * worker would run it on every look at its epoll set. */
+static void backpressure_fd(const char *idle)
+{
+        const int count = 200;
+        char *out = path_in_dir("probe.txt"), *fifo = path_in_dir("bytes.fifo"), *body;
+        cr_assert_eq(mkfifo(fifo, 0600), 0);
+        cr_assert(
+            asprintf(&body,
+                     "components: {\n"
+                     "  src = { class = \"test.fdsource\"; settings = { fifo = \"%s\"; }; "
+                     "worker = %d; };\n"
+                     "  p = { class = \"test.probe\"; schedule = { every_us = 1000; };\n"
+                     "        settings = { path = \"%s\"; batch = 1; expect = %d; }; "
+                     "worker = 0; };\n"
+                     "};\n"
+                     "links = ( { from = \"src.out\"; to = \"p.in\"; capacity = 4; overflow = "
+                     "\"reject\"; } );\n",
+                     fifo, cpu_a == cpu_b ? 0 : 1, out, count) > 0);
+        struct daemon d;
+        char *conf = start(&d, idle, body);
+        int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        cr_assert_geq(fd, 0, "%s", strerror(errno));
+        char bytes[200];
+        memset(bytes, 'x', sizeof(bytes));
+        cr_assert_eq(write(fd, bytes, (size_t)count), count);
+        close(fd);
+        char want[64];
+        snprintf(want, sizeof(want), "p: got %d messages, 0 lost", count);
+        cr_assert(wait_contains(dir, d.err_path, want, 20000), "%s", daemon_stderr(&d));
+        char *err = stop(&d);
+        const char *runs = strstr(err, "component 'src': ");
+        cr_assert_not_null(runs, "%s", err);
+        uint64_t n = strtoull(runs + strlen("component 'src': "), NULL, 10);
+        cr_assert(n <= 5 * (uint64_t)count, "the source ran %" PRIu64 " times for %d messages", n,
+                  count);
+        free(err);
+        daemon_cleanup(&d);
+        free(conf);
+        free(body);
+        free(fifo);
+        free(out);
+}
+
+Test(scheduler, a_refused_fd_source_waits_for_room_without_watching_its_fd_sleeping)
+{
+        backpressure_fd("sleep");
+}
+
+Test(scheduler, a_refused_fd_source_waits_for_room_without_watching_its_fd_spinning)
+{
+        backpressure_fd("spin");
+}
+
 Test(scheduler, a_producer_refused_under_reject_waits_for_room_sleeping)
 {
         backpressure("sleep");

@@ -548,8 +548,84 @@ static const struct actord_class runcheck_class = {
     .fini = runcheck_fini,
 };
 
-static const struct actord_class *const classes[] = {&probe_class, &slowtick_class, &event_class,
-                                                     &echo_class, &runcheck_class};
+/* ---- test.fdsource: on_event source, one message per byte of a FIFO ---- */
+
+/* It reads a byte only when it has a slot for it, as a source that must not lose anything
+ * does: under a full reject output the FIFO stays readable, the kernel's buffer holding the
+ * rest. Each message is the byte's position in the FIFO's stream. */
+struct fdsource {
+        int fd;
+        uint64_t next;
+};
+
+static int fdsource_init(struct actord_ctx *ctx, void **ret_state)
+{
+        struct fdsource *f = calloc(1, sizeof(*f));
+        const char *path = NULL;
+        actord_setting_string(ctx, "fifo", &path);
+        if (!f || !path) {
+                free(f);
+                actord_set_error(ctx, "fifo is required");
+                return -EINVAL;
+        }
+        f->fd = -1;
+        *ret_state = f;
+        /* RDWR: our own writer end, so that the FIFO never reports end of file. */
+        f->fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        if (f->fd < 0) {
+                actord_set_error(ctx, "%s: %s", path, strerror(errno));
+                return -errno;
+        }
+        return actord_watch_fd(ctx, f->fd, EPOLLIN);
+}
+
+static int fdsource_process(struct actord_ctx *ctx, void *state)
+{
+        struct fdsource *f = state;
+        int did = 0;
+        for (;;) {
+                uint64_t *out = actord_claim(ctx, 0);
+                if (!out)
+                        return ACTORD_OK; /* full: the bytes wait in the FIFO */
+                char b;
+                if (read(f->fd, &b, 1) != 1)
+                        return did ? ACTORD_OK : ACTORD_IDLE; /* the claim is dropped */
+                *out = f->next++;
+                actord_publish(ctx, 0);
+                did = 1;
+        }
+}
+
+static void fdsource_fini(struct actord_ctx *ctx, void *state)
+{
+        (void)ctx;
+        struct fdsource *f = state;
+        if (f && f->fd >= 0)
+                close(f->fd);
+        free(f);
+}
+
+static const struct actord_setting fdsource_settings[] = {
+    {.name = "fifo", .type = ACTORD_SETTING_STRING, .required = true}};
+
+static const struct actord_class fdsource_class = {
+    .struct_size = sizeof(struct actord_class),
+    .name = "test.fdsource",
+    .description = "one message per byte read from a FIFO, read only when it can be sent",
+    .shape = ACTORD_SHAPE_SOURCE,
+    .rules = ACTORD_RULE_ON_EVENT,
+    .default_rule = ACTORD_RULE_ON_EVENT,
+    .outputs = u64_out,
+    .n_outputs = 1,
+    .settings = fdsource_settings,
+    .n_settings = 1,
+    .init = fdsource_init,
+    .process = fdsource_process,
+    .fini = fdsource_fini,
+};
+
+static const struct actord_class *const classes[] = {
+    &probe_class, &slowtick_class, &event_class, &echo_class, &runcheck_class, &fdsource_class};
 
 ACTORD_PLUGIN_DEFINE = {
     .abi_major = ACTORD_ABI_MAJOR,
@@ -558,5 +634,5 @@ ACTORD_PLUGIN_DEFINE = {
     .name = "schedkit",
     .version = "1.0",
     .classes = classes,
-    .n_classes = 5,
+    .n_classes = 6,
 };
