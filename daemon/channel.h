@@ -4,8 +4,8 @@
  * Protocol
  * --------
  * Memory is one region (from a memfd, addressed by offsets from its start, never by pointers):
- * a header of cache-line pairs (immutable geometry; producer-written counters and a refused
- * producer's request for room; the consumer's position; its counters), then the slots. A slot is a
+ * a header of cache-line pairs (immutable geometry; producer-written counters; the consumer's
+ * position; its counters; a refused producer's request for room), then the slots. A slot is a
  * 16-byte header {stamp, publish_ns} and a payload. Small payloads (up to 48 bytes) follow their
  * header in the same slot, so that a message is one cache line for the consumer; larger ones live
  * in an array of their own with a 64-byte-multiple stride (a 64-byte message is exactly one line)
@@ -132,12 +132,6 @@ struct channel_shared {
         _Atomic uint64_t rejected;                        /* claims refused under reject */
         _Atomic uint64_t high_water; /* deepest backlog seen when a claim found the ring
                                       * looking full (sampled at most once per lap) */
-        /* reject: set by a producer that a full ring refused and that wants to run again once
-         * there is room (channel_tx_want_room()), cleared by the consumer that gives slots
-         * back after it (channel_rx_room_wanted()). On this line, which the producer writes
-         * only around refusals, laps and drops: the consumer's look at the end of a run
-         * mostly hits its cache. */
-        _Atomic uint32_t room_wanted;
 
         /* Consumer line: single writer; the producer reads `tail`. */
         alignas(CHANNEL_LINE) _Atomic uint64_t tail; /* drop_new/reject: position released up
@@ -151,6 +145,14 @@ struct channel_shared {
                                                           * drop_new/reject also the reader's
                                                           * position */
         _Atomic uint64_t overwritten;                    /* overwrite losses, seen as gaps */
+
+        /* reject: set by a producer that a full ring refused and that wants to run again once
+         * there is room (channel_tx_want_room()), cleared by the consumer that gives slots
+         * back after it (channel_rx_room_wanted()). A line of its own: the consumer looks at
+         * it after every pass that gave slots back, and it changes only when a producer asks,
+         * so the look hits the consumer's cache (on the producer's counters line, each
+         * refusal's count would move the line under it). */
+        alignas(CHANNEL_LINE) _Atomic uint32_t room_wanted;
 };
 
 struct channel {

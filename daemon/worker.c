@@ -915,9 +915,11 @@ static void run_component(struct worker *w, struct component *c, uint64_t now)
                 fds_mute(c, false);
         int r = c->cls->process(&c->ctx, c->state);
         atomic_store_explicit(&w->busy_since_ns, 0, memory_order_relaxed);
+        /* Slots given back to a producer that may wait for them (a loop or periodic one never
+         * asks: no fence for it). */
         uint64_t gave = 0;
         for (uint32_t k = 0; k < c->n_in; k++)
-                if (channel_rx_end(&c->in[k]))
+                if (channel_rx_end(&c->in[k]) && waits_for_room(c->in_peer[k]))
                         gave |= 1ull << (k < 63 ? k : 63);
         bool fenced = false;
         if (__builtin_expect(gave != 0, 0)) {
