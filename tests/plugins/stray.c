@@ -1,16 +1,18 @@
 /* test.stray: an on_event source whose init starts a thread that notifies it in a loop and that
  * fini does not stop: a plugin's bug, which the daemon must survive. After fini the thread
- * notifies 100000 times more, then writes "after" to `path` and stops. Linked -z nodelete:
+ * notifies on until `path`.freed exists, then 10000 times more, then writes "after" to `path`
+ * and stops. Linked -z nodelete:
  * its code stays mapped when the daemon unloads the plugin, as a real stray thread's would
  * not (that crash would be the plugin's own). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <actord/plugin.h>
 
@@ -31,11 +33,21 @@ struct stray {
 static void *stray_main(void *arg)
 {
         struct stray_thread *t = arg;
+        /* Paced, not spinning: a test beside this one may need the CPU. */
+        const struct timespec pace = {.tv_nsec = 200000};
         while (!atomic_load(&t->fini_done)) {
                 actord_notify(t->notifier);
-                sched_yield();
+                nanosleep(&pace, NULL);
         }
-        for (int i = 0; i < 100000; i++)
+        /* On after fini until the test says the daemon has freed the component (it writes
+         * `path`.freed once its reload is applied), then a burst. */
+        char freed[600];
+        snprintf(freed, sizeof(freed), "%s.freed", t->path);
+        while (access(freed, F_OK) != 0) {
+                actord_notify(t->notifier);
+                nanosleep(&pace, NULL);
+        }
+        for (int i = 0; i < 10000; i++)
                 actord_notify(t->notifier);
         char tmp[600];
         snprintf(tmp, sizeof(tmp), "%s.tmp", t->path);
