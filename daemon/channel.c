@@ -410,8 +410,6 @@ void channel_publish_slow_(struct channel_tx *tx)
 bool channel_tx_want_room(struct channel_tx *tx)
 {
         struct channel_shared *sh = tx->sh;
-        if (tx->policy != CHANNEL_REJECT)
-                return true;
         atomic_store_explicit(&sh->room_wanted, 1, memory_order_relaxed);
         /* seq_cst: the request is visible before `tail` is loaded, as the consumer's store of
          * `tail` is before its load of the request (channel_rx_room_wanted()). */

@@ -228,8 +228,8 @@ struct channel_rx {
         uint32_t copy_stride;
         uint32_t copy_slots; /* how many: a batch read's longest run */
 
-        /* drop_new/reject, off the read path: `released` as the last channel_rx_end() left it,
-         * to tell whether a pass gave slots back. */
+        /* reject, off the read path: `released` as the last channel_rx_end() left it, to tell
+         * whether a pass gave slots back. */
         uint64_t released_at_end;
 };
 
@@ -711,9 +711,11 @@ CHANNEL_INLINE bool channel_rx_end(struct channel_rx *rx)
                 return false;
         uint64_t pos = atomic_load_explicit(rx->taken, memory_order_relaxed);
         channel_rx_release_(rx, pos);
+        if (rx->policy != CHANNEL_REJECT)
+                return false;
         bool gave = rx->released != rx->released_at_end;
         rx->released_at_end = rx->released;
-        return gave && rx->policy == CHANNEL_REJECT;
+        return gave;
 }
 
 /* Waking a refused producer (reject). A producer that a full ring refused and that runs only
@@ -725,7 +727,7 @@ CHANNEL_INLINE bool channel_rx_end(struct channel_rx *rx)
  * then reloads `tail`, the consumer stores `tail` and then loads the request, so at least one
  * of them sees the other's store: the producer finds the room itself, or the consumer finds
  * the request. No refused producer waits for a give-back that already happened. */
-bool channel_tx_want_room(struct channel_tx *tx);
+bool channel_tx_want_room(struct channel_tx *tx); /* reject channels only */
 
 CHANNEL_INLINE bool channel_rx_room_wanted(struct channel_rx *rx)
 {

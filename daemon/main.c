@@ -264,13 +264,6 @@ static void list_plugins(const struct plugin_registry *reg)
         }
 }
 
-/* SIGHUP or the control socket's `reload` (`why` says which): reads and validates the
- * configuration file again (plugins included) while the workers run. An invalid file, or one
- * that changes the workers, leaves everything as it is, with its errors logged. A valid one is
- * applied (reload.h, runtime_reload): unchanged components keep running with their state and
- * queued messages, the others are stopped, restarted or started. `result` gets one line for
- * the reload state (control.h), starting with "applied" or "failed"; `detail`, when not NULL,
- * every error, a line each. Returns true if the running pipeline changed. */
 /* The HTTP metrics of configuration c (actord.metrics_listen); false, with the reason in d
  * (the file and line of the setting), if it cannot listen. */
 static bool metrics_open(const struct config *c, struct httpd **ret, httpd_metrics_fn *fn,
@@ -289,6 +282,13 @@ static bool same_string(const char *a, const char *b)
         return a == b || (a && b && !strcmp(a, b));
 }
 
+/* SIGHUP or the control socket's `reload` (`why` says which): reads and validates the
+ * configuration file again (plugins included) while the workers run. An invalid file, or one
+ * that changes the workers, leaves everything as it is, with its errors logged. A valid one is
+ * applied (reload.h, runtime_reload): unchanged components keep running with their state and
+ * queued messages, the others are stopped, restarted or started. `result` gets one line for
+ * the reload state (control.h), starting with "applied" or "failed"; `detail`, when not NULL,
+ * every error, a line each. Returns true if the running pipeline changed. */
 static bool reload(const struct options *o, struct config **cfg, struct plugin_registry *reg,
                    struct topology *topo, struct runtime *rt, struct supervisor *sup,
                    struct httpd **httpd, httpd_metrics_fn *metrics_fn, void *metrics_arg,
@@ -549,7 +549,6 @@ static void rates_reset(struct running *m)
 /* What the daemon tells about itself (stats.h), from the running state. */
 static struct stats_view view_of(struct running *m)
 {
-        m->info.metrics_url = m->httpd ? httpd_url(m->httpd) : NULL;
         return (struct stats_view){.info = &m->info,
                                    .topo = m->topo,
                                    .rt = m->rt,
@@ -575,6 +574,7 @@ static bool apply_reload(struct running *m, const char *why, FILE *detail, bool 
         char result[512];
         bool applied = reload(m->opt, m->cfg, m->reg, m->topo, m->rt, m->sup, &m->httpd,
                               render_metrics, m, m->status, why, result, sizeof(result), detail);
+        m->info.metrics_url = m->httpd ? httpd_url(m->httpd) : NULL;
         if (by_signal)
                 control_state_write(m->state_path, ++m->generation, result);
         snprintf(m->last_reload, sizeof(m->last_reload), "%s", result);
@@ -803,6 +803,7 @@ int main(int argc, char **argv)
             .start_mono_ns = mono_ns(),
             .status = m.status,
             .last_reload = m.last_reload,
+            .metrics_url = m.httpd ? httpd_url(m.httpd) : NULL,
         };
         /* For `actord --reload` (the unit's ExecReload): each reload's generation and result.
          * Written before READY=1: from then on a reload may be asked for, and the command reads

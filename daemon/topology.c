@@ -561,18 +561,25 @@ static struct notifier_slot *slot_take(void)
         return n;
 }
 
+void notifier_slot_empty(struct notifier_slot *n)
+{
+        atomic_store_explicit(&n->target, NULL, memory_order_seq_cst);
+        /* seq_cst: the other half of the notify's (a store, then a load, on each side); it
+         * also acquires the notifiers' release, so what they did with the component is done.
+         * A notify is a few atomic operations and perhaps an eventfd write: the wait is short. */
+        while (atomic_load_explicit(&n->busy, memory_order_seq_cst))
+                sched_yield();
+}
+
 /* Gives c's slot back. A slot whose component never stopped (a failed start, a worker left
- * stuck) is emptied here, the same way as in the worker's component_stop(). */
+ * stuck) is emptied here. */
 static void slot_give(struct component *c)
 {
         struct notifier_slot *n = c->notifier;
         if (!n)
                 return;
-        if (atomic_load(&n->target)) {
-                atomic_store(&n->target, NULL);
-                while (atomic_load(&n->busy))
-                        sched_yield();
-        }
+        if (atomic_load_explicit(&n->target, memory_order_relaxed))
+                notifier_slot_empty(n);
         n->next_free = free_slots;
         free_slots = n;
         c->notifier = NULL;

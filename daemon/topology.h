@@ -41,6 +41,9 @@ struct notifier_slot {
         struct notifier_slot *next_free; /* the main thread's free list (topology.c) */
 };
 
+/* Clears the slot's target and waits until no notify is using the component it named. */
+void notifier_slot_empty(struct notifier_slot *n);
+
 struct component {
         struct actord_ctx ctx;          /* first: the host turns a ctx back into its component */
         struct notifier_slot *notifier; /* what actord_notifier() hands out (on_event) */

@@ -297,7 +297,7 @@ static void mark_ready_shared(struct worker *self, struct component *c);
 static void host_notify(struct actord_notifier *n)
 {
         struct notifier_slot *slot = (struct notifier_slot *)(void *)n;
-        /* seq_cst, with the store of `target` in notifier_empty(): either this load sees
+        /* seq_cst, with the store of `target` in notifier_slot_empty(): either this load sees
          * NULL, or the stopping worker sees busy and waits until the mark is done. */
         atomic_fetch_add_explicit(&slot->busy, 1, memory_order_seq_cst);
         struct component *c = atomic_load_explicit(&slot->target, memory_order_seq_cst);
@@ -316,18 +316,6 @@ static void notifier_attach(struct component *c)
 {
         if (c->notifier->pub.host != &worker_host)
                 c->notifier->pub.host = &worker_host;
-}
-
-/* After fini: no notify reaches c any more, and none is still using it. */
-static void notifier_empty(struct component *c)
-{
-        struct notifier_slot *slot = c->notifier;
-        atomic_store_explicit(&slot->target, NULL, memory_order_seq_cst);
-        /* seq_cst: the other half of host_notify's (a store, then a load, on each side); it
-         * also acquires the notifiers' release, so what they did with c is done. A notify is a
-         * few atomic operations and perhaps an eventfd write: the wait is short. */
-        while (atomic_load_explicit(&slot->busy, memory_order_seq_cst))
-                sched_yield();
 }
 
 __attribute__((format(printf, 2, 3))) static void host_set_error(struct actord_ctx *ctx,
@@ -696,7 +684,8 @@ static void component_stop(struct component *c)
         c->fds_muted = false;
         if (c->initialized && c->cls->fini)
                 c->cls->fini(&c->ctx, c->state);
-        notifier_empty(c);
+        /* After fini: no notify reaches c any more, and none is still using it. */
+        notifier_slot_empty(c->notifier);
         c->initialized = false;
         c->stopped = true;
         c->state = NULL;

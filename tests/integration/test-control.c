@@ -1029,19 +1029,25 @@ Test(control, a_socket_reload_leaves_the_sighup_state_file_alone)
 
 /* ---- the metrics over HTTP (actord.metrics_listen) ---- */
 
-/* The port of the last address the daemon announced for its HTTP metrics. */
-static int http_port(void)
+/* The port of the last address the daemon announced for its HTTP metrics, which must start
+ * with `url` ("http://127.0.0.1:"). */
+static int announced_port(const char *url)
 {
         char *err = daemon_stderr(&d);
         const char *at = NULL;
         for (const char *p = err; (p = strstr(p, "metrics over HTTP ")); p++)
                 at = p;
-        const char *u = at ? strstr(at, "http://127.0.0.1:") : NULL;
-        cr_assert_not_null(u, "no address announced:\n%s", err);
-        int port = atoi(u + strlen("http://127.0.0.1:"));
+        const char *u = at ? strstr(at, url) : NULL;
+        cr_assert_not_null(u, "no %s... announced:\n%s", url, err);
+        int port = atoi(u + strlen(url));
         free(err);
         cr_assert_gt(port, 0);
         return port;
+}
+
+static int http_port(void)
+{
+        return announced_port("http://127.0.0.1:");
 }
 
 static int tcp_connect(int port)
@@ -1269,11 +1275,7 @@ Test(control, the_metrics_listen_on_ipv6_and_on_every_address)
                                FINITE_LINKS);
         sock = path_in_dir("ctl.sock");
         start_with_socket(&d, conf, sock);
-        char *err = daemon_stderr(&d);
-        const char *u = strstr(err, "metrics over HTTP at http://[::1]:");
-        cr_assert_not_null(u, "%s", err);
-        int port = atoi(u + strlen("metrics over HTTP at http://[::1]:"));
-        free(err);
+        int port = announced_port("http://[::1]:");
         int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
         s6.sin6_port = htons((uint16_t)port);
         cr_assert_eq(connect(fd, (struct sockaddr *)&s6, sizeof(s6)), 0, "%s", strerror(errno));
@@ -1288,11 +1290,7 @@ Test(control, the_metrics_listen_on_ipv6_and_on_every_address)
         free(a);
         cr_assert(wait_contains(dir, d.err_path, "metrics over HTTP now at http://[::]:", 10000),
                   "%s", daemon_stderr(&d));
-        err = daemon_stderr(&d);
-        u = strstr(err, "metrics over HTTP now at http://[::]:");
-        port = atoi(u + strlen("metrics over HTTP now at http://[::]:"));
-        free(err);
-        r = http(port, GET_METRICS);
+        r = http(announced_port("http://[::]:"), GET_METRICS);
         cr_assert_eq(http_status(r), 200);
         free(r);
         ctl_end();

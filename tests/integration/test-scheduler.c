@@ -382,6 +382,22 @@ Test(scheduler, a_reader_that_leaves_messages_runs_again_spinning)
         batch_reader("spin");
 }
 
+/* The backpressure tests' end: waits until the probe p logged that all `count` messages came
+ * with none lost, stops the daemon and returns how many times component `name` ran. */
+static uint64_t runs_once_all_came(struct daemon *d, int count, const char *name)
+{
+        char want[64];
+        snprintf(want, sizeof(want), "p: got %d messages, 0 lost", count);
+        cr_assert(wait_contains(dir, d->err_path, want, 20000), "%s", daemon_stderr(d));
+        char *err = stop(d), line[64];
+        snprintf(line, sizeof(line), "component '%s': ", name);
+        const char *runs = strstr(err, line);
+        cr_assert_not_null(runs, "%s", err);
+        uint64_t n = strtoull(runs + strlen(line), NULL, 10);
+        free(err);
+        return n;
+}
+
 /* Backpressure under reject: a filter whose output is full keeps the message it holds and
  * returns; the reader that makes room wakes it (channel.h, "Waking a refused producer"). The
  * sink takes one message a millisecond from a ring of 4 while the source sends five: the filter
@@ -407,20 +423,13 @@ static void backpressure(const char *idle)
                            count, cpu_a == cpu_b ? 0 : 1, out, count) > 0);
         struct daemon d;
         char *conf = start(&d, idle, body);
-        char want[64];
-        snprintf(want, sizeof(want), "p: got %d messages, 0 lost", count);
-        cr_assert(wait_contains(dir, d.err_path, want, 20000), "%s", daemon_stderr(&d));
-        char *err = stop(&d);
-        const char *runs = strstr(err, "component 'f': ");
-        cr_assert_not_null(runs, "%s", err);
-        uint64_t n = strtoull(runs + strlen("component 'f': "), NULL, 10);
+        uint64_t n = runs_once_all_came(&d, count, "f");
         cr_assert(n <= 5 * (uint64_t)count, "the filter ran %" PRIu64 " times for %d messages", n,
                   count);
         char *text = tu_read(out);
         cr_assert_not_null(text);
         cr_assert_eq(field(text, "msgs="), (uint64_t)count, "%s", text);
         free(text);
-        free(err);
         daemon_cleanup(&d);
         free(conf);
         free(body);
@@ -455,16 +464,9 @@ static void backpressure_fd(const char *idle)
         memset(bytes, 'x', sizeof(bytes));
         cr_assert_eq(write(fd, bytes, (size_t)count), count);
         close(fd);
-        char want[64];
-        snprintf(want, sizeof(want), "p: got %d messages, 0 lost", count);
-        cr_assert(wait_contains(dir, d.err_path, want, 20000), "%s", daemon_stderr(&d));
-        char *err = stop(&d);
-        const char *runs = strstr(err, "component 'src': ");
-        cr_assert_not_null(runs, "%s", err);
-        uint64_t n = strtoull(runs + strlen("component 'src': "), NULL, 10);
+        uint64_t n = runs_once_all_came(&d, count, "src");
         cr_assert(n <= 5 * (uint64_t)count, "the source ran %" PRIu64 " times for %d messages", n,
                   count);
-        free(err);
         daemon_cleanup(&d);
         free(conf);
         free(body);
