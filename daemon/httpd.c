@@ -32,6 +32,7 @@ struct httpd {
         int epfd; /* libmicrohttpd's epoll set */
         httpd_metrics_fn *fn;
         void *arg;
+        unsigned port;
         char url[96];
 };
 
@@ -180,6 +181,7 @@ static void format_url(struct httpd *h)
                         port = ntohs(s6->sin6_port);
                 }
         }
+        h->port = port;
         bool v6 = strchr(addr, ':') != NULL;
         snprintf(h->url, sizeof(h->url), "http://%s%s%s:%u/metrics", v6 ? "[" : "", addr,
                  v6 ? "]" : "", port);
@@ -261,4 +263,9 @@ void httpd_process(struct httpd *h)
 const char *httpd_url(const struct httpd *h)
 {
         return h->url;
+}
+
+unsigned httpd_port(const struct httpd *h)
+{
+        return h->port;
 }

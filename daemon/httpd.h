@@ -30,5 +30,7 @@ int httpd_timeout_ms(struct httpd *h);
 void httpd_process(struct httpd *h);
 /* "http://127.0.0.1:9464/metrics", with the port bound (for ":0", the one the kernel chose). */
 const char *httpd_url(const struct httpd *h);
+/* The port bound. */
+unsigned httpd_port(const struct httpd *h);
 
 #endif

@@ -264,17 +264,27 @@ static void list_plugins(const struct plugin_registry *reg)
         }
 }
 
-/* The HTTP metrics of configuration c (actord.metrics_listen); false, with the reason in d
- * (the file and line of the setting), if it cannot listen. */
-static bool metrics_open(const struct config *c, struct httpd **ret, httpd_metrics_fn *fn,
-                         void *arg, struct diag *d)
+/* The HTTP metrics of configuration c (actord.metrics_listen). Returns 0, or a negative errno
+ * with the reason in d (the file and line of the setting). When `held` points to a running
+ * listener whose port the address asks for (127.0.0.1:9464 to 0.0.0.0:9464), the bind may fail
+ * only because of it: that listener is then closed (*held = NULL) and the bind tried again. */
+static int metrics_open(const struct config *c, struct httpd **ret, httpd_metrics_fn *fn, void *arg,
+                        struct httpd **held, struct diag *d)
 {
-        char err[256];
-        if (httpd_open(ret, c->metrics_listen, fn, arg, err, sizeof(err)) == 0)
-                return true;
-        diag_add(d, c->metrics_file, c->metrics_line, "actord.metrics_listen = \"%s\": %s",
-                 c->metrics_listen, err);
-        return false;
+        char err[256], host[256];
+        unsigned port;
+        int r = httpd_open(ret, c->metrics_listen, fn, arg, err, sizeof(err));
+        if (r == -EADDRINUSE && held && *held &&
+            config_parse_listen(c->metrics_listen, host, sizeof(host), &port) == 0 &&
+            port == httpd_port(*held)) {
+                httpd_close(*held);
+                *held = NULL;
+                r = httpd_open(ret, c->metrics_listen, fn, arg, err, sizeof(err));
+        }
+        if (r < 0)
+                diag_add(d, c->metrics_file, c->metrics_line, "actord.metrics_listen = \"%s\": %s",
+                         c->metrics_listen, err);
+        return r;
 }
 
 static bool same_string(const char *a, const char *b)
@@ -318,10 +328,17 @@ static bool reload(const struct options *o, struct config **cfg, struct plugin_r
         if (r == 0 && built)
                 reload_workers_equal(*cfg, ncfg, &d);
         /* A new address is listened on before anything changes: one that cannot be had fails
-         * the reload, and the old one serves on. */
+         * the reload, and the old one serves on. Where the old listener holds the new one's
+         * port, it gives the port up for the new one and takes it back if the reload fails
+         * (`handed_over`): connections to the old one are closed, and for that moment the port
+         * refuses connections. */
         bool http_moves = ncfg && !same_string((*cfg)->metrics_listen, ncfg->metrics_listen);
-        if (r == 0 && built && d.n == 0 && http_moves && ncfg->metrics_listen)
-                metrics_open(ncfg, &nhttpd, metrics_fn, metrics_arg, &d);
+        bool handed_over = false;
+        if (r == 0 && built && d.n == 0 && http_moves && ncfg->metrics_listen) {
+                bool had = *httpd != NULL;
+                metrics_open(ncfg, &nhttpd, metrics_fn, metrics_arg, httpd, &d);
+                handed_over = had && !*httpd;
+        }
         if (r < 0 || d.n || !built) {
                 log_diag(LOG_ERR, &d);
                 log_error("reload failed: %s has %zu error%s; the running pipeline is kept",
@@ -388,6 +405,14 @@ static bool reload(const struct options *o, struct config **cfg, struct plugin_r
                    failed ? " (some failed to start)" : "", topo->n_comps, (*cfg)->n_workers);
 out:
         httpd_close(nhttpd);
+        if (handed_over && !applied) {
+                struct diag hd = {0};
+                if (metrics_open(*cfg, httpd, metrics_fn, metrics_arg, NULL, &hd) < 0) {
+                        log_diag(LOG_ERR, &hd);
+                        log_error("metrics over HTTP: off (the old address could not be had back)");
+                }
+                diag_free(&hd);
+        }
         reload_plan_free(&plan);
         if (built)
                 topology_free(built);
@@ -772,7 +797,7 @@ int main(int argc, char **argv)
                 }
         }
         if (cfg->metrics_listen) {
-                if (!metrics_open(cfg, &m.httpd, render_metrics, &m, &cd)) {
+                if (metrics_open(cfg, &m.httpd, render_metrics, &m, NULL, &cd) < 0) {
                         log_diag(LOG_ERR, &cd);
                         log_error("startup failed: no metrics over HTTP; stopping");
                         goto out;

@@ -1295,3 +1295,55 @@ Test(control, the_metrics_listen_on_ipv6_and_on_every_address)
         free(r);
         ctl_end();
 }
+
+/* The same port on another address of the host: the running listener gives the port up for
+ * the new one. Where the new one cannot be had even so (another process holds the port on an
+ * address it spans), the reload fails and the old address serves again. */
+Test(control, the_metrics_move_to_another_address_on_the_same_port)
+{
+        conf = write_conf_with("c.conf", "metrics_listen = \"127.0.0.1:0\";", FINITE_COMPONENTS,
+                               FINITE_LINKS);
+        sock = path_in_dir("ctl.sock");
+        start_with_socket(&d, conf, sock);
+        int port = http_port();
+        char every[96];
+        snprintf(every, sizeof(every), "metrics_listen = \"0.0.0.0:%d\";", port);
+        free(write_conf_with("c.conf", every, FINITE_COMPONENTS, FINITE_LINKS));
+        char *a = ask_ok(sock, "reload");
+        free(a);
+        char want[96];
+        snprintf(want, sizeof(want), "metrics over HTTP now at http://0.0.0.0:%d/metrics", port);
+        cr_assert(wait_contains(dir, d.err_path, want, 10000), "%s", daemon_stderr(&d));
+        char *r = http(port, GET_METRICS);
+        cr_assert_eq(http_status(r), 200);
+        free(r);
+
+        /* Back to the loopback; then 127.0.0.2 is taken on that port by someone else, so a
+         * reload to 0.0.0.0 must fail and 127.0.0.1 serve again. */
+        snprintf(want, sizeof(want), "metrics_listen = \"127.0.0.1:%d\";", port);
+        free(write_conf_with("c.conf", want, FINITE_COMPONENTS, FINITE_LINKS));
+        a = ask_ok(sock, "reload");
+        free(a);
+        snprintf(want, sizeof(want), "metrics over HTTP now at http://127.0.0.1:%d/metrics", port);
+        cr_assert(wait_contains(dir, d.err_path, want, 10000), "%s", daemon_stderr(&d));
+        int holder = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1);
+        cr_assert(holder >= 0 && bind(holder, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+                      listen(holder, 1) == 0,
+                  "127.0.0.2:%d: %s", port, strerror(errno));
+        free(write_conf_with("c.conf", every, FINITE_COMPONENTS, FINITE_LINKS));
+        a = ask(sock, "reload");
+        cr_assert(strstr(a, "failed: ") && strstr(a, "cannot listen: Address already in use"), "%s",
+                  a);
+        free(a);
+        r = http(port, GET_METRICS);
+        cr_assert_eq(http_status(r), 200, "the old address was not taken back");
+        free(r);
+        a = ask_ok(sock, "status");
+        snprintf(want, sizeof(want), "\nmetrics: http://127.0.0.1:%d/metrics\n", port);
+        cr_assert(strstr(a, want), "no '%s' in: %s", want + 1, a);
+        free(a);
+        close(holder);
+        ctl_end();
+}
