@@ -46,7 +46,7 @@ void notifier_slot_empty(struct notifier_slot *n);
 
 struct component {
         struct actord_ctx ctx;          /* first: the host turns a ctx back into its component */
-        struct notifier_slot *notifier; /* what actord_notifier() hands out (on_event) */
+        struct notifier_slot *notifier; /* what actord_notifier() hands out */
         const char *name;
         const struct config_component *cc;
         const struct actord_class *cls;
@@ -111,10 +111,17 @@ struct component {
         /* Link in the worker's inbox (a lock-free stack): written by the pusher before its
          * release CAS, read by the worker after its acquire exchange. */
         struct component *inbox_next;
-        /* Set by a consumer that gave slots back after this producer was refused under reject,
-         * before marking it ready: that run is due even with no input readable (worker.c,
-         * run_ready). Cleared by its worker. */
-        _Atomic bool room_woken;
+        /* Set before marking it ready by a consumer that gave slots back after this producer
+         * was refused under reject, or by an actord_notify() of this on_message component:
+         * that run is due even with no input readable (worker.c, run_ready). Cleared by its
+         * worker. */
+        _Atomic bool woken;
+        /* An on_message component that asked for its notifier (actord_notifier(), ABI 1.3):
+         * set by its worker in init, then never cleared; notifies reach it, so it is not
+         * local_marks. Read by any notifying thread (relaxed: a thread that was handed the
+         * notifier was handed it after the store; a stray one from the slot's last component
+         * may see either, and a stale notify then wakes it once more, or not). */
+        _Atomic bool takes_notifies;
 
         /* Set while its worker watches its inputs itself (worker.c, the poll set): producers
          * on other workers then publish without marking it ready. Written rarely by its

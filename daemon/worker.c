@@ -286,10 +286,18 @@ static int host_watch_fd(struct actord_ctx *ctx, int fd, uint32_t events)
 
 static struct actord_notifier *host_notifier(struct actord_ctx *ctx)
 {
-        /* Only on_event components take notifies: the others are marked ready by their
-         * producers alone, which local_marks relies on. */
+        /* On_event components take notifies, and on_message ones that ask (ABI 1.3): those
+         * are no longer marked by their own worker alone, which local_marks relies on. This
+         * is their worker thread, the only one that reads local_marks while they run; the
+         * others cannot mark them before the notifier is handed out. Periodic and loop
+         * components run anyway. */
         struct component *c = comp_of(ctx);
-        return c->rule == ACTORD_RULE_ON_EVENT ? &c->notifier->pub : NULL;
+        if (c->rule == ACTORD_RULE_ON_MESSAGE) {
+                atomic_store_explicit(&c->takes_notifies, true, memory_order_relaxed);
+                c->local_marks = false;
+        } else if (c->rule != ACTORD_RULE_ON_EVENT)
+                return NULL;
+        return &c->notifier->pub;
 }
 
 static void mark_ready_shared(struct worker *self, struct component *c);
@@ -301,11 +309,17 @@ static void host_notify(struct actord_notifier *n)
          * NULL, or the stopping worker sees busy and waits until the mark is done. */
         atomic_fetch_add_explicit(&slot->busy, 1, memory_order_seq_cst);
         struct component *c = atomic_load_explicit(&slot->target, memory_order_seq_cst);
-        /* Through the inbox even from c's own worker: the caller may be any thread (an
-         * on_event component is never local_marks). NULL: between its fini and its next init,
-         * or gone; a notify then does nothing. */
-        if (c)
+        /* Through the inbox even from c's own worker: the caller may be any thread (a
+         * component that takes notifies is never local_marks). NULL: between its fini and its
+         * next init, or gone; a notify then does nothing, as it does to a component that does
+         * not take notifies (a stray one, from the thread of the slot's last component). */
+        if (c && c->rule == ACTORD_RULE_ON_EVENT)
                 mark_ready_shared(NULL, c);
+        else if (c && atomic_load_explicit(&c->takes_notifies, memory_order_relaxed)) {
+                /* Relaxed: mark_ready's release publishes it to the run it queues. */
+                atomic_store_explicit(&c->woken, true, memory_order_relaxed);
+                mark_ready_shared(NULL, c);
+        }
         /* Release: the mark is done with c before the stopping worker may free it. */
         atomic_fetch_sub_explicit(&slot->busy, 1, memory_order_release);
 }
@@ -837,7 +851,7 @@ static void wake_for_room(struct worker *w, struct component *c)
         if (!waits_for_room(c))
                 return;
         /* Relaxed: mark_ready()'s release publishes it to the run it queues. */
-        atomic_store_explicit(&c->room_woken, true, memory_order_relaxed);
+        atomic_store_explicit(&c->woken, true, memory_order_relaxed);
         mark_ready(w, c);
 }
 
@@ -1005,13 +1019,13 @@ static int run_ready(struct worker *w, uint64_t now)
                 else
                         atomic_exchange_explicit(&c->queued, false, memory_order_acq_rel);
                 /* Relaxed: on the line just exchanged; the exchange acquired the waker's store. */
-                bool woken = atomic_load_explicit(&c->room_woken, memory_order_relaxed);
+                bool woken = atomic_load_explicit(&c->woken, memory_order_relaxed);
                 if (woken)
-                        atomic_store_explicit(&c->room_woken, false, memory_order_relaxed);
+                        atomic_store_explicit(&c->woken, false, memory_order_relaxed);
                 /* An on_message component runs only with a message to read: a mark from
                  * another thread can be stale when an earlier run already read what it
                  * announced; a local one cannot (mark_sure). Or when its output has room
-                 * again for what it holds (room_woken). */
+                 * again for what it holds, or it was notified (woken). */
                 if (!c->stopped && (c->rule != ACTORD_RULE_ON_MESSAGE || woken ||
                                     (!c->room_wait && (sure || inputs_readable(c))))) {
                         run_component(w, c, now);
@@ -1073,7 +1087,8 @@ static void set_local_marks(struct topology *t)
 {
         for (int i = 0; i < t->n_comps; i++) {
                 struct component *c = t->comps[i];
-                bool local = c->rule == ACTORD_RULE_ON_MESSAGE;
+                bool local = c->rule == ACTORD_RULE_ON_MESSAGE &&
+                             !atomic_load_explicit(&c->takes_notifies, memory_order_relaxed);
                 for (uint32_t k = 0; k < c->n_in; k++) {
                         bool same = t->comps[t->link_from[c->in_link[k]]]->worker == c->worker;
                         channel_rx_set_same_thread(&c->in[k], same);

@@ -1,4 +1,4 @@
-/* actord plugin ABI, version 1.2.
+/* actord plugin ABI, version 1.3.
  *
  * The only header a plugin includes. A plugin is a shared object that exports exactly one
  * symbol, ACTORD_PLUGIN_SYMBOL, a const struct actord_plugin describing its component classes.
@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define ACTORD_ABI_MAJOR 1
-#define ACTORD_ABI_MINOR 2
+#define ACTORD_ABI_MINOR 3
 
 /* The name of the one symbol a plugin exports: a const struct actord_plugin. */
 #define ACTORD_PLUGIN_SYMBOL actord_plugin_v1
@@ -68,7 +68,9 @@ enum actord_shape {
  *   PERIODIC    run every N microseconds against absolute deadlines; missed periods are
  *               counted, not run in a burst;
  *   ON_EVENT    run when an fd registered with actord_watch_fd() is ready or someone called
- *               actord_notify(). */
+ *               actord_notify().
+ * An ON_MESSAGE component that takes its notifier (actord_notifier(), ABI 1.3) also runs when
+ * notified, with or without a message to read. */
 enum actord_rule {
         ACTORD_RULE_LOOP = 1u << 0,
         ACTORD_RULE_ON_MESSAGE = 1u << 1,
@@ -387,11 +389,16 @@ static inline int actord_watch_fd(struct actord_ctx *ctx, int fd, uint32_t event
         return ctx->host->watch_fd(ctx, fd, events);
 }
 
-/* The handle that makes this ON_EVENT component run when passed to actord_notify(). It works
- * from the start of init to the end of fini; a notify outside that does nothing (a thread that
- * outlives fini cannot wake, or reach, a component that is gone), but fini must still stop
- * the threads that use it: the plugin's code may be unloaded after fini. NULL for a component
- * scheduled otherwise. */
+/* The handle that makes this ON_EVENT or ON_MESSAGE component run when passed to
+ * actord_notify(). It works from the start of init to the end of fini; a notify outside that
+ * does nothing (a thread that outlives fini cannot wake, or reach, a component that is gone),
+ * but fini must still stop the threads that use it: the plugin's code may be unloaded after
+ * fini. NULL for a component scheduled otherwise (LOOP and PERIODIC run anyway), and for an
+ * ON_MESSAGE one under a daemon older than 1.3 (host->abi_minor < 3). An ON_MESSAGE component
+ * that takes it, in init, is one any thread may mark ready: a thread of the plugin's that has
+ * something to report (a connection lost, a write failed) has it run without a message, at
+ * the cost, under a spinning worker, of an atomic exchange per message its producer on the
+ * same worker publishes (instead of a plain store). */
 static inline struct actord_notifier *actord_notifier(struct actord_ctx *ctx)
 {
         return ctx->host->notifier(ctx);

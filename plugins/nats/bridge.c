@@ -255,8 +255,11 @@ static struct bridge *bridge_create(struct actord_ctx *ctx, bool subscriber)
                         tls_ok = false;
         if (asprintf(&b->type, "%s/%" PRIu32, actord_port_type(ctx, subscriber, 0), b->size) < 0)
                 b->type = NULL;
+        /* The subscriber's (on_event) wakes it for messages and events; the publisher's
+         * (on_message, ABI 1.3) for events: NULL for a publisher scheduled periodic or loop,
+         * which runs anyway, or under an older daemon, where it tells at its next message. */
+        b->notifier = actord_notifier(ctx);
         if (subscriber) {
-                b->notifier = actord_notifier(ctx);
                 b->msgs = calloc(b->cap, sizeof(*b->msgs));
         } else {
                 b->slot_size = (sizeof(uint64_t) + b->size + 7) & ~(size_t)7;
@@ -390,15 +393,10 @@ static void on_connected(natsConnection *nc, void *closure)
         (void)nc;
         atomic_fetch_add(&b->connects, 1);
         atomic_store(&b->connected, true);
-        /* The subscriber's thread confirms the subscription once connected. */
+        /* The subscriber's thread confirms the subscription once connected, and notifies
+         * when it is made; the publisher's component says it is connected. */
         bridge_wake(b);
-}
-
-/* A subscriber's component hears of connection events at once; a publisher's the next time it
- * runs (it has no notifier: it runs on messages). */
-static void tell_subscriber(struct bridge *b)
-{
-        if (b->subscriber)
+        if (!b->subscriber)
                 bridge_notify(b);
 }
 
@@ -409,7 +407,7 @@ static void on_disconnected(natsConnection *nc, void *closure)
         if (atomic_exchange(&b->connected, false))
                 bridge_count(&b->disconnects, 1, NATS_CONNECTION_DISCONNECTED, b);
         atomic_store(&b->ready, false);
-        tell_subscriber(b);
+        bridge_notify(b);
 }
 
 static void on_closed(natsConnection *nc, void *closure)
@@ -437,6 +435,8 @@ static void set_failed(struct bridge *b, natsStatus s)
         snprintf(b->failed_why, sizeof(b->failed_why), "%s", why ? why : "");
         pthread_mutex_unlock(&b->lock);
         atomic_store(&b->failed, (int)s);
+        /* The component fails at once, not at its next message. */
+        bridge_notify(b);
 }
 
 natsStatus bridge_connect(struct bridge *b)
@@ -575,7 +575,7 @@ void bridge_notify(struct bridge *b)
 {
         /* seq_cst, pairs with bridge_release(). */
         atomic_fetch_add(&b->in_callback, 1);
-        if (!atomic_load(&b->closing))
+        if (b->notifier && !atomic_load(&b->closing))
                 actord_notify(b->notifier);
         atomic_fetch_sub(&b->in_callback, 1);
 }
@@ -586,9 +586,9 @@ void bridge_fini(struct actord_ctx *ctx, void *state)
         (void)ctx;
         if (!b)
                 return;
-        if (b->subscriber) {
-                /* seq_cst, with the message handler's increment of in_callback and its load of
-                 * closing: a handler that did not see closing is counted, and we wait for it. */
+        if (b->notifier) {
+                /* seq_cst, with bridge_notify()'s increment of in_callback and its load of
+                 * closing: a caller that did not see closing is counted, and we wait for it. */
                 atomic_store(&b->closing, true);
                 while (atomic_load(&b->in_callback))
                         sched_yield();

@@ -19,7 +19,9 @@
  * Nothing on a libnats or bridge thread calls the host, which is for the worker only, except
  * actord_notify() (any thread), and that only until fini says closing. What the other threads
  * see (connects, disconnects, errors, drops) they count in atomics, and the component logs it
- * from its worker the next time it runs. */
+ * from its worker the next time it runs: at once for connection events and failures, which
+ * notify it (the subscriber is on_event; the publisher, on_message, takes its notifier too),
+ * at its next run for drops. */
 #ifndef ACTORD_NATS_BRIDGE_H
 #define ACTORD_NATS_BRIDGE_H
 
@@ -69,7 +71,7 @@ struct bridge {
         bool headers;  /* publisher: send BRIDGE_HDR_* */
         bool batch;    /* publisher: let libnats gather writes (else each message at once) */
         uint32_t cap;  /* ring slots, a power of two */
-        struct actord_notifier *notifier; /* subscriber: wakes its component */
+        struct actord_notifier *notifier; /* wakes its component, or NULL */
         /* TLS (any of them, or a tls:// url, asks for it): files of PEM certificates to trust,
          * the component's own certificate chain and key, the name expected in the server's
          * certificate. NULL: none. */
@@ -89,8 +91,8 @@ struct bridge {
         atomic_bool sleeping;
         atomic_bool stop; /* fini asks the bridge thread to stop */
 
-        /* Subscriber: fini sets `closing`, then waits until no callback is in the middle of
-         * using the notifier (`in_callback`). */
+        /* With a notifier: fini sets `closing`, then waits until no thread is in the middle of
+         * using it (`in_callback`, bridge_notify()). */
         atomic_bool closing;
         _Atomic int in_callback;
 

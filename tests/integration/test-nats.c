@@ -718,6 +718,43 @@ Test(nats, both_ends_come_back_after_the_server_restarts)
         free(out);
 }
 
+/* A publisher with nothing to send still says at once that it connected, lost the server and
+ * got it back: its bridge notifies it (ABI 1.3), and the counters follow. */
+Test(nats, a_quiet_publisher_tells_of_its_connection_at_once)
+{
+        struct server s;
+        server_start(&s, 0);
+        int port = s.port;
+        char body[1024];
+        snprintf(body, sizeof(body),
+                 "components: {\n"
+                 "  never = { class = \"core.tick\"; schedule = { every_us = 2000000000; }; };\n"
+                 "  pub = { class = \"nats.publish\"; worker = 1;\n"
+                 "          settings = { url = \"%s\"; subject = \"quiet\"; }; };\n"
+                 "};\nlinks = ( \"never.out -> pub.in\" );\n",
+                 s.url);
+        char *conf = write_conf(body);
+        struct daemon d;
+        start(&d, conf);
+        cr_assert(wait_contains(dir, d.err_path, "pub: connected to nats://127.0.0.1:", 20000),
+                  "stderr:\n%s", daemon_stderr(&d));
+        server_stop(&s);
+        cr_assert(wait_contains(dir, d.err_path, "pub: 1 disconnects from the server", 20000),
+                  "stderr:\n%s", daemon_stderr(&d));
+        cr_assert_eq(metric_value("actord_plugin_nats_publish_disconnects_total{component="
+                                  "\"pub\",class=\"nats.publish\",worker=\"1\"}"),
+                     1);
+        server_start(&s, port);
+        cr_assert(wait_contains(dir, d.err_path, "pub: reconnected to", 20000), "stderr:\n%s",
+                  daemon_stderr(&d));
+        cr_assert_eq(metric_value("actord_component_runs_total{component=\"never\",class=\"core."
+                                  "tick\",worker=\"0\"}"),
+                     0, "the source published something");
+        stop(&d);
+        server_stop(&s);
+        free(conf);
+}
+
 Test(nats, a_typed_subscriber_relays_to_a_publisher)
 {
         /* Both ends generic: the subscriber's `type` says what flows between them. */
@@ -957,8 +994,11 @@ Test(nats, tls_that_cannot_be_made_says_why)
             "        settings = { url = \"%s\"; subject = \"b\"; %s }; };\n"
             "  la = { class = \"core.log\"; worker = 1; };\n"
             "  lb = { class = \"core.log\"; worker = 1; };\n"
-            "};\nlinks = ( \"a.out -> la.in\", \"b.out -> lb.in\" );\n",
-            s.url, untrusted, s.url, nocert);
+            "  never = { class = \"core.tick\"; schedule = { every_us = 2000000000; }; };\n"
+            "  c = { class = \"nats.publish\"; restart = \"never\";\n"
+            "        settings = { url = \"%s\"; subject = \"c\"; %s }; };\n"
+            "};\nlinks = ( \"a.out -> la.in\", \"b.out -> lb.in\", \"never.out -> c.in\" );\n",
+            s.url, untrusted, s.url, nocert, s.url, untrusted);
         char *conf = write_conf(body);
         struct daemon d;
         start(&d, conf);
@@ -968,6 +1008,12 @@ Test(nats, tls_that_cannot_be_made_says_why)
                                 20000),
                   "stderr:\n%s", daemon_stderr(&d));
         cr_assert(wait_contains(dir, d.err_path, "component 'b' (nats.subscribe) failed: ", 20000),
+                  "stderr:\n%s", daemon_stderr(&d));
+        /* A publisher with nothing to send fails as soon, not at its first message. */
+        cr_assert(wait_contains(dir, d.err_path,
+                                "component 'c' (nats.publish) failed: cannot publish to 'c' on "
+                                "tls://127.0.0.1:",
+                                20000),
                   "stderr:\n%s", daemon_stderr(&d));
         char *err = daemon_stderr(&d);
         cr_assert(strstr(err, "SSL Error (SSL handshake error: ") &&

@@ -127,6 +127,52 @@ Test(scheduler, on_message_runs_only_with_messages)
         free(probe);
 }
 
+/* An on_message component that asks for its notifier (ABI 1.3) runs once per notify, with no
+ * message to read: each notify here waits for the run that sees it, so none coalesce. p's
+ * only producer is on its own worker (without the notifier, only that worker would mark it
+ * ready); q's is on the other. Neither input ever has a message. */
+Test(scheduler, a_notified_on_message_component_runs_without_a_message)
+{
+        char *probe = path_in_dir("probe.txt"), *body;
+        cr_assert(
+            asprintf(&body,
+                     "components: {\n"
+                     "  never = { class = \"core.tick\"; schedule = { every_us = 2000000000; "
+                     "}; worker = 0; };\n"
+                     "  never2 = { class = \"core.tick\"; schedule = { every_us = "
+                     "2000000000; }; worker = 0; };\n"
+                     "  p = { class = \"test.probe\"; settings = { path = \"%s\"; notifies = "
+                     "300; }; worker = 0; };\n"
+                     "  q = { class = \"test.probe\"; settings = { path = \"%s.q\"; notifies = "
+                     "300; }; worker = %d; };\n"
+                     "};\n"
+                     "links = ( \"never.out -> p.in\", \"never2.out -> q.in\" );\n",
+                     probe, probe, cpu_b != cpu_a) > 0);
+        struct daemon d;
+        char *conf = start(&d, "spin", body);
+        cr_assert(wait_contains(dir, d.err_path, "p: notified 300 times", 30000), "%s",
+                  daemon_stderr(&d));
+        cr_assert(wait_contains(dir, d.err_path, "q: notified 300 times", 30000), "%s",
+                  daemon_stderr(&d));
+        char *err = stop(&d);
+        char *q_path;
+        cr_assert(asprintf(&q_path, "%s.q", probe) > 0);
+        const char *paths[] = {probe, q_path};
+        for (int i = 0; i < 2; i++) {
+                char *text = tu_read(paths[i]);
+                cr_assert_not_null(text);
+                cr_assert_str_eq(text, "runs=300 empty=300 msgs=0 lost=0\n",
+                                 "one run per notify, and none else (%s)", paths[i]);
+                free(text);
+        }
+        free(q_path);
+        free(err);
+        daemon_cleanup(&d);
+        free(conf);
+        free(body);
+        free(probe);
+}
+
 Test(scheduler, periodic_counts_missed_periods_without_bursts)
 {
         char *out = path_in_dir("slow.txt"), *sink = path_in_dir("sink.txt"), *body;

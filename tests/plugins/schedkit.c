@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +41,30 @@ struct probe {
         uint64_t runs, empty, msgs, lost;
         int64_t batch;  /* messages read per run at most; 0: all */
         int64_t expect; /* log "got N messages" once that many came; 0: never */
+        /* With `notifies` (ABI 1.3, on_message): a thread of its own notifies that many
+         * times, each time waiting until a run saw the notify (`acked`) before the next. */
+        int64_t notifies, seen;
+        _Atomic int64_t sent, acked;
+        _Atomic bool stop;
+        struct actord_notifier *notifier;
+        pthread_t thread;
+        bool thread_started;
 };
+
+static void *probe_thread(void *arg)
+{
+        struct probe *p = arg;
+        for (int64_t i = 1; i <= p->notifies; i++) {
+                atomic_store_explicit(&p->sent, i, memory_order_release);
+                actord_notify(p->notifier);
+                while (atomic_load_explicit(&p->acked, memory_order_acquire) < i)
+                        if (atomic_load_explicit(&p->stop, memory_order_relaxed))
+                                return NULL;
+                        else
+                                sched_yield();
+        }
+        return NULL;
+}
 
 static int probe_init(struct actord_ctx *ctx, void **ret_state)
 {
@@ -50,7 +74,17 @@ static int probe_init(struct actord_ctx *ctx, void **ret_state)
         p->path = path_setting(ctx);
         actord_setting_int(ctx, "batch", &p->batch);
         actord_setting_int(ctx, "expect", &p->expect);
+        actord_setting_int(ctx, "notifies", &p->notifies);
         *ret_state = p;
+        if (p->notifies > 0) {
+                if (!(p->notifier = actord_notifier(ctx))) {
+                        actord_set_error(ctx, "no notifier for this component");
+                        return -ENOTSUP;
+                }
+                if (pthread_create(&p->thread, NULL, probe_thread, p) != 0)
+                        return -EAGAIN;
+                p->thread_started = true;
+        }
         return 0;
 }
 
@@ -60,6 +94,16 @@ static int probe_process(struct actord_ctx *ctx, void *state)
         struct actord_msg_info info;
         uint64_t n = 0;
         p->runs++;
+        int64_t sent = atomic_load_explicit(&p->sent, memory_order_acquire);
+        if (sent > p->seen) {
+                p->seen = sent;
+                if (sent == p->notifies)
+                        actord_log(ctx, ACTORD_LOG_INFO,
+                                   "notified %" PRId64 " times: %" PRIu64 " runs, %" PRIu64
+                                   " without a message",
+                                   sent, p->runs, p->empty + 1);
+                atomic_store_explicit(&p->acked, sent, memory_order_release);
+        }
         for (uint32_t k = 0; k < actord_port_count(ctx, false); k++)
                 while ((!p->batch || n < (uint64_t)p->batch) && actord_next(ctx, k, &info)) {
                         n++;
@@ -80,6 +124,10 @@ static void probe_fini(struct actord_ctx *ctx, void *state)
         struct probe *p = state;
         if (!p)
                 return;
+        if (p->thread_started) {
+                atomic_store_explicit(&p->stop, true, memory_order_relaxed);
+                pthread_join(p->thread, NULL);
+        }
         char buf[256];
         snprintf(buf, sizeof(buf),
                  "runs=%" PRIu64 " empty=%" PRIu64 " msgs=%" PRIu64 " lost=%" PRIu64 "\n", p->runs,
@@ -95,7 +143,8 @@ static const struct actord_port any_out[] = {{.name = "out", .type = ACTORD_TYPE
 static const struct actord_setting probe_settings[] = {
     {.name = "path", .type = ACTORD_SETTING_STRING, .required = true},
     {.name = "batch", .type = ACTORD_SETTING_INT, .help = "messages read per run at most"},
-    {.name = "expect", .type = ACTORD_SETTING_INT, .help = "log once this many came"}};
+    {.name = "expect", .type = ACTORD_SETTING_INT, .help = "log once this many came"},
+    {.name = "notifies", .type = ACTORD_SETTING_INT, .help = "notifies from a thread of its own"}};
 
 static const struct actord_class probe_class = {
     .struct_size = sizeof(struct actord_class),
@@ -107,7 +156,7 @@ static const struct actord_class probe_class = {
     .inputs = any_in,
     .n_inputs = 1,
     .settings = probe_settings,
-    .n_settings = 3,
+    .n_settings = sizeof(probe_settings) / sizeof(probe_settings[0]),
     .init = probe_init,
     .process = probe_process,
     .fini = probe_fini,
