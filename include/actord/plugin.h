@@ -413,8 +413,8 @@ static inline void actord_notify(struct actord_notifier *notifier)
 
 /* Counters of the component's own (ABI 1.2): counts the daemon shows beside its own, in
  * `actorctl stats` and as the metric actord_plugin_<class>_<name>_total{component="..."}
- * (<class> with its dot as an underscore: nats.publish's queue_full is
- * actord_plugin_nats_publish_queue_full_total). actord_counter() declares one, in init:
+ * (<class> with its dot as an underscore: nats.subscribe's queue_full is
+ * actord_plugin_nats_subscribe_queue_full_total). actord_counter() declares one, in init:
  * `name` is [a-z][a-z0-9_]* (at most 48 characters), `help` one line; it returns the id to
  * pass to actord_count(), or a negative errno (-EINVAL: a bad name; -ENOSPC: more than
  * ACTORD_COUNTERS_MAX; -ENOTSUP: a daemon older than 1.2, where actord_count() does nothing).

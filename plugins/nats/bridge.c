@@ -285,10 +285,9 @@ static const struct tally_info {
 } tally_info[] = {
     {offsetof(struct bridge, disconnects), true, true, "disconnects",
      "Connections to the server lost."},
-    {offsetof(struct bridge, queue_full), true, true, "queue_full",
-     "Messages dropped because the queue between the worker and the bridge was full."},
-    {offsetof(struct bridge, unconnected), true, false, "not_connected",
-     "Messages dropped before the first connection to the server (the queue full)."},
+    {offsetof(struct bridge, queue_full), false, true, "queue_full",
+     "Messages dropped because the queue between the client library and the worker was "
+     "full."},
     {offsetof(struct bridge, send_failed), true, false, "send_failed",
      "Messages the client library refused to send (its reconnect buffer full)."},
     {offsetof(struct bridge, bad), false, true, "refused",
@@ -653,13 +652,8 @@ bool bridge_report(struct actord_ctx *ctx, struct bridge *b)
         tell(ctx, b, &b->disconnects, now, ACTORD_LOG_WARNING, "disconnects from the server",
              false);
         tell(ctx, b, &b->queue_full, now, ACTORD_LOG_WARNING,
-             b->subscriber ? "messages dropped: the component's queue was full"
-                           : "messages dropped: the sending thread's queue was full (the server "
-                             "or the network is slower than the channel)",
-             false);
+             "messages dropped: the component's queue was full", false);
         tell(ctx, b, &b->send_failed, now, ACTORD_LOG_WARNING, "messages not sent", true);
-        tell(ctx, b, &b->unconnected, now, ACTORD_LOG_WARNING,
-             "messages dropped: not connected to the server yet, and the queue is full", false);
         tell(ctx, b, &b->slow, now, ACTORD_LOG_WARNING,
              "messages dropped by the client library (slow consumer)", false);
         tell(ctx, b, &b->gaps, now, ACTORD_LOG_WARNING,

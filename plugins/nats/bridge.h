@@ -4,8 +4,10 @@
  * Neither ever blocks its worker. libnats does its socket I/O on threads of its own, and a
  * publish can still block on a full socket buffer, so each component has a thread of its own
  * ("bridge thread") that connects and, for nats.publish, sends; the worker hands messages over
- * through a bounded ring and never waits for it. When the ring is full, the message is dropped
- * and counted: core NATS is at-most-once with slow-consumer drops, the contract of a channel.
+ * through a bounded ring and never waits for it. When the publisher's ring is full, messages
+ * wait in its input channel, whose policy decides; when the subscriber's is full, the message
+ * is dropped and counted: core NATS is at-most-once with slow-consumer drops, the contract of
+ * a channel.
  *
  * Threads and lifetimes. A struct bridge is shared by the worker (init, process, fini), its
  * bridge thread and libnats's callback threads. The bridge thread owns the connection: it
@@ -84,6 +86,8 @@ struct bridge {
         size_t slot_size;
         _Atomic uint64_t head; /* written by the producer */
         _Atomic uint64_t tail; /* written by the consumer */
+        /* Publisher: the worker found the ring full and wants a notify when slots are free. */
+        atomic_bool room_wanted;
 
         /* Waking the bridge thread: it sets `sleeping` before it checks for work and blocks on
          * `wake` (an eventfd); whoever gives it work checks `sleeping` after publishing it. */
@@ -114,9 +118,7 @@ struct bridge {
         bool ready_told;           /* worker */
         uint64_t connects_told;    /* worker */
         struct bridge_tally disconnects;
-        struct bridge_tally queue_full;  /* messages dropped: the ring was full */
-        struct bridge_tally unconnected; /* publisher: dropped before the first connect, the
-                                          * ring full */
+        struct bridge_tally queue_full;  /* subscriber: messages dropped, the ring full */
         struct bridge_tally send_failed; /* publisher: libnats refused the publish */
         struct bridge_tally bad;         /* subscriber: wrong size or type, not delivered */
         struct bridge_tally gaps;        /* subscriber: messages missing by BRIDGE_HDR_SEQ */

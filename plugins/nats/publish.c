@@ -2,10 +2,12 @@
  *
  * The worker copies messages into the bridge's ring (slot: the channel sequence number, then
  * the payload) and the bridge thread publishes them, each with BRIDGE_HDR_TYPE and
- * BRIDGE_HDR_SEQ unless `headers = false`. Until the first connect the messages wait in the
- * ring (a full ring then counts as `not_connected`). While a connection made once is down,
- * libnats keeps what it is given in its reconnect buffer and sends it on reconnect; past that
- * it refuses, and the refusals are counted and logged. */
+ * BRIDGE_HDR_SEQ unless `headers = false`. The worker reads from its input only what the ring
+ * has room for: beyond that the messages wait in the channel, which loses them or refuses its
+ * producer by its policy, and the bridge thread notifies the component when it has freed
+ * slots. Until the first connect the messages wait in the ring, then in the channel. While a
+ * connection made once is down, libnats keeps what it is given in its reconnect buffer and
+ * sends it on reconnect; past that it refuses, and the refusals are counted and logged. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
@@ -18,6 +20,17 @@
 static unsigned char *pub_slot(struct bridge *b, uint64_t pos)
 {
         return b->slots + (size_t)(pos & (b->cap - 1)) * b->slot_size;
+}
+
+/* Bridge thread, after freeing slots: a worker that found the ring full and asked
+ * (pub_want_room()) is notified. */
+static void pub_tell_room(struct bridge *b)
+{
+        /* seq_cst, with pub_want_room()'s store and load. */
+        atomic_thread_fence(memory_order_seq_cst);
+        if (atomic_load_explicit(&b->room_wanted, memory_order_relaxed) &&
+            atomic_exchange(&b->room_wanted, false))
+                bridge_notify(b);
 }
 
 /* Messages to send, and a connection made once: before the first connect libnats does not
@@ -74,6 +87,10 @@ static void *pub_main(void *arg)
                         /* Release, pairs with the worker's acquire load of tail: our reads of
                          * the slot are done before it writes the slot again. */
                         atomic_store_explicit(&b->tail, t + 1, memory_order_release);
+                        /* A waiting worker hears of room every 64 slots, so it refills the
+                         * ring while the rest is sent. */
+                        if (((t + 1) & 63) == 0 || t + 1 == h)
+                                pub_tell_room(b);
                 }
         }
         if (atomic_load(&b->connected))
@@ -87,47 +104,72 @@ static int pub_init(struct actord_ctx *ctx, void **ret_state)
         return bridge_init(ctx, ret_state, false, pub_main);
 }
 
+/* Tells the bridge thread of the slots written up to head. */
+static void pub_hand_over(struct bridge *b, uint64_t head)
+{
+        /* Release, pairs with the bridge thread's acquire load of head. */
+        atomic_store_explicit(&b->head, head, memory_order_release);
+        bridge_wake(b);
+}
+
+/* Whether the ring has room after all, once the worker has asked to be told of room (with a
+ * notifier: the bridge thread notifies it when it frees slots). */
+static bool pub_want_room(struct bridge *b, uint64_t head)
+{
+        if (!b->notifier)
+                return false; /* periodic or loop: it runs again anyway */
+        /* seq_cst, with the bridge thread's fence between its store of tail and its load of
+         * room_wanted (pub_tell_room()): either it sees the request, or we see its tail. */
+        atomic_store(&b->room_wanted, true);
+        return head - atomic_load(&b->tail) < b->cap;
+}
+
 static int pub_process(struct actord_ctx *ctx, void *state)
 {
         struct bridge *b = state;
         uint64_t head = atomic_load_explicit(&b->head, memory_order_relaxed), start = head;
         /* Acquire, pairs with the bridge thread's release store of tail. */
         uint64_t tail = atomic_load_explicit(&b->tail, memory_order_acquire);
-        uint64_t dropped = 0;
         bool did = false;
         struct actord_burst run = {.struct_size = sizeof(run)};
-        uint32_t k;
-        while ((k = actord_next_n(ctx, 0, 64, &run))) {
-                did = true;
-                for (uint32_t i = 0; i < k; i++) {
-                        if (head - tail == b->cap) {
-                                tail = atomic_load_explicit(&b->tail, memory_order_acquire);
-                                if (head - tail == b->cap) {
-                                        dropped += k - i;
-                                        break;
-                                }
+        for (;;) {
+                /* Only what the ring has room for is read: the rest waits in the channel, whose
+                 * policy decides (overwrite: the oldest go, counted; reject: its producer is
+                 * refused and waits; drop_new: the newest go). */
+                uint64_t room = b->cap - (head - tail);
+                if (!room) {
+                        if (head != start) {
+                                pub_hand_over(b, head);
+                                start = head;
                         }
+                        tail = atomic_load_explicit(&b->tail, memory_order_acquire);
+                        room = b->cap - (head - tail);
+                        if (!room) {
+                                if (!pub_want_room(b, head))
+                                        break;
+                                tail = atomic_load_explicit(&b->tail, memory_order_acquire);
+                                room = b->cap - (head - tail);
+                        }
+                }
+                uint32_t k = actord_next_n(ctx, 0, room < 64 ? (uint32_t)room : 64, &run);
+                if (!k)
+                        break;
+                did = true;
+                for (uint32_t i = 0; i < k; i++, head++) {
                         unsigned char *slot = pub_slot(b, head);
                         uint64_t seq = run.seq + i;
                         memcpy(slot, &seq, sizeof(seq));
                         memcpy(slot + sizeof(seq), (const char *)run.first + i * run.stride,
                                b->size);
-                        head++;
                 }
         }
-        if (head != start) {
-                /* Release, pairs with the bridge thread's acquire load of head. */
-                atomic_store_explicit(&b->head, head, memory_order_release);
-                bridge_wake(b);
-        }
-        /* A full ring before the first connect: the messages waited for a server that is not
-         * there (yet), not for a slow one. */
-        if (dropped)
-                bridge_count(atomic_load(&b->connects) ? &b->queue_full : &b->unconnected, dropped,
-                             NATS_OK, b);
+        if (head != start)
+                pub_hand_over(b, head);
         /* After the run's own counts: the counters and the log have them at once. */
         if (!bridge_report(ctx, b))
                 return ACTORD_ERROR;
+        /* IDLE with messages left in the channel: the next message, or the bridge thread's
+         * notify once it frees slots, runs it again; not a spin on a full ring. */
         return did ? ACTORD_OK : ACTORD_IDLE;
 }
 
@@ -148,7 +190,7 @@ static const struct actord_setting pub_settings[] = {
      .type = ACTORD_SETTING_INT,
      .default_value = "1024",
      .help = "messages held for the sending thread (rounded up to a power of two); beyond "
-             "them new ones are dropped and counted"},
+             "them they wait in the input channel, whose policy decides"},
     {.name = "headers",
      .type = ACTORD_SETTING_BOOL,
      .default_value = "true",

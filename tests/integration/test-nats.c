@@ -362,19 +362,14 @@ Test(nats, a_server_that_stops_reading_stalls_no_worker)
         cr_assert(wait_contains(dir, d.err_path, "pub: connected", 20000), "stderr:\n%s",
                   daemon_stderr(&d));
         /* The server stops reading: its socket fills, the sending thread blocks in a write,
-         * the bridge's queue fills, and messages are dropped and counted, not waited for. */
+         * the bridge's queue fills, and the messages wait in the channel, which loses the
+         * oldest (overwrite) and says so; nothing waits for the server. */
         cr_assert_eq(kill(s.pid, SIGSTOP), 0);
-        cr_assert(wait_contains(dir, d.err_path,
-                                "messages dropped: the sending thread's queue "
-                                "was full",
-                                30000),
+        cr_assert(wait_contains(dir, d.err_path, "channel fast.out -> pub.in: ", 30000),
                   "stderr:\n%s", daemon_stderr(&d));
-        char workers[160], series[160];
-        snprintf(series, sizeof(series),
-                 "actord_plugin_nats_publish_queue_full_total{component=\"pub\",class=\"nats."
-                 "publish\",worker=\"%d\"}",
-                 test_workers("sleep", workers, sizeof(workers)) == 2 ? 1 : 0);
-        cr_assert_gt(metric_value(series), 0);
+        cr_assert_gt(metric_value("actord_channel_lost_total{from=\"fast.out\",to=\"pub.in\","
+                                  "type=\"core.sample\",policy=\"overwrite\"}"),
+                     0);
         int beats = count_lines(out);
         cr_assert(wait_lines(dir, out, beats + 200, 20000),
                   "the heartbeat on the publisher's worker stopped at %d lines; stderr:\n%s",
@@ -389,6 +384,65 @@ Test(nats, a_server_that_stops_reading_stalls_no_worker)
         server_stop(&s);
         free(conf);
         free(out);
+}
+
+/* Under a reject input nothing is lost on the way to the server: a server that stops reading
+ * fills the publisher's queue, then the channel, then refuses the source, which waits; once
+ * the server reads again, every message arrives, once and in order. */
+Test(nats, a_reject_input_holds_its_source_while_the_server_stalls)
+{
+        struct server s;
+        server_start(&s, 0);
+        const int count = 200000;
+        char body[1024];
+        snprintf(body, sizeof(body),
+                 "components: {\n"
+                 "  src = { class = \"core.tick\"; schedule = { every_us = 1000; };\n"
+                 "          settings = { burst = 200; count = %d; }; };\n"
+                 "  pub = { class = \"nats.publish\"; worker = 1;\n"
+                 "          settings = { url = \"%s\"; subject = \"held\"; queue = 64; }; };\n"
+                 "};\nlinks = ( { from = \"src.out\"; to = \"pub.in\"; capacity = 64; overflow = "
+                 "\"reject\"; } );\n",
+                 count, s.url);
+        struct listener l;
+        listen_to(&l, &s, "held");
+        cr_assert_eq(natsSubscription_SetPendingLimits(l.sub, -1, -1), NATS_OK);
+        char *conf = write_conf(body);
+        struct daemon d;
+        start(&d, conf);
+        cr_assert(wait_contains(dir, d.err_path, "pub: connected", 20000), "stderr:\n%s",
+                  daemon_stderr(&d));
+        cr_assert_eq(kill(s.pid, SIGSTOP), 0);
+        const char *rejected = "actord_channel_rejected_total{from=\"src.out\",to=\"pub.in\","
+                               "type=\"core.sample\",policy=\"reject\"}";
+        int64_t end = now_ms() + 30000;
+        while (metric_value(rejected) == 0 && now_ms() < end)
+                poll(NULL, 0, 10);
+        double refused = metric_value(rejected);
+        cr_assert_eq(kill(s.pid, SIGCONT), 0);
+        cr_assert_gt(refused, 0, "the source was never refused; stderr:\n%s", daemon_stderr(&d));
+        for (int i = 0; i < count; i++) {
+                natsMsg *m = NULL;
+                natsStatus st = natsSubscription_NextMsg(&m, l.sub, 20000);
+                cr_assert_eq(st, NATS_OK, "message %d: %s; stderr:\n%s", i, natsStatus_GetText(st),
+                             daemon_stderr(&d));
+                uint64_t seq = header_u64(m, "Actord-Seq");
+                natsMsg_Destroy(m);
+                if (seq != (uint64_t)i)
+                        cr_assert_fail("message %d has Actord-Seq %" PRIu64, i, seq);
+        }
+        cr_assert(wait_contains(dir, d.err_path, "component 'src' finished (DONE)", 20000),
+                  "stderr:\n%s", daemon_stderr(&d));
+        cr_assert_eq(metric_value("actord_channel_lost_total{from=\"src.out\",to=\"pub.in\","
+                                  "type=\"core.sample\",policy=\"reject\"}"),
+                     0);
+        char *err = daemon_stderr(&d);
+        cr_assert_null(strstr(err, "not sent"), "%s", err);
+        free(err);
+        stop(&d);
+        listener_close(&l);
+        server_stop(&s);
+        free(conf);
 }
 
 Test(nats, starts_before_its_server_and_connects_when_it_comes)
