@@ -72,6 +72,7 @@ test-systemd:
 bench: build
 	./build/bench/actord-bench channel
 	./build/bench/actord-bench pipeline
+	./build/bench/actord-bench nats
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cpp')

@@ -80,6 +80,7 @@ extern const struct bench_impl bench_mutex_cond;
 
 int bench_channel_main(int argc, char **argv);
 int bench_pipeline_main(int argc, char **argv);
+int bench_nats_main(int argc, char **argv);
 
 /* Time-stamp brackets. The fences keep the measured code from moving out of the bracket:
  * lfence before rdtsc waits for earlier instructions, the one after keeps later ones from
