@@ -8,17 +8,21 @@
 
 /* ---- core.broadcast / core.roundrobin: scatter, any type ---- */
 
-struct rr {
-        uint32_t next;
+/* Under a `reject` output that is full, a fan keeps the message it could not deliver and
+ * stops reading: nothing is lost, and the scheduler runs it again when there is room. */
+struct fan {
+        uint32_t next; /* roundrobin: the output to try first */
+        uint32_t at;   /* broadcast: the output the pending message goes to next */
+        bool has_pending;
+        unsigned char pending[];
 };
 
-static int rr_init(struct actord_ctx *ctx, void **ret_state)
+static int fan_init(struct actord_ctx *ctx, void **ret_state)
 {
-        (void)ctx;
-        struct rr *r = calloc(1, sizeof(*r));
-        if (!r)
+        struct fan *f = calloc(1, sizeof(*f) + actord_port_size(ctx, false, 0));
+        if (!f)
                 return -ENOMEM;
-        *ret_state = r;
+        *ret_state = f;
         return 0;
 }
 
@@ -28,45 +32,81 @@ static void free_state(struct actord_ctx *ctx, void *state)
         free(state);
 }
 
+/* msg to outputs f->at.. in order; false, with f->at at the one that refused, if one did. */
+static bool broadcast_send(struct actord_ctx *ctx, struct fan *f, const void *msg, uint32_t n,
+                           uint32_t size)
+{
+        for (; f->at < n; f->at++) {
+                void *out = actord_claim(ctx, f->at);
+                if (!out)
+                        return false;
+                memcpy(out, msg, size);
+                actord_publish(ctx, f->at);
+        }
+        f->at = 0;
+        return true;
+}
+
 static int broadcast_process(struct actord_ctx *ctx, void *state)
 {
-        (void)state;
+        struct fan *f = state;
         uint32_t n = actord_port_count(ctx, true);
         uint32_t size = actord_port_size(ctx, false, 0);
+        if (f->has_pending) {
+                if (!broadcast_send(ctx, f, f->pending, n, size))
+                        return ACTORD_IDLE;
+                f->has_pending = false;
+        }
         const void *in;
         int did = 0;
         while ((in = actord_next(ctx, 0, NULL))) {
                 did = 1;
-                for (uint32_t k = 0; k < n; k++) {
-                        void *out = actord_claim(ctx, k);
-                        if (!out)
-                                continue; /* that output rejects: it misses this message */
-                        memcpy(out, in, size);
-                        actord_publish(ctx, k);
+                if (!broadcast_send(ctx, f, in, n, size)) {
+                        /* The outputs before f->at have it; the others get it later. */
+                        memcpy(f->pending, in, size);
+                        f->has_pending = true;
+                        break;
                 }
         }
         return did ? ACTORD_OK : ACTORD_IDLE;
 }
 
+/* msg to the next output that takes it; false if every one refused. */
+static bool roundrobin_send(struct actord_ctx *ctx, struct fan *f, const void *msg, uint32_t n,
+                            uint32_t size)
+{
+        for (uint32_t tries = 0; tries < n; tries++) {
+                uint32_t k = f->next;
+                f->next = (f->next + 1) % n;
+                void *out = actord_claim(ctx, k);
+                if (out) {
+                        memcpy(out, msg, size);
+                        actord_publish(ctx, k);
+                        return true;
+                }
+        }
+        return false;
+}
+
 static int roundrobin_process(struct actord_ctx *ctx, void *state)
 {
-        struct rr *r = state;
+        struct fan *f = state;
         uint32_t n = actord_port_count(ctx, true);
         uint32_t size = actord_port_size(ctx, false, 0);
+        if (f->has_pending) {
+                if (!roundrobin_send(ctx, f, f->pending, n, size))
+                        return ACTORD_IDLE;
+                f->has_pending = false;
+        }
         const void *in;
         int did = 0;
+        /* A full output is gone around: the message goes to the next one that has room. */
         while ((in = actord_next(ctx, 0, NULL))) {
                 did = 1;
-                /* The next output that accepts it; under reject, a full one is skipped. */
-                for (uint32_t tries = 0; tries < n; tries++) {
-                        uint32_t k = r->next;
-                        r->next = (r->next + 1) % n;
-                        void *out = actord_claim(ctx, k);
-                        if (out) {
-                                memcpy(out, in, size);
-                                actord_publish(ctx, k);
-                                break;
-                        }
+                if (!roundrobin_send(ctx, f, in, n, size)) {
+                        memcpy(f->pending, in, size);
+                        f->has_pending = true;
+                        break;
                 }
         }
         return did ? ACTORD_OK : ACTORD_IDLE;
@@ -78,7 +118,8 @@ static const struct actord_port any_out[] = {{.name = "out", .type = ACTORD_TYPE
 const struct actord_class core_broadcast_class = {
     .struct_size = sizeof(struct actord_class),
     .name = "core.broadcast",
-    .description = "copies each message to every output out[0..N-1]",
+    .description = "copies each message to every output out[0..N-1]; a full reject output "
+                   "holds the rest back, so none misses one",
     .shape = ACTORD_SHAPE_SCATTER,
     .rules = ACTORD_RULE_ON_MESSAGE,
     .default_rule = ACTORD_RULE_ON_MESSAGE,
@@ -86,13 +127,16 @@ const struct actord_class core_broadcast_class = {
     .n_inputs = 1,
     .outputs = any_out,
     .n_outputs = 1,
+    .init = fan_init,
     .process = broadcast_process,
+    .fini = free_state,
 };
 
 const struct actord_class core_roundrobin_class = {
     .struct_size = sizeof(struct actord_class),
     .name = "core.roundrobin",
-    .description = "sends each message to the next output in turn",
+    .description = "sends each message to the next output in turn, going around full reject "
+                   "outputs",
     .shape = ACTORD_SHAPE_SCATTER,
     .rules = ACTORD_RULE_ON_MESSAGE,
     .default_rule = ACTORD_RULE_ON_MESSAGE,
@@ -100,7 +144,7 @@ const struct actord_class core_roundrobin_class = {
     .n_inputs = 1,
     .outputs = any_out,
     .n_outputs = 1,
-    .init = rr_init,
+    .init = fan_init,
     .process = roundrobin_process,
     .fini = free_state,
 };

@@ -158,3 +158,117 @@ Test(shapes, roundrobin_scatter_splits_in_turn)
         }
         free(text);
 }
+
+/* The messages 0..n-1 of a round-robin, split between the files a and b, each exactly once;
+ * returns how many a got. */
+static int split_exactly(const char *a, const char *b, int n)
+{
+        static double got_a[4096], got_b[4096], merged[8192];
+        int na = values(a, "seq=", got_a, 4096), nb = values(b, "seq=", got_b, 4096);
+        cr_assert_eq(na + nb, n, "%s %d + %s %d of %d", a, na, b, nb, n);
+        memcpy(merged, got_a, (size_t)na * sizeof(double));
+        memcpy(merged + na, got_b, (size_t)nb * sizeof(double));
+        qsort(merged, (size_t)n, sizeof(double), cmp_double);
+        for (int i = 0; i < n; i++)
+                cr_assert_float_eq(merged[i], i, 1e-9, "%s, %s: message %d is %g", a, b, i,
+                                   merged[i]);
+        return na;
+}
+
+/* Under reject, fans lose nothing. A round-robin goes around a full output: `fast` (run on
+ * each message) gets most of the messages while `slow` (4 each 20 ms) is full. Another, whose
+ * outputs are both slower than its source (4 each ms, 4 each 20 ms), keeps the message when
+ * both are full until one has room. A broadcast holds back until its slow output has room:
+ * both outputs get every message, in order. */
+Test(shapes, fans_under_reject_lose_nothing)
+{
+        int a, b;
+        two_cpus(&a, &b);
+        const char *names[] = {"fast", "slow", "mid", "slow2", "every", "paced"};
+        char *path[6], *text;
+        for (int i = 0; i < 6; i++)
+                cr_assert(asprintf(&path[i], "%s/%s.txt", dir, names[i]) > 0);
+        const int n_rr = 2000, n_bc = 200;
+#define SRC(name, count)                                                                           \
+        "  " name " = { class = \"core.tick\"; schedule = { every_us = 200; };\n"                  \
+        "    settings = { count = " #count "; burst = 10; }; };\n"
+#define LOG(name, us)                                                                              \
+        "  " name " = { class = \"core.log\"; schedule = { every_us = " #us "; };\n"               \
+        "    settings = { path = \"%s\"; }; };\n"
+#define HELD(from, to)                                                                             \
+        "{ from = \"" from "\"; to = \"" to "\"; capacity = 4; overflow = \"reject\"; }"
+        cr_assert(
+            asprintf(
+                &text,
+                "actord: { plugin_dirs = [ \"%s\" ]; workers = ( { cpu = %d; } ); };\n"
+                "components: {\n" SRC("s1", 2000) SRC("s2", 2000) SRC(
+                    "s3",
+                    200) "  rr1 = { class = \"core.roundrobin\"; };\n"
+                         "  rr2 = { class = \"core.roundrobin\"; };\n"
+                         "  bc = { class = \"core.broadcast\"; };\n"
+                         "  fast = { class = \"core.log\"; settings = { path = "
+                         "\"%s\"; }; };\n" LOG("slow", 20000) LOG("mid", 1000) LOG("slow2", 20000) "  every = { class = \"core.log\"; settings = { path = \"%s\"; }; };\n" LOG(
+                             "paced",
+                             20000) "};\n"
+                                    "links = ( " HELD("s1.out", "rr1.in") ", " HELD("rr1.out", "fas"
+                                                                                               "t."
+                                                                                               "in") ", " HELD("rr1.out", "slow.in") ", " HELD(
+                                        "s2.out",
+                                        "rr2.in") ", " HELD("rr2.out",
+                                                            "mid.in") ", " HELD("rr2"
+                                                                                ".ou"
+                                                                                "t",
+                                                                                "slo"
+                                                                                "w2."
+                                                                                "in") ", " HELD("s3"
+                                                                                                ".o"
+                                                                                                "u"
+                                                                                                "t",
+                                                                                                "bc"
+                                                                                                ".i"
+                                                                                                "n") ", " HELD("bc.out",
+                                                                                                               "every.in") ", " HELD("bc.out",
+                                                                                                                                     "paced.in") " );\n",
+                ACTORD_TEST_PLUGIN_DIR, a, path[0], path[1], path[2], path[3], path[4],
+                path[5]) > 0);
+#undef SRC
+#undef LOG
+#undef HELD
+        char *conf = tu_write(dir, "fans.conf", text);
+        struct daemon d;
+        const char *args[] = {"--config", conf, NULL};
+        daemon_start(&d, dir, args);
+        cr_assert(daemon_wait_notify(&d, "READY=1", 10000), "no READY; stderr:\n%s",
+                  daemon_stderr(&d));
+        cr_assert(wait_lines(dir, path[4], n_bc, 30000), "%d lines; stderr:\n%s",
+                  count_lines(path[4]), daemon_stderr(&d));
+        cr_assert(wait_lines(dir, path[5], n_bc, 30000), "%d lines; stderr:\n%s",
+                  count_lines(path[5]), daemon_stderr(&d));
+        int64_t end = now_ms() + 30000;
+        while ((count_lines(path[0]) + count_lines(path[1]) < n_rr ||
+                count_lines(path[2]) + count_lines(path[3]) < n_rr) &&
+               now_ms() < end)
+                poll(NULL, 0, 20);
+        kill(d.pid, SIGTERM);
+        int status = daemon_wait_exit(&d, 10000);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x; stderr:\n%s", status,
+                  daemon_stderr(&d));
+        daemon_cleanup(&d);
+
+        int nf = split_exactly(path[0], path[1], n_rr);
+        cr_assert_gt(nf, n_rr * 3 / 4, "the full output held up the other: fast got %d of %d", nf,
+                     n_rr);
+        split_exactly(path[2], path[3], n_rr);
+        for (int k = 4; k < 6; k++) {
+                double got[256];
+                int n = values(path[k], "seq=", got, 256);
+                cr_assert_eq(n, n_bc, "%s: %d", path[k], n);
+                for (int i = 0; i < n; i++)
+                        cr_assert_float_eq(got[i], i, 1e-9, "broadcast %s: message %d is %g",
+                                           path[k], i, got[i]);
+        }
+        for (int i = 0; i < 6; i++)
+                free(path[i]);
+        free(conf);
+        free(text);
+}
