@@ -189,51 +189,42 @@ Test(shapes, fans_under_reject_lose_nothing)
         for (int i = 0; i < 6; i++)
                 cr_assert(asprintf(&path[i], "%s/%s.txt", dir, names[i]) > 0);
         const int n_rr = 2000, n_bc = 200;
-#define SRC(name, count)                                                                           \
-        "  " name " = { class = \"core.tick\"; schedule = { every_us = 200; };\n"                  \
-        "    settings = { count = " #count "; burst = 10; }; };\n"
-#define LOG(name, us)                                                                              \
-        "  " name " = { class = \"core.log\"; schedule = { every_us = " #us "; };\n"               \
-        "    settings = { path = \"%s\"; }; };\n"
-#define HELD(from, to)                                                                             \
-        "{ from = \"" from "\"; to = \"" to "\"; capacity = 4; overflow = \"reject\"; }"
-        cr_assert(
-            asprintf(
-                &text,
-                "actord: { plugin_dirs = [ \"%s\" ]; workers = ( { cpu = %d; } ); };\n"
-                "components: {\n" SRC("s1", 2000) SRC("s2", 2000) SRC(
-                    "s3",
-                    200) "  rr1 = { class = \"core.roundrobin\"; };\n"
-                         "  rr2 = { class = \"core.roundrobin\"; };\n"
-                         "  bc = { class = \"core.broadcast\"; };\n"
-                         "  fast = { class = \"core.log\"; settings = { path = "
-                         "\"%s\"; }; };\n" LOG("slow", 20000) LOG("mid", 1000) LOG("slow2", 20000) "  every = { class = \"core.log\"; settings = { path = \"%s\"; }; };\n" LOG(
-                             "paced",
-                             20000) "};\n"
-                                    "links = ( " HELD("s1.out", "rr1.in") ", " HELD("rr1.out", "fas"
-                                                                                               "t."
-                                                                                               "in") ", " HELD("rr1.out", "slow.in") ", " HELD(
-                                        "s2.out",
-                                        "rr2.in") ", " HELD("rr2.out",
-                                                            "mid.in") ", " HELD("rr2"
-                                                                                ".ou"
-                                                                                "t",
-                                                                                "slo"
-                                                                                "w2."
-                                                                                "in") ", " HELD("s3"
-                                                                                                ".o"
-                                                                                                "u"
-                                                                                                "t",
-                                                                                                "bc"
-                                                                                                ".i"
-                                                                                                "n") ", " HELD("bc.out",
-                                                                                                               "every.in") ", " HELD("bc.out",
-                                                                                                                                     "paced.in") " );\n",
-                ACTORD_TEST_PLUGIN_DIR, a, path[0], path[1], path[2], path[3], path[4],
-                path[5]) > 0);
-#undef SRC
-#undef LOG
-#undef HELD
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        fprintf(f, "actord: { plugin_dirs = [ \"%s\" ]; workers = ( { cpu = %d; } ); };\n",
+                ACTORD_TEST_PLUGIN_DIR, a);
+        fprintf(f, "components: {\n");
+        const char *srcs[] = {"s1", "s2", "s3"};
+        const int counts[] = {n_rr, n_rr, n_bc};
+        for (int i = 0; i < 3; i++)
+                fprintf(f,
+                        "  %s = { class = \"core.tick\"; schedule = { every_us = 200; };\n"
+                        "    settings = { count = %d; burst = 10; }; };\n",
+                        srcs[i], counts[i]);
+        fprintf(f, "  rr1 = { class = \"core.roundrobin\"; };\n"
+                   "  rr2 = { class = \"core.roundrobin\"; };\n"
+                   "  bc = { class = \"core.broadcast\"; };\n");
+        /* Microseconds between the runs of each sink; 0: on each message. */
+        const int every_us[] = {0, 20000, 1000, 20000, 0, 20000};
+        for (int i = 0; i < 6; i++) {
+                fprintf(f, "  %s = { class = \"core.log\"; settings = { path = \"%s\"; };",
+                        names[i], path[i]);
+                if (every_us[i])
+                        fprintf(f, " schedule = { every_us = %d; };", every_us[i]);
+                fprintf(f, " };\n");
+        }
+        fprintf(f, "};\nlinks = (");
+        const char *links[][2] = {
+            {"s1.out", "rr1.in"}, {"rr1.out", "fast.in"}, {"rr1.out", "slow.in"},
+            {"s2.out", "rr2.in"}, {"rr2.out", "mid.in"},  {"rr2.out", "slow2.in"},
+            {"s3.out", "bc.in"},  {"bc.out", "every.in"}, {"bc.out", "paced.in"}};
+        for (int i = 0; i < 9; i++)
+                fprintf(f,
+                        "%s\n  { from = \"%s\"; to = \"%s\"; capacity = 4; overflow = "
+                        "\"reject\"; }",
+                        i ? "," : "", links[i][0], links[i][1]);
+        fprintf(f, " );\n");
+        cr_assert_eq(fclose(f), 0);
         char *conf = tu_write(dir, "fans.conf", text);
         struct daemon d;
         const char *args[] = {"--config", conf, NULL};
