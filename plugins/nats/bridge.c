@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -144,6 +145,16 @@ static const char *subject_error(const char *s, bool wildcards)
         return NULL;
 }
 
+/* Why the text is not a user's public NKey ('U' and 55 more of base32's letters), or NULL. */
+static const char *nkey_error(const char *k)
+{
+        if (k[0] != 'U')
+                return "not a user's public key (they start with U)";
+        if (strlen(k) != 56 || strspn(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") != 56)
+                return "not a public key (56 letters and digits 2-7)";
+        return NULL;
+}
+
 static void bridge_free(struct bridge *b)
 {
         if (b->msgs)
@@ -162,6 +173,8 @@ static void bridge_free(struct bridge *b)
         free(b->tls_cert);
         free(b->tls_key);
         free(b->tls_hostname);
+        free(b->nkey);
+        free(b->nkey_seed);
         free(b->group);
         free(b->type);
         free(b);
@@ -218,6 +231,29 @@ static struct bridge *bridge_create(struct actord_ctx *ctx, bool subscriber)
                                  tls[1] ? "tls_key" : "tls_cert");
                 return NULL;
         }
+        const char *nkey = NULL, *seed = NULL;
+        (void)actord_setting_string(ctx, "nkey", &nkey);
+        (void)actord_setting_string(ctx, "nkey_seed", &seed);
+        if (!nkey != !seed) {
+                actord_set_error(ctx, "nkey and nkey_seed go together: %s is missing",
+                                 nkey ? "nkey_seed" : "nkey");
+                return NULL;
+        }
+        if (nkey && (why = nkey_error(nkey))) {
+                actord_set_error(ctx, "nkey '%.60s': %s", nkey, why);
+                return NULL;
+        }
+        struct stat st;
+        if (seed && stat(seed, &st) == 0 && access(seed, R_OK) == 0) {
+                if (st.st_mode & 0077)
+                        actord_log(ctx, ACTORD_LOG_WARNING,
+                                   "nkey_seed '%s' may be read by others (mode %04o): it is a "
+                                   "secret",
+                                   seed, (unsigned)(st.st_mode & 07777));
+        } else if (seed) {
+                actord_set_error(ctx, "nkey_seed '%s': %s", seed, strerror(errno));
+                return NULL;
+        }
         bool headers = true, batch = false;
         if (!subscriber) {
                 (void)actord_setting_bool(ctx, "headers", &headers);
@@ -253,6 +289,8 @@ static struct bridge *bridge_create(struct actord_ctx *ctx, bool subscriber)
         for (int i = 0; i < 4; i++)
                 if (tls[i] && !(*tls_to[i] = strdup(tls[i])))
                         tls_ok = false;
+        if (nkey && (!(b->nkey = strdup(nkey)) || !(b->nkey_seed = strdup(seed))))
+                tls_ok = false;
         if (asprintf(&b->type, "%s/%" PRIu32, actord_port_type(ctx, subscriber, 0), b->size) < 0)
                 b->type = NULL;
         /* The subscriber's (on_event) wakes it for messages and events; the publisher's
@@ -464,6 +502,9 @@ natsStatus bridge_connect(struct bridge *b)
                 s = natsOptions_LoadCertificatesChain(o, b->tls_cert, b->tls_key);
         if (s == NATS_OK && b->tls_hostname)
                 s = natsOptions_SetExpectedHostname(o, b->tls_hostname);
+        /* The seed is read at each connect and signs the server's nonce. */
+        if (s == NATS_OK && b->nkey)
+                s = natsOptions_SetNKeyFromSeed(o, b->nkey, b->nkey_seed);
         if (s == NATS_OK)
                 s = natsOptions_SetName(o, name);
         if (s == NATS_OK)

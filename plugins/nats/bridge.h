@@ -78,6 +78,8 @@ struct bridge {
          * the component's own certificate chain and key, the name expected in the server's
          * certificate. NULL: none. */
         char *tls_ca, *tls_cert, *tls_key, *tls_hostname;
+        /* NKey authentication: the public key and the file of its seed, or NULL. */
+        char *nkey, *nkey_seed;
 
         /* The ring from producer to consumer: the worker to the bridge thread (publisher), a
          * libnats delivery thread to the worker (subscriber). */
@@ -166,6 +168,15 @@ void bridge_fini(struct actord_ctx *ctx, void *state);
                 .help = "the name the server's certificate must carry, where it is not the url's " \
                         "host"                                                                     \
         }
+#define BRIDGE_SETTINGS_NKEY                                                                       \
+        {.name = "nkey",                                                                           \
+         .type = ACTORD_SETTING_STRING,                                                            \
+         .help = "the public NKey (U...) this client signs in as, for a server that authorises "   \
+                 "NKeys (with nkey_seed)"},                                                        \
+        {                                                                                          \
+                .name = "nkey_seed", .type = ACTORD_SETTING_STRING,                                \
+                .help = "the file of nkey's seed (SU...), readable by actord alone"                \
+        }
 /* Bridge thread: connects (retrying in the background if the server is not there). */
 natsStatus bridge_connect(struct bridge *b);
 /* Bridge thread: its end (closes, waits for libnats's last callbacks, drops its reference). */
@@ -177,7 +188,8 @@ bool bridge_wait(struct bridge *b, bool (*has_work)(struct bridge *b));
 void bridge_wake(struct bridge *b);
 /* Bridge thread: subscribes with handler on_msg (its closure: the bridge). */
 natsStatus bridge_subscribe(struct bridge *b, natsMsgHandler on_msg);
-/* Any thread but the worker's: makes the subscriber's component run, unless fini began. */
+/* Any thread but the worker's: makes the component run, unless fini began or it has no
+ * notifier. */
 void bridge_notify(struct bridge *b);
 /* Worker: logs what happened since the last report. Returns false, after actord_set_error(),
  * when the bridge failed for good (the component then fails, for its restart policy). */

@@ -182,6 +182,7 @@ static const struct actord_port pub_in[] = {
 static const struct actord_setting pub_settings[] = {
     BRIDGE_SETTING_URL,
     BRIDGE_SETTINGS_TLS,
+    BRIDGE_SETTINGS_NKEY,
     {.name = "subject",
      .type = ACTORD_SETTING_STRING,
      .required = true,

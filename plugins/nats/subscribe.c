@@ -160,6 +160,7 @@ static const struct actord_port sub_out[] = {
 static const struct actord_setting sub_settings[] = {
     BRIDGE_SETTING_URL,
     BRIDGE_SETTINGS_TLS,
+    BRIDGE_SETTINGS_NKEY,
     {.name = "subject",
      .type = ACTORD_SETTING_STRING,
      .required = true,

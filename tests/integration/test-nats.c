@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <dirent.h>
 #include <nats/nats.h>
+#include <sys/stat.h>
 
 TU_TMPDIR_SUITE(nats, 90);
 
@@ -48,7 +49,10 @@ static void server_start_with(struct server *s, int port, const char *const *ext
                 free(argv[i]);
         cr_assert(asprintf(&ports, "%s/nats-server_%d.ports", dir, (int)s->pid) > 0);
         /* A TLS server lists its client port as tls://. */
-        const char *scheme = extra ? "tls://" : "nats://";
+        bool tls = false;
+        for (int i = 0; extra && extra[i]; i++)
+                tls = tls || !strcmp(extra[i], "--tls");
+        const char *scheme = tls ? "tls://" : "nats://";
         cr_assert(wait_contains(dir, ports, scheme, 20000), "nats-server did not start:\n%s",
                   tu_read(log));
         char *text = tu_read(ports);
@@ -1077,4 +1081,206 @@ Test(nats, tls_that_cannot_be_made_says_why)
         stop(&d);
         server_stop(&s);
         free(conf);
+}
+
+/* ---- NKeys ---- */
+
+/* CRC-16/XMODEM, the checksum NKeys end with (little-endian). */
+static uint16_t nkey_crc16(const unsigned char *p, size_t n)
+{
+        uint16_t crc = 0;
+        for (size_t i = 0; i < n; i++) {
+                crc ^= (uint16_t)(p[i] << 8);
+                for (int b = 0; b < 8; b++)
+                        crc = (uint16_t)(crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1);
+        }
+        return crc;
+}
+
+/* raw (n bytes, then room for 2) with its checksum, in RFC 4648 base32 without padding. */
+static void nkey_encode(unsigned char *raw, size_t n, char *out)
+{
+        uint16_t crc = nkey_crc16(raw, n);
+        raw[n] = (unsigned char)(crc & 0xff);
+        raw[n + 1] = (unsigned char)(crc >> 8);
+        n += 2;
+        const char *abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        unsigned bits = 0, have = 0, k = 0;
+        for (size_t i = 0; i < n; i++) {
+                bits = (bits << 8) | raw[i];
+                for (have += 8; have >= 5; have -= 5)
+                        out[k++] = abc[(bits >> (have - 5)) & 31];
+        }
+        if (have)
+                out[k++] = abc[(bits << (5 - have)) & 31];
+        out[k] = 0;
+}
+
+/* The last 32 bytes of a DER file that openssl wrote. */
+static void der_tail(const char *name, unsigned char out[32])
+{
+        char *path;
+        cr_assert(asprintf(&path, "%s/%s", dir, name) > 0);
+        FILE *f = fopen(path, "rb");
+        cr_assert_not_null(f, "%s", path);
+        unsigned char buf[128];
+        size_t n = fread(buf, 1, sizeof(buf), f);
+        fclose(f);
+        cr_assert_geq(n, 32);
+        memcpy(out, buf + n - 32, 32);
+        free(path);
+}
+
+/* A user NKey made with openssl (Ed25519): its public key in pub (57 bytes), its seed in the
+ * file <dir>/<name>.nk, mode 0600. */
+static void make_nkey(const char *name, char pub[64])
+{
+        char *cmd;
+        cr_assert(asprintf(&cmd,
+                           "set -e; cd '%s'; exec 2>>openssl.log\n"
+                           "openssl genpkey -algorithm ed25519 -outform DER -out %s.der\n"
+                           "openssl pkey -inform DER -in %s.der -pubout -outform DER -out "
+                           "%s.pub.der\n",
+                           dir, name, name, name) > 0);
+        int st = system(cmd);
+        free(cmd);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "openssl failed");
+        unsigned char raw[40], seed[32], key[32];
+        char file[96];
+        snprintf(file, sizeof(file), "%s.der", name);
+        der_tail(file, seed);
+        snprintf(file, sizeof(file), "%s.pub.der", name);
+        der_tail(file, key);
+        /* The prefix bytes: 'U' for a user's key; a seed's 'S' and then the kind's. */
+        const unsigned user = 20 << 3, seed_of = 18 << 3;
+        raw[0] = (unsigned char)user;
+        memcpy(raw + 1, key, 32);
+        nkey_encode(raw, 33, pub);
+        raw[0] = (unsigned char)(seed_of | user >> 5);
+        raw[1] = (unsigned char)((user & 31) << 3);
+        memcpy(raw + 2, seed, 32);
+        char text[64];
+        nkey_encode(raw, 34, text);
+        cr_assert_eq(text[0], 'S');
+        cr_assert_eq(text[1], 'U', "seed %s", text);
+        char *path;
+        cr_assert(asprintf(&path, "%s/%s.nk", dir, name) > 0);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        cr_assert(fd >= 0);
+        cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+        close(fd);
+        free(path);
+}
+
+/* A server that admits the one user NKey `pub`, and a client of this process signed in as it
+ * (its seed in <dir>/<name>.nk). */
+static void nkey_server_start(struct server *s, const char *pub)
+{
+        char *conf;
+        cr_assert(asprintf(&conf, "%s/nkey-server.conf", dir) > 0);
+        FILE *f = fopen(conf, "w");
+        cr_assert_not_null(f);
+        fprintf(f, "authorization: { users: [ { nkey: \"%s\" } ] }\n", pub);
+        fclose(f);
+        const char *extra[] = {"-c", conf, NULL};
+        server_start_with(s, 0, extra);
+        free(conf);
+}
+
+static natsConnection *nkey_client(const struct server *s, const char *pub, const char *name)
+{
+        char seed[512];
+        snprintf(seed, sizeof(seed), "%s/%s.nk", dir, name);
+        natsOptions *o = NULL;
+        natsConnection *nc = NULL;
+        cr_assert_eq(natsOptions_Create(&o), NATS_OK);
+        cr_assert_eq(natsOptions_SetURL(o, s->url), NATS_OK);
+        cr_assert_eq(natsOptions_SetNKeyFromSeed(o, pub, seed), NATS_OK);
+        natsStatus st = natsConnection_Connect(&nc, o);
+        cr_assert_eq(st, NATS_OK, "NKey connect to %s: %s %s", s->url, natsStatus_GetText(st),
+                     nats_GetLastError(NULL));
+        natsOptions_Destroy(o);
+        return nc;
+}
+
+/* Both ends sign in with an NKey the server admits; one whose key it does not know is refused,
+ * and fails at once, saying so; bad settings are refused at start. */
+Test(nats, nkeys_sign_in_and_a_stranger_is_refused)
+{
+        char pub[64], stranger[64];
+        make_nkey("user", pub);
+        make_nkey("stranger", stranger);
+        char *loose;
+        cr_assert(asprintf(&loose, "%s/stranger.nk", dir) > 0);
+        cr_assert_eq(chmod(loose, 0640), 0);
+        struct server s;
+        nkey_server_start(&s, pub);
+        char body[4096];
+        snprintf(body, sizeof(body),
+                 "components: {\n"
+                 "  sub = { class = \"nats.subscribe\"; type = \"core.sample\"; worker = 1;\n"
+                 "          settings = { url = \"%s\"; subject = \"in\"; nkey = \"%s\";\n"
+                 "                       nkey_seed = \"%s/user.nk\"; }; };\n"
+                 "  pub = { class = \"nats.publish\";\n"
+                 "          settings = { url = \"%s\"; subject = \"out\"; nkey = \"%s\";\n"
+                 "                       nkey_seed = \"%s/user.nk\"; }; };\n"
+                 "  never = { class = \"core.tick\"; schedule = { every_us = 2000000000; }; };\n"
+                 "  alien = { class = \"nats.publish\"; restart = \"never\";\n"
+                 "          settings = { url = \"%s\"; subject = \"x\"; nkey = \"%s\";\n"
+                 "                       nkey_seed = \"%s/stranger.nk\"; }; };\n"
+                 "};\nlinks = ( \"sub.out -> pub.in\", \"never.out -> alien.in\" );\n",
+                 s.url, pub, dir, s.url, pub, dir, s.url, stranger, dir);
+        char *conf = write_conf(body);
+        struct daemon d;
+        start(&d, conf);
+        cr_assert(wait_contains(dir, d.err_path, "sub: subscribed to 'in'", 20000), "stderr:\n%s",
+                  daemon_stderr(&d));
+        cr_assert(wait_contains(dir, d.err_path,
+                                "component 'alien' (nats.publish) failed: cannot publish to 'x' "
+                                "on nats://127.0.0.1:",
+                                20000),
+                  "stderr:\n%s", daemon_stderr(&d));
+        char *err = daemon_stderr(&d);
+        cr_assert(strstr(err, "Authorization Violation"), "%s", err);
+        /* A seed others may read is said; the one only we may read is not. */
+        char want[600];
+        snprintf(want, sizeof(want), "alien: nkey_seed '%s' may be read by others (mode 0640)",
+                 loose);
+        cr_assert(strstr(err, want), "no '%s' in:\n%s", want, err);
+        cr_assert_null(strstr(strstr(err, want) + strlen(want), "may be read by others"), "%s",
+                       err);
+        free(err);
+        free(loose);
+        natsConnection *nc = nkey_client(&s, pub, "user");
+        natsSubscription *back = NULL;
+        cr_assert_eq(natsConnection_SubscribeSync(&back, nc, "out"), NATS_OK);
+        cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+        /* The publisher may connect after this message: resend until one comes back. */
+        natsMsg *m = NULL;
+        natsStatus st = NATS_TIMEOUT;
+        for (int i = 0; i < 100 && st != NATS_OK; i++) {
+                send_sample(nc, "in", (uint64_t)i, "core.sample/24",
+                            (int)sizeof(struct core_sample));
+                cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+                st = natsSubscription_NextMsg(&m, back, 200);
+        }
+        cr_assert_eq(st, NATS_OK, "nothing came back; stderr:\n%s", daemon_stderr(&d));
+        cr_assert_eq(natsMsg_GetDataLength(m), (int)sizeof(struct core_sample));
+        natsMsg_Destroy(m);
+        natsSubscription_Destroy(back);
+        natsConnection_Destroy(nc);
+        stop(&d);
+        server_stop(&s);
+        free(conf);
+
+        /* Settings that cannot work are refused before anything connects. */
+        char bad[1024];
+        snprintf(bad, sizeof(bad), "subject = \"a\"; nkey = \"%s\";", pub);
+        refused(bad, "nkey and nkey_seed go together: nkey_seed is missing");
+        snprintf(bad, sizeof(bad), "subject = \"a\"; nkey = \"S%s\"; nkey_seed = \"%s/user.nk\";",
+                 pub + 1, dir);
+        refused(bad, "not a user's public key");
+        snprintf(bad, sizeof(bad), "subject = \"a\"; nkey = \"%s\"; nkey_seed = \"%s/none.nk\";",
+                 pub, dir);
+        refused(bad, "none.nk': No such file or directory");
 }
