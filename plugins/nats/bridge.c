@@ -447,26 +447,17 @@ static void on_disconnected(natsConnection *nc, void *closure)
         bridge_notify(b);
 }
 
-static void on_closed(natsConnection *nc, void *closure)
+/* The bridge cannot work: s, with `why` in words, or else libnats's last error on this thread
+ * (a TLS handshake's reason, a file it could not read) without its source position. */
+static void set_failed(struct bridge *b, natsStatus s, const char *why)
 {
-        struct bridge *b = closure;
-        (void)nc;
-        atomic_store(&b->connected, false);
-        pthread_mutex_lock(&b->lock);
-        b->closed = true;
-        pthread_cond_broadcast(&b->cond);
-        pthread_mutex_unlock(&b->lock);
-}
-
-/* The bridge cannot work: s, with libnats's last error on this thread in words (a TLS
- * handshake's reason, a file it could not read), without its source position. */
-static void set_failed(struct bridge *b, natsStatus s)
-{
-        const char *why = nats_GetLastError(NULL);
-        if (why && why[0] == '(') {
-                const char *end = strstr(why, "): ");
-                if (end)
-                        why = end + 3;
+        if (!why) {
+                why = nats_GetLastError(NULL);
+                if (why && why[0] == '(') {
+                        const char *end = strstr(why, "): ");
+                        if (end)
+                                why = end + 3;
+                }
         }
         pthread_mutex_lock(&b->lock);
         snprintf(b->failed_why, sizeof(b->failed_why), "%s", why ? why : "");
@@ -474,6 +465,25 @@ static void set_failed(struct bridge *b, natsStatus s)
         atomic_store(&b->failed, (int)s);
         /* The component fails at once, not at its next message. */
         bridge_notify(b);
+}
+
+static void on_closed(natsConnection *nc, void *closure)
+{
+        struct bridge *b = closure;
+        atomic_store(&b->connected, false);
+        /* Closed by libnats, not by us: it gave up (a server that came up later refused us,
+         * say). The component fails, with the server's reason, and its restart policy decides;
+         * waiting on would wait for nothing, without a word. */
+        if (!atomic_load(&b->stop)) {
+                const char *why = NULL;
+                natsStatus s = natsConnection_GetLastError(nc, &why);
+                set_failed(b, s != NATS_OK ? s : NATS_CONNECTION_CLOSED,
+                           why && *why ? why : "the client library closed the connection");
+        }
+        pthread_mutex_lock(&b->lock);
+        b->closed = true;
+        pthread_cond_broadcast(&b->cond);
+        pthread_mutex_unlock(&b->lock);
 }
 
 natsStatus bridge_connect(struct bridge *b)
@@ -543,7 +553,7 @@ natsStatus bridge_connect(struct bridge *b)
                 s = NATS_OK; /* libnats goes on trying; on_connected says when */
         } else {
                 b->nc = NULL;
-                set_failed(b, s);
+                set_failed(b, s, NULL);
         }
         return s;
 }
@@ -584,7 +594,7 @@ natsStatus bridge_subscribe(struct bridge *b, natsMsgHandler on_msg)
                 s = natsSubscription_SetPendingLimits(b->sub, (int)b->cap,
                                                       bytes > INT32_MAX ? INT32_MAX : (int)bytes);
         if (s != NATS_OK)
-                set_failed(b, s);
+                set_failed(b, s, NULL);
         return s;
 }
 

@@ -484,6 +484,51 @@ Test(nats, starts_before_its_server_and_connects_when_it_comes)
         free(conf);
 }
 
+/* A server that comes up after the daemon and refuses it (a password it does not have): libnats
+ * gives up on the connection, and the components fail at once with the server's reason,
+ * rather than wait on without a word. */
+Test(nats, a_server_that_comes_up_refusing_fails_the_components_with_its_reason)
+{
+        struct server s;
+        server_start(&s, 0);
+        int port = s.port;
+        server_stop(&s);
+        char body[1024];
+        snprintf(body, sizeof(body),
+                 "components: {\n"
+                 "  never = { class = \"core.tick\"; schedule = { every_us = 2000000000; }; };\n"
+                 "  pub = { class = \"nats.publish\"; restart = \"never\";\n"
+                 "          settings = { url = \"%s\"; subject = \"late\"; }; };\n"
+                 "  sub = { class = \"nats.subscribe\"; type = \"core.sample\"; restart = "
+                 "\"never\";\n"
+                 "          settings = { url = \"%s\"; subject = \"late\"; }; };\n"
+                 "  log = { class = \"core.log\"; worker = 1; };\n"
+                 "};\nlinks = ( \"never.out -> pub.in\", \"sub.out -> log.in\" );\n",
+                 s.url, s.url);
+        char *conf = write_conf(body);
+        struct daemon d;
+        start(&d, conf);
+        const char *extra[] = {"--user", "someone", "--pass", "secret", NULL};
+        server_start_with(&s, port, extra);
+        char want[256];
+        snprintf(want, sizeof(want),
+                 "component 'pub' (nats.publish) failed: cannot publish to 'late' on "
+                 "nats://127.0.0.1:%d: ",
+                 port);
+        cr_assert(wait_contains(dir, d.err_path, want, 20000), "stderr:\n%s", daemon_stderr(&d));
+        snprintf(want, sizeof(want),
+                 "component 'sub' (nats.subscribe) failed: cannot subscribe to 'late' on "
+                 "nats://127.0.0.1:%d: ",
+                 port);
+        cr_assert(wait_contains(dir, d.err_path, want, 20000), "stderr:\n%s", daemon_stderr(&d));
+        char *err = daemon_stderr(&d);
+        cr_assert(strstr(err, "Authorization Violation"), "%s", err);
+        free(err);
+        stop(&d);
+        server_stop(&s);
+        free(conf);
+}
+
 /* A component whose settings nats.* refuses: the daemon does not start, and says why. */
 static void refused(const char *settings, const char *why)
 {
