@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "config.h"
 
+#include <crypt.h>
 #include <ctype.h>
 #include <errno.h>
 #include <libgen.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <actord/plugin.h>
 
@@ -16,8 +18,9 @@
 
 static const char *const top_keys[] = {"actord", "components", "links"};
 #define RESTART_KEYS "restart", "max_restarts", "restart_window_s", "backoff_ms", "on_failure"
-static const char *const actord_keys[] = {"plugin_dirs", "plugin_strict_modes", "stall_ms",
-                                          "workers",     "metrics_listen",      RESTART_KEYS};
+static const char *const actord_keys[] = {
+    "plugin_dirs",      "plugin_strict_modes", "stall_ms",      "workers",   "metrics_listen",
+    "metrics_tls_cert", "metrics_tls_key",     "metrics_users", RESTART_KEYS};
 static const char *const worker_keys[] = {"cpu", "idle", "spin_us"};
 static const char *const component_keys[] = {"class",    "schedule", "worker",
                                              "settings", "type",     RESTART_KEYS};
@@ -241,6 +244,73 @@ static void load_metrics_listen(struct loader *l, const config_setting_t *m)
         l->c->metrics_listen = strdup(v);
         l->c->metrics_file = src_file(l, m);
         l->c->metrics_line = config_setting_source_line(m);
+}
+
+/* metrics_tls_cert or metrics_tls_key: a file to read, from the configuration's folder. */
+static char *load_metrics_file(struct loader *l, const config_setting_t *m, const char *what,
+                               const char *base)
+{
+        if (!expect_type(l, m, what, CONFIG_TYPE_STRING))
+                return NULL;
+        const char *v = config_setting_get_string(m);
+        char *full = NULL;
+        if (v[0] == '/' || asprintf(&full, "%s/%s", base, v) < 0)
+                full = strdup(v);
+        if (full && access(full, R_OK) < 0) {
+                ERR(l, m, "%s = \"%s\": %s", what, v, strerror(errno));
+                free(full);
+                return NULL;
+        }
+        return full;
+}
+
+static bool whole_hash(const char *hash)
+{
+        struct crypt_data *cd = calloc(1, sizeof(*cd));
+        const char *r = cd ? crypt_r("", hash, cd) : NULL;
+        bool whole = r && r[0] == '$' && strlen(r) == strlen(hash);
+        free(cd);
+        return whole;
+}
+
+/* metrics_users = { name = "crypt(5) hash"; ... }; */
+static void load_metrics_users(struct loader *l, const config_setting_t *g)
+{
+        if (!expect_type(l, g, "metrics_users", CONFIG_TYPE_GROUP))
+                return;
+        int n = config_setting_length(g);
+        if (n == 0) {
+                ERR(l, g, "metrics_users is empty: name at least one user, or leave it out");
+                return;
+        }
+        l->c->metrics_users = calloc((size_t)n, sizeof(*l->c->metrics_users));
+        if (!l->c->metrics_users) {
+                l->errors++;
+                return;
+        }
+        for (int i = 0; i < n; i++) {
+                const config_setting_t *u = config_setting_get_elem(g, (unsigned)i);
+                const char *name = config_setting_name(u);
+                const char *hash = config_setting_get_string(u);
+                char what[160];
+                snprintf(what, sizeof(what), "metrics_users.%s", name);
+                if (!expect_type(l, u, what, CONFIG_TYPE_STRING))
+                        continue;
+                /* A hash crypt(3) can check, of a method it has and does not call legacy:
+                 * yescrypt, sha512crypt, bcrypt. Not a password in the clear, nor a salt
+                 * without its hash (what crypt gives for it is longer). */
+                if (hash[0] != '$' || crypt_checksalt(hash) != CRYPT_SALT_OK || !whole_hash(hash)) {
+                        ERR(l, u,
+                            "%s: not a password hash crypt(3) takes (\"$y$...\", \"$6$...\", "
+                            "\"$2b$...\"); make one with `mkpasswd -m yescrypt` or `openssl passwd "
+                            "-6`",
+                            what);
+                        continue;
+                }
+                struct config_metrics_user *mu = &l->c->metrics_users[l->c->n_metrics_users++];
+                mu->name = strdup(name);
+                mu->hash = strdup(hash);
+        }
 }
 
 /* The calling thread's CPUs as they were at the first call (config.h, config_load). */
@@ -777,6 +847,29 @@ int config_load(const char *path, struct config *ret, struct diag *d)
                                 c->stall_ms = (uint32_t)v;
                         if ((m = config_setting_get_member(s, "metrics_listen")))
                                 load_metrics_listen(&l, m);
+                        if ((m = config_setting_get_member(s, "metrics_tls_cert")))
+                                c->metrics_tls_cert =
+                                    load_metrics_file(&l, m, "metrics_tls_cert", base);
+                        if ((m = config_setting_get_member(s, "metrics_tls_key")))
+                                c->metrics_tls_key =
+                                    load_metrics_file(&l, m, "metrics_tls_key", base);
+                        if (!config_setting_get_member(s, "metrics_tls_cert") !=
+                            !config_setting_get_member(s, "metrics_tls_key"))
+                                ERR(&l, s,
+                                    "metrics_tls_cert and metrics_tls_key go together: %s is "
+                                    "missing",
+                                    config_setting_get_member(s, "metrics_tls_cert")
+                                        ? "metrics_tls_key"
+                                        : "metrics_tls_cert");
+                        if ((m = config_setting_get_member(s, "metrics_users")))
+                                load_metrics_users(&l, m);
+                        const char *needs[] = {"metrics_tls_cert", "metrics_users"};
+                        for (int i = 0; i < 2 && !c->metrics_listen; i++)
+                                if ((m = config_setting_get_member(s, needs[i])))
+                                        ERR(&l, m,
+                                            "%s without metrics_listen: there is no HTTP "
+                                            "server to use it",
+                                            needs[i]);
                         load_restart(&l, s, "actord", &c->restart);
                 }
         }
@@ -808,6 +901,13 @@ int config_load(const char *path, struct config *ret, struct diag *d)
 void config_free(struct config *c)
 {
         free(c->metrics_listen);
+        free(c->metrics_tls_cert);
+        free(c->metrics_tls_key);
+        for (int i = 0; i < c->n_metrics_users; i++) {
+                free(c->metrics_users[i].name);
+                free(c->metrics_users[i].hash);
+        }
+        free(c->metrics_users);
         for (int i = 0; i < c->n_plugin_dirs; i++)
                 free(c->plugin_dirs[i]);
         free(c->plugin_dirs);

@@ -84,6 +84,12 @@ struct config_component {
         int line;
 };
 
+/* A user of the HTTP metrics (actord.metrics_users): a name and its crypt(5) hash. */
+struct config_metrics_user {
+        char *name;
+        char *hash;
+};
+
 struct config {
         config_t cfg; /* kept: settings and file names point into it */
         char *path;
@@ -94,6 +100,12 @@ struct config {
         char *metrics_listen;     /* "host:port" of the HTTP metrics, or NULL: none */
         const char *metrics_file; /* where metrics_listen was set, for errors */
         int metrics_line;
+        /* HTTPS for them: PEM files of the certificate chain and its key (absolute, or made so
+         * from the configuration file's folder), or NULL: plain HTTP. */
+        char *metrics_tls_cert, *metrics_tls_key;
+        /* Basic authentication: the users and their crypt(5) hashes; none: no login. */
+        struct config_metrics_user *metrics_users;
+        int n_metrics_users;
         struct config_restart restart; /* the components' default */
         struct config_worker *workers; /* none given: one per CPU, filled by config_load */
         int n_workers;

@@ -13,6 +13,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <crypt.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <microhttpd.h>
 
 #include "config.h"
@@ -26,6 +30,14 @@
 
 #define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
+/* A user who may read the metrics: the hash of the password, and the password that matched it
+ * last, so that a scraper's every request does not cost a crypt(3) (tens of milliseconds for
+ * yescrypt or bcrypt, on the main thread). */
+struct httpd_user {
+        char *name, *hash;
+        char *matched; /* or NULL */
+};
+
 struct httpd {
         struct MHD_Daemon *mhd;
         int fd;   /* the listening socket, ours: libmicrohttpd does not close it */
@@ -34,7 +46,67 @@ struct httpd {
         void *arg;
         unsigned port;
         char url[96];
+        char *cert, *key; /* PEM text for HTTPS, or NULL */
+        struct httpd_user *users;
+        int n_users;
+        struct crypt_data *crypt; /* crypt_r's work area, with users */
 };
+
+/* Secrets compared in a time that does not depend on where they differ. */
+static bool same_secret(const char *a, const char *b)
+{
+        size_t n = strlen(a);
+        if (n != strlen(b))
+                return false;
+        unsigned char diff = 0;
+        for (size_t i = 0; i < n; i++)
+                diff |= (unsigned char)(a[i] ^ b[i]);
+        return diff == 0;
+}
+
+static void free_secret(char *s)
+{
+        if (s) {
+                explicit_bzero(s, strlen(s));
+                free(s);
+        }
+}
+
+static bool password_ok(struct httpd *h, struct httpd_user *u, const char *pass)
+{
+        if (u->matched && same_secret(u->matched, pass))
+                return true;
+        const char *r = crypt_r(pass, u->hash, h->crypt);
+        /* A failure is "*..." (or NULL): never the hash. */
+        bool ok = r && r[0] == '$' && same_secret(r, u->hash);
+        if (ok) {
+                free_secret(u->matched);
+                u->matched = strdup(pass);
+        }
+        return ok;
+}
+
+/* Whether the request may have the metrics: no users, or one of them with its password. */
+static bool authorised(struct httpd *h, struct MHD_Connection *conn)
+{
+        if (!h->n_users)
+                return true;
+        char *pass = NULL;
+        char *user = MHD_basic_auth_get_username_password(conn, &pass);
+        bool ok = false;
+        for (int i = 0; user && pass && i < h->n_users; i++)
+                if (!strcmp(h->users[i].name, user)) {
+                        ok = password_ok(h, &h->users[i], pass);
+                        break;
+                }
+        if (pass) {
+                explicit_bzero(pass, strlen(pass));
+                MHD_free(pass);
+        }
+        if (user)
+                MHD_free(user);
+        return ok;
+}
 
 __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -95,6 +167,18 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         if (*upload_len) {
                 *upload_len = 0; /* a GET with a body: skipped */
                 return MHD_YES;
+        }
+        if (!authorised(h, conn)) {
+                static char body[] = "login required\n";
+                struct MHD_Response *r =
+                    MHD_create_response_from_buffer(sizeof(body) - 1, body, MHD_RESPMEM_PERSISTENT);
+                if (!r)
+                        return MHD_NO;
+                MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                        "text/plain; charset=utf-8");
+                enum MHD_Result q = MHD_queue_basic_auth_fail_response(conn, "actord metrics", r);
+                MHD_destroy_response(r);
+                return q;
         }
         if (!strcmp(url, "/metrics")) {
                 char *body = NULL;
@@ -183,17 +267,58 @@ static void format_url(struct httpd *h)
         }
         h->port = port;
         bool v6 = strchr(addr, ':') != NULL;
-        snprintf(h->url, sizeof(h->url), "http://%s%s%s:%u/metrics", v6 ? "[" : "", addr,
-                 v6 ? "]" : "", port);
+        snprintf(h->url, sizeof(h->url), "%s://%s%s%s:%u/metrics", h->cert ? "https" : "http",
+                 v6 ? "[" : "", addr, v6 ? "]" : "", port);
 }
 
-int httpd_open(struct httpd **ret, const char *listen, httpd_metrics_fn *fn, void *arg, char *err,
-               size_t err_len)
+/* The whole of a PEM file, or NULL with the reason in err. */
+static char *read_pem(const char *path, const char *what, char *err, size_t err_len)
+{
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        char *buf = NULL;
+        if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0 && st.st_size < (1 << 20) &&
+            (buf = calloc(1, (size_t)st.st_size + 1))) {
+                ssize_t n = read(fd, buf, (size_t)st.st_size);
+                if (n != st.st_size) {
+                        free(buf);
+                        buf = NULL;
+                }
+        }
+        if (!buf)
+                snprintf(err, err_len, "cannot read %s '%s': %s", what, path,
+                         fd < 0 || errno ? strerror(errno) : "empty or too large");
+        if (fd >= 0)
+                close(fd);
+        return buf;
+}
+
+static void free_users(struct httpd *h)
+{
+        for (int i = 0; i < h->n_users; i++) {
+                free(h->users[i].name);
+                free(h->users[i].hash);
+                free_secret(h->users[i].matched);
+        }
+        free(h->users);
+        free(h->crypt);
+}
+
+static void httpd_free(struct httpd *h)
+{
+        free_users(h);
+        free(h->cert);
+        free_secret(h->key);
+        free(h);
+}
+
+int httpd_open(struct httpd **ret, const struct config *c, httpd_metrics_fn *fn, void *arg,
+               char *err, size_t err_len)
 {
         char host[256];
         unsigned port;
         *ret = NULL;
-        if (config_parse_listen(listen, host, sizeof(host), &port) < 0) {
+        if (config_parse_listen(c->metrics_listen, host, sizeof(host), &port) < 0) {
                 snprintf(err, err_len, "not HOST:PORT");
                 return -EINVAL;
         }
@@ -204,27 +329,54 @@ int httpd_open(struct httpd **ret, const char *listen, httpd_metrics_fn *fn, voi
         }
         h->fn = fn;
         h->arg = arg;
+        h->fd = -1;
+        if (c->metrics_tls_cert &&
+            (!(h->cert = read_pem(c->metrics_tls_cert, "metrics_tls_cert", err, err_len)) ||
+             !(h->key = read_pem(c->metrics_tls_key, "metrics_tls_key", err, err_len)))) {
+                httpd_free(h);
+                return -EINVAL;
+        }
+        if (c->n_metrics_users) {
+                h->users = calloc((size_t)c->n_metrics_users, sizeof(*h->users));
+                h->crypt = calloc(1, sizeof(*h->crypt));
+                for (int i = 0; h->users && i < c->n_metrics_users; i++, h->n_users++)
+                        if (!(h->users[i].name = strdup(c->metrics_users[i].name)) ||
+                            !(h->users[i].hash = strdup(c->metrics_users[i].hash)))
+                                break;
+                if (!h->users || !h->crypt || h->n_users != c->n_metrics_users) {
+                        snprintf(err, err_len, "out of memory");
+                        httpd_free(h);
+                        return -ENOMEM;
+                }
+        }
         h->fd = listen_on(host, port, err, err_len);
         if (h->fd < 0) {
                 int r = h->fd;
-                free(h);
+                httpd_free(h);
                 return r;
         }
         format_url(h);
-        /* The logger first: it takes the messages of the options after it. */
-        h->mhd = MHD_start_daemon(
-            MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, answer, h, MHD_OPTION_EXTERNAL_LOGGER,
-            mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, h->fd, MHD_OPTION_CONNECTION_LIMIT,
-            (unsigned)HTTPD_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTPD_PER_IP,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTPD_IDLE_S, MHD_OPTION_END);
+        unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (h->cert ? MHD_USE_TLS : 0);
+        /* The logger first: it takes the messages of the options after it. The key and the
+         * certificate last: without TLS, MHD_OPTION_END ends the list there. */
+        h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, answer, h, MHD_OPTION_EXTERNAL_LOGGER,
+                                  mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, h->fd,
+                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTPD_CONNECTIONS,
+                                  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTPD_PER_IP,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTPD_IDLE_S,
+                                  h->cert ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, h->key,
+                                  MHD_OPTION_HTTPS_MEM_CERT, h->cert, MHD_OPTION_END);
         const union MHD_DaemonInfo *info =
             h->mhd ? MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
         if (!info) {
-                snprintf(err, err_len, "cannot start the HTTP server (libmicrohttpd)");
+                snprintf(err, err_len,
+                         h->cert ? "cannot start the HTTPS server (libmicrohttpd): is "
+                                   "metrics_tls_key the key of metrics_tls_cert?"
+                                 : "cannot start the HTTP server (libmicrohttpd)");
                 if (h->mhd)
                         MHD_stop_daemon(h->mhd);
                 close(h->fd);
-                free(h);
+                httpd_free(h);
                 return -EIO;
         }
         h->epfd = info->epoll_fd;
@@ -238,7 +390,7 @@ void httpd_close(struct httpd *h)
                 return;
         MHD_stop_daemon(h->mhd);
         close(h->fd);
-        free(h);
+        httpd_free(h);
 }
 
 int httpd_pollfd(const struct httpd *h)

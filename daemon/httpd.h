@@ -14,11 +14,16 @@ struct httpd;
 /* Writes the metrics text into out (the main thread's). */
 typedef void httpd_metrics_fn(void *arg, FILE *out);
 
-/* Listens on `listen` ("host:port", "[IPv6]:port", ":port"; config_parse_listen) and serves
- * the metrics from fn(arg). Returns 0, or a negative errno with the reason in err (the failing
- * step and strerror, or the resolver's message). */
-int httpd_open(struct httpd **ret, const char *listen, httpd_metrics_fn *fn, void *arg, char *err,
-               size_t err_len);
+struct config;
+
+/* Listens on c->metrics_listen ("host:port", "[IPv6]:port", ":port"; config_parse_listen) and
+ * serves the metrics from fn(arg): over HTTPS with c->metrics_tls_cert and its key (read now:
+ * a renewed certificate takes a new httpd), to c->metrics_users alone (basic authentication,
+ * passwords checked by crypt(3)) where there are any. Keeps nothing of c. Returns 0, or a
+ * negative errno with the reason in err (the failing step and strerror, or the resolver's
+ * message). */
+int httpd_open(struct httpd **ret, const struct config *c, httpd_metrics_fn *fn, void *arg,
+               char *err, size_t err_len);
 /* Stops serving and closes every connection; accepts NULL. */
 void httpd_close(struct httpd *h);
 /* The fd to poll for input (the server's epoll set), or -1 for NULL. */
@@ -28,7 +33,8 @@ int httpd_pollfd(const struct httpd *h);
 int httpd_timeout_ms(struct httpd *h);
 /* Does what is ready: accepts, reads requests, answers. Never blocks. */
 void httpd_process(struct httpd *h);
-/* "http://127.0.0.1:9464/metrics", with the port bound (for ":0", the one the kernel chose). */
+/* "http://127.0.0.1:9464/metrics" (https://...), with the port bound (for ":0", the one the
+ * kernel chose). */
 const char *httpd_url(const struct httpd *h);
 /* The port bound. */
 unsigned httpd_port(const struct httpd *h);

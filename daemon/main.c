@@ -273,13 +273,17 @@ static int metrics_open(const struct config *c, struct httpd **ret, httpd_metric
 {
         char err[256], host[256];
         unsigned port;
-        int r = httpd_open(ret, c->metrics_listen, fn, arg, err, sizeof(err));
+        if (c->n_metrics_users && !c->metrics_tls_cert)
+                log_warning("%s:%d: metrics_users without metrics_tls_cert: the passwords cross "
+                            "the network in the clear",
+                            c->metrics_file, c->metrics_line);
+        int r = httpd_open(ret, c, fn, arg, err, sizeof(err));
         if (r == -EADDRINUSE && held && *held &&
             config_parse_listen(c->metrics_listen, host, sizeof(host), &port) == 0 &&
             port == httpd_port(*held)) {
                 httpd_close(*held);
                 *held = NULL;
-                r = httpd_open(ret, c->metrics_listen, fn, arg, err, sizeof(err));
+                r = httpd_open(ret, c, fn, arg, err, sizeof(err));
         }
         if (r < 0)
                 diag_add(d, c->metrics_file, c->metrics_line, "actord.metrics_listen = \"%s\": %s",
@@ -290,6 +294,22 @@ static int metrics_open(const struct config *c, struct httpd **ret, httpd_metric
 static bool same_string(const char *a, const char *b)
 {
         return a == b || (a && b && !strcmp(a, b));
+}
+
+/* Whether a reload from a to b needs a new HTTP server: another address, TLS or users; or TLS
+ * at all, whose certificate files may have been renewed under the same names. */
+static bool metrics_change(const struct config *a, const struct config *b)
+{
+        if (!same_string(a->metrics_listen, b->metrics_listen) ||
+            !same_string(a->metrics_tls_cert, b->metrics_tls_cert) ||
+            !same_string(a->metrics_tls_key, b->metrics_tls_key) ||
+            a->n_metrics_users != b->n_metrics_users || (b->metrics_listen && b->metrics_tls_cert))
+                return true;
+        for (int i = 0; i < a->n_metrics_users; i++)
+                if (strcmp(a->metrics_users[i].name, b->metrics_users[i].name) ||
+                    strcmp(a->metrics_users[i].hash, b->metrics_users[i].hash))
+                        return true;
+        return false;
 }
 
 /* SIGHUP or the control socket's `reload` (`why` says which): reads and validates the
@@ -332,7 +352,7 @@ static bool reload(const struct options *o, struct config **cfg, struct plugin_r
          * port, it gives the port up for the new one and takes it back if the reload fails
          * (`handed_over`): connections to the old one are closed, and for that moment the port
          * refuses connections. */
-        bool http_moves = ncfg && !same_string((*cfg)->metrics_listen, ncfg->metrics_listen);
+        bool http_moves = ncfg && metrics_change(*cfg, ncfg);
         bool handed_over = false;
         if (r == 0 && built && d.n == 0 && http_moves && ncfg->metrics_listen) {
                 bool had = *httpd != NULL;

@@ -1347,3 +1347,135 @@ Test(control, the_metrics_move_to_another_address_on_the_same_port)
         close(holder);
         ctl_end();
 }
+
+/* ---- the metrics over HTTPS, to users who log in ---- */
+
+/* A self-signed certificate for 127.0.0.1 and its key: <dir>/cert.pem, <dir>/key.pem. */
+static void make_cert(void)
+{
+        char *cmd;
+        cr_assert(asprintf(&cmd,
+                           "cd '%s' && openssl req -x509 -newkey ec -pkeyopt "
+                           "ec_paramgen_curve:P-256 -nodes -keyout key.pem -out cert.pem -days 2 "
+                           "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
+                           "2>openssl.log",
+                           dir) > 0);
+        int st = system(cmd);
+        free(cmd);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "openssl req failed");
+}
+
+/* What the server at 127.0.0.1:port answers to req over TLS, trusting cert.pem alone and
+ * checking the address in it (openssl s_client); "" if no TLS session was made (caller
+ * frees). */
+static char *https(int port, const char *req)
+{
+        char *in = tu_write(dir, "request.txt", req), *cmd;
+        cr_assert(asprintf(&cmd,
+                           "openssl s_client -quiet -ign_eof -connect 127.0.0.1:%d -CAfile "
+                           "'%s/cert.pem' -verify_return_error -verify_ip 127.0.0.1 <'%s' "
+                           "2>/dev/null",
+                           port, dir, in) > 0);
+        FILE *p = popen(cmd, "r");
+        cr_assert_not_null(p);
+        size_t cap = 1 << 16, got = 0;
+        char *buf = malloc(cap);
+        size_t n;
+        while ((n = fread(buf + got, 1, cap - 1 - got, p)) > 0)
+                if ((got += n) + 1 == cap)
+                        cr_assert((buf = realloc(buf, cap *= 2)));
+        buf[got] = 0;
+        pclose(p);
+        free(cmd);
+        free(in);
+        return buf;
+}
+
+#define GET_AS(auth) "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" auth "\r\n"
+
+/* metrics_tls_cert and metrics_users: HTTPS only, and a login (basic authentication, the
+ * password checked against its crypt(3) hash) before any answer; a reload reads the
+ * certificate again. */
+Test(control, the_metrics_over_https_answer_users_who_log_in)
+{
+        make_cert();
+        /* sha512crypt of "s3cret" (openssl passwd -6). */
+        const char *users =
+            "metrics_users = { prometheus = \"$6$0123456789abcdef$QaL63Cx/fSzlgAogrcSGcy5hvrsSg1dl"
+            "thiou8XkG8WRUEyaU5DtBqyHZd0wrQ/HXIgQDRNcrS5yWC8NAJjy21\"; };";
+        char actord[1024];
+        snprintf(actord, sizeof(actord),
+                 "metrics_listen = \"127.0.0.1:0\"; metrics_tls_cert = \"cert.pem\";\n"
+                 "  metrics_tls_key = \"key.pem\"; %s",
+                 users);
+        conf = write_conf_with("c.conf", actord, FINITE_COMPONENTS, FINITE_LINKS);
+        sock = path_in_dir("ctl.sock");
+        start_with_socket(&d, conf, sock);
+        cr_assert(wait_contains(dir, d.err_path, "component 'src' finished (DONE)", 20000));
+        int port = announced_port("https://127.0.0.1:");
+
+        /* prometheus:s3cret, prometheus:wrong */
+        const char *right = "Authorization: Basic cHJvbWV0aGV1czpzM2NyZXQ=\r\n";
+        char *r = https(port, GET_AS(""));
+        cr_assert_eq(http_status(r), 401, "%.300s", r);
+        cr_assert(strstr(r, "\r\nWWW-Authenticate: Basic realm=\"actord metrics\""), "%.300s", r);
+        cr_assert_null(strstr(r, "actord_component_runs_total"), "%s", r);
+        free(r);
+        r = https(port, GET_AS("Authorization: Basic cHJvbWV0aGV1czp3cm9uZw==\r\n"));
+        cr_assert_eq(http_status(r), 401, "a wrong password: %.300s", r);
+        free(r);
+        char req[256];
+        snprintf(req, sizeof(req), GET_AS("%s"), right);
+        for (int i = 0; i < 2; i++) { /* the second from the matched password kept */
+                r = https(port, req);
+                cr_assert_eq(http_status(r), 200, "%.300s", r);
+                cr_assert_eq(must_metric(http_body(r), RUNS_SRC), FINITE_COUNT + 1);
+                free(r);
+        }
+        /* Plain HTTP is not answered with the metrics. */
+        r = http(port, GET_METRICS);
+        cr_assert(strncmp(r, "HTTP/1.1 200", 12), "plain HTTP answered: %.200s", r);
+        free(r);
+        char *st = ask_ok(sock, "status"), url[96];
+        snprintf(url, sizeof(url), "\nmetrics: https://127.0.0.1:%d/metrics\n", port);
+        cr_assert(strstr(st, url), "no '%s' in: %s", url + 1, st);
+        free(st);
+
+        /* A renewed certificate under the same name: a reload serves it. */
+        make_cert();
+        char *a = ask_ok(sock, "reload");
+        free(a);
+        cr_assert(
+            wait_contains(dir, d.err_path, "metrics over HTTP now at https://127.0.0.1:", 10000),
+            "%s", daemon_stderr(&d));
+        r = https(announced_port("https://127.0.0.1:"), req);
+        cr_assert_eq(http_status(r), 200, "after the reload: %.300s", r);
+        free(r);
+        ctl_end();
+}
+
+/* Users without HTTPS: said in the log, since the passwords cross the network in the clear;
+ * the login is asked all the same. */
+Test(control, metrics_users_without_https_are_warned_of)
+{
+        conf = write_conf_with("c.conf",
+                               "metrics_listen = \"127.0.0.1:0\"; metrics_users = { p = "
+                               "\"$6$0123456789abcdef$QaL63Cx/fSzlgAogrcSGcy5hvrsSg1dlthiou8XkG8W"
+                               "RUEyaU5DtBqyHZd0wrQ/HXIgQDRNcrS5yWC8NAJjy21\"; };",
+                               FINITE_COMPONENTS, FINITE_LINKS);
+        sock = path_in_dir("ctl.sock");
+        start_with_socket(&d, conf, sock);
+        char *err = daemon_stderr(&d);
+        cr_assert(strstr(err, "metrics_users without metrics_tls_cert: the passwords cross the "
+                              "network in the clear"),
+                  "%s", err);
+        free(err);
+        char *r = http(http_port(), GET_METRICS);
+        cr_assert_eq(http_status(r), 401, "%.300s", r);
+        free(r);
+        /* p:s3cret */
+        r = http(http_port(), GET_AS("Authorization: Basic cDpzM2NyZXQ=\r\n"));
+        cr_assert_eq(http_status(r), 200, "%.300s", r);
+        free(r);
+        ctl_end();
+}

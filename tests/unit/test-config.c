@@ -281,6 +281,75 @@ Test(config, listen_addresses_parse)
         diag_free(&d);
 }
 
+/* HTTPS and users for the metrics: files from the configuration's folder, read at load; the
+ * pair of TLS files; hashes that crypt(3) takes, not passwords; nothing without
+ * metrics_listen. */
+Test(config, metrics_tls_and_users)
+{
+        free(tu_write(dir, "m.pem", "not checked here: libmicrohttpd reads it\n"));
+        free(tu_write(dir, "m.key", "the same\n"));
+        struct config c;
+        struct diag d = {0};
+        /* sha512crypt of "secret" with the salt "abcdefgh" (openssl passwd -6). */
+        const char *hash = "$6$abcdefgh$ltjgWl6579NluT/Vi1nwEvcil.G5Nbc4NiXZaNGStk8PSwGfQv72N2CKPP"
+                           "rVACtLtip/cZ/1GM/O6IND4WQhG.";
+        char *text;
+        cr_assert(asprintf(&text,
+                           "actord: { metrics_listen = \"127.0.0.1:9464\";\n"
+                           "  metrics_tls_cert = \"m.pem\"; metrics_tls_key = \"%s/m.key\";\n"
+                           "  metrics_users = { prometheus = \"%s\"; }; };\n"
+                           "components: { a = { class = \"x.y\"; }; };\n",
+                           dir, hash) > 0);
+        cr_assert_eq(load(text, &c, &d, NULL), 0);
+        dump(&d);
+        char *want;
+        cr_assert(asprintf(&want, "%s/m.pem", dir) > 0);
+        cr_assert_str_eq(c.metrics_tls_cert, want, "relative to the file's folder");
+        free(want);
+        cr_assert(asprintf(&want, "%s/m.key", dir) > 0);
+        cr_assert_str_eq(c.metrics_tls_key, want);
+        free(want);
+        cr_assert_eq(c.n_metrics_users, 1);
+        cr_assert_str_eq(c.metrics_users[0].name, "prometheus");
+        cr_assert_str_eq(c.metrics_users[0].hash, hash);
+        config_free(&c);
+        free(text);
+
+        const struct {
+                const char *actord, *error;
+        } bad[] = {
+            {"metrics_listen = \":1\"; metrics_tls_cert = \"m.pem\";",
+             "test.conf:1: metrics_tls_cert and metrics_tls_key go together: metrics_tls_key is "
+             "missing"},
+            {"metrics_listen = \":1\"; metrics_tls_cert = \"none.pem\"; metrics_tls_key = "
+             "\"m.key\";",
+             "test.conf:1: metrics_tls_cert = \"none.pem\": No such file or directory"},
+            {"metrics_listen = \":1\"; metrics_users = { p = \"secret\"; };",
+             "test.conf:1: metrics_users.p: not a password hash crypt(3) takes"},
+            {"metrics_listen = \":1\"; metrics_users = { p = \"$6$x\"; };",
+             "metrics_users.p: not a password hash"},
+            {"metrics_listen = \":1\"; metrics_users = { p = \"$1$abc$def\"; };",
+             "metrics_users.p: not a password hash"},
+            {"metrics_listen = \":1\"; metrics_users = { p = 1; };",
+             "metrics_users.p must be a string"},
+            {"metrics_listen = \":1\"; metrics_users = { };", "metrics_users is empty"},
+            {"metrics_tls_cert = \"m.pem\"; metrics_tls_key = \"m.key\";",
+             "metrics_tls_cert without metrics_listen"},
+            {"metrics_users = { p = \"$6$abcdefgh$x\"; };", "metrics_users without metrics_listen"},
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                cr_assert(asprintf(&text,
+                                   "actord: { %s };\ncomponents: { a = { class = \"x.y\"; }; };\n",
+                                   bad[i].actord) > 0);
+                cr_assert_eq(load(text, &c, &d, NULL), -EINVAL, "accepted: %s", bad[i].actord);
+                cr_assert(diag_has(&d, bad[i].error), "no '%s' for: %s", bad[i].error,
+                          bad[i].actord);
+                config_free(&c);
+                diag_free(&d);
+                free(text);
+        }
+}
+
 Test(config, duplicate_component_names_are_errors)
 {
         struct config c;
