@@ -6,7 +6,7 @@
  * started for each run: core.tick -> reject channel -> nats.publish, so nothing may be lost
  * and the source waits for the bridge; the peer is a thread of this process publishing the
  * same messages with libnats directly, doing what nats.publish does per message (a natsMsg
- * with the two headers, written at once) or the least it could (a plain publish, libnats's
+ * with the three headers, written at once) or the least it could (a plain publish, libnats's
  * own write buffering, as `headers = false; batch = true;`).
  *
  * Latency: one message at a time, this process publishes a time-stamped message to a subject
@@ -284,6 +284,8 @@ static natsStatus publish_one(natsConnection *nc, uint64_t i, bool headers)
         if (st == NATS_OK)
                 st = natsMsgHeader_Set(m, "Actord-Seq", num);
         if (st == NATS_OK)
+                st = natsMsgHeader_Set(m, "Actord-Source", "bench/pub");
+        if (st == NATS_OK)
                 st = natsConnection_PublishMsg(nc, m);
         natsMsg_Destroy(m);
         return st;
@@ -543,9 +545,9 @@ int bench_nats_main(int argc, char **argv)
                 printf("  %-14s %8s   %s\n", "impl", "M msg/s", "per message");
                 for (int i = 0; i < N_TPUT; i++)
                         printf("  %-14s %8.3f   %s\n", tput_name[i], tput[i],
-                               i == T_ACTORD         ? "nats.publish: two headers, written at once"
+                               i == T_ACTORD ? "nats.publish: three headers, written at once"
                                : i == T_ACTORD_BATCH ? "nats.publish: headers = false, batch = true"
-                               : i == T_LIBNATS      ? "a natsMsg with the two headers, at once"
+                               : i == T_LIBNATS      ? "a natsMsg with the three headers, at once"
                                                      : "natsConnection_Publish, buffered");
                 printf("  actord vs libnats: %.2fx; actord/batch vs libnats/batch: %.2fx\n\n",
                        tput[T_ACTORD] / tput[T_LIBNATS],

@@ -175,6 +175,9 @@ static void bridge_free(struct bridge *b)
         free(b->tls_hostname);
         free(b->nkey);
         free(b->nkey_seed);
+        free(b->source);
+        for (int i = 0; i < b->n_sources; i++)
+                free(b->sources[i].name);
         free(b->group);
         free(b->type);
         free(b);
@@ -285,12 +288,20 @@ static struct bridge *bridge_create(struct actord_ctx *ctx, bool subscriber)
         b->subject = strdup(subject);
         b->group = group ? strdup(group) : NULL;
         char **tls_to[4] = {&b->tls_ca, &b->tls_cert, &b->tls_key, &b->tls_hostname};
-        bool tls_ok = true;
+        bool copied = true;
         for (int i = 0; i < 4; i++)
                 if (tls[i] && !(*tls_to[i] = strdup(tls[i])))
-                        tls_ok = false;
+                        copied = false;
         if (nkey && (!(b->nkey = strdup(nkey)) || !(b->nkey_seed = strdup(seed))))
-                tls_ok = false;
+                copied = false;
+        if (!subscriber) {
+                char host[256];
+                if (gethostname(host, sizeof(host)) < 0)
+                        snprintf(host, sizeof(host), "?");
+                host[sizeof(host) - 1] = 0;
+                if (asprintf(&b->source, "%s/%s", host, actord_name(ctx)) < 0)
+                        b->source = NULL, copied = false;
+        }
         if (asprintf(&b->type, "%s/%" PRIu32, actord_port_type(ctx, subscriber, 0), b->size) < 0)
                 b->type = NULL;
         /* The subscriber's (on_event) wakes it for messages and events; the publisher's
@@ -305,7 +316,7 @@ static struct bridge *bridge_create(struct actord_ctx *ctx, bool subscriber)
         }
         /* Blocking for the bridge thread's read; writers add 1 and never reach the limit. */
         b->wake = eventfd(0, EFD_CLOEXEC);
-        if (!b->url || !b->shown || !b->subject || (group && !b->group) || !b->type || !tls_ok ||
+        if (!b->url || !b->shown || !b->subject || (group && !b->group) || !b->type || !copied ||
             (subscriber ? !b->msgs : !b->slots) || b->wake < 0) {
                 actord_set_error(ctx, "cannot set up: %s", strerror(errno ? errno : ENOMEM));
                 bridge_free(b);

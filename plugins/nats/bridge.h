@@ -35,8 +35,11 @@
 #include <stdint.h>
 
 /* Headers that nats.publish puts on each message and nats.subscribe checks. */
-#define BRIDGE_HDR_TYPE "Actord-Type" /* "<type name>/<payload bytes>" */
-#define BRIDGE_HDR_SEQ "Actord-Seq"   /* the message's sequence number in its channel */
+#define BRIDGE_HDR_TYPE "Actord-Type"     /* "<type name>/<payload bytes>" */
+#define BRIDGE_HDR_SEQ "Actord-Seq"       /* the message's sequence number in its channel */
+#define BRIDGE_HDR_SOURCE "Actord-Source" /* "<host name>/<component>": whose Actord-Seq */
+/* Publishers a subscriber follows apart, for gaps; beyond them the least recent is forgotten. */
+#define BRIDGE_SOURCES_MAX 64
 
 #define BRIDGE_URL_DEFAULT "nats://127.0.0.1:4222"
 #define BRIDGE_SERVERS_MAX 64 /* in one url setting */
@@ -132,8 +135,14 @@ struct bridge {
         uint64_t confirmed_for;          /* subscriber's thread: `connects` when the server
                                           * last confirmed the subscription */
         char bad_why[160];               /* under lock: the last bad message, in words */
-        uint64_t last_seq;               /* delivery thread: last BRIDGE_HDR_SEQ seen */
-        bool have_seq;                   /* delivery thread */
+        char *source;                    /* publisher: its BRIDGE_HDR_SOURCE */
+        /* Subscriber's delivery thread: the last BRIDGE_HDR_SEQ of each publisher seen (by its
+         * BRIDGE_HDR_SOURCE; "" for messages without it), the most recently heard first. */
+        struct bridge_source {
+                char *name;
+                uint64_t last_seq;
+        } sources[BRIDGE_SOURCES_MAX];
+        int n_sources;
 };
 
 /* Both classes' init: reads the settings, makes the bridge and starts its thread, which

@@ -60,6 +60,8 @@ static natsStatus pub_send(struct bridge *b, const unsigned char *slot)
         if (s == NATS_OK)
                 s = natsMsgHeader_Set(m, BRIDGE_HDR_SEQ, num);
         if (s == NATS_OK)
+                s = natsMsgHeader_Set(m, BRIDGE_HDR_SOURCE, b->source);
+        if (s == NATS_OK)
                 s = natsConnection_PublishMsg(b->nc, m);
         natsMsg_Destroy(m);
         return s;
@@ -195,7 +197,8 @@ static const struct actord_setting pub_settings[] = {
     {.name = "headers",
      .type = ACTORD_SETTING_BOOL,
      .default_value = "true",
-     .help = "send " BRIDGE_HDR_TYPE " and " BRIDGE_HDR_SEQ " headers (false: the payload "
+     .help = "send " BRIDGE_HDR_TYPE ", " BRIDGE_HDR_SEQ " and " BRIDGE_HDR_SOURCE
+             " headers (false: the payload "
              "alone, cheaper)"},
     {.name = "batch",
      .type = ACTORD_SETTING_BOOL,

@@ -2,7 +2,8 @@
  *
  * libnats calls the message handler on the subscription's delivery thread, one message at a
  * time: it checks the message (its size must be the output type's, and BRIDGE_HDR_TYPE, when
- * present, must name that type), counts the gaps that BRIDGE_HDR_SEQ shows, puts the message in
+ * present, must name that type), counts the gaps that BRIDGE_HDR_SEQ shows (per publisher, by
+ * BRIDGE_HDR_SOURCE), puts the message in
  * the bridge's ring and notifies the component, which runs on its worker (on_event) and copies
  * the messages into its output. A message that does not fit is refused, counted and described in
  * the log; nothing of it reaches the channel. */
@@ -33,10 +34,34 @@ static void refuse(struct bridge *b, natsMsg *m, const char *fmt, ...)
         bridge_notify(b);
 }
 
-/* The delivery thread's: BRIDGE_HDR_SEQ against the last one, for gaps. */
+/* The delivery thread's: the publisher `name` of the table, moved to its front (made there if
+ * new, the least recently heard one forgotten when the table is full); NULL without memory. */
+static struct bridge_source *source_of(struct bridge *b, const char *name, bool *is_new)
+{
+        int i = 0;
+        while (i < b->n_sources && strcmp(b->sources[i].name, name))
+                i++;
+        *is_new = i == b->n_sources;
+        struct bridge_source e;
+        if (*is_new) {
+                if (!(e.name = strdup(name)))
+                        return NULL;
+                e.last_seq = 0;
+                if (b->n_sources == BRIDGE_SOURCES_MAX)
+                        free(b->sources[--b->n_sources].name);
+                i = b->n_sources++;
+        } else
+                e = b->sources[i];
+        memmove(&b->sources[1], &b->sources[0], (size_t)i * sizeof(e));
+        b->sources[0] = e;
+        return &b->sources[0];
+}
+
+/* The delivery thread's: BRIDGE_HDR_SEQ against the last one of the same publisher, for
+ * gaps. */
 static void track_seq(struct bridge *b, natsMsg *m)
 {
-        const char *v;
+        const char *v, *from;
         if (natsMsgHeader_Get(m, BRIDGE_HDR_SEQ, &v) != NATS_OK)
                 return;
         char *end;
@@ -44,11 +69,16 @@ static void track_seq(struct bridge *b, natsMsg *m)
         unsigned long long seq = strtoull(v, &end, 10);
         if (errno || end == v || *end)
                 return;
+        if (natsMsgHeader_Get(m, BRIDGE_HDR_SOURCE, &from) != NATS_OK)
+                from = "";
+        bool is_new;
+        struct bridge_source *e = source_of(b, from, &is_new);
+        if (!e)
+                return;
         /* A smaller number: the publisher started again (its channel is new); count from it. */
-        if (b->have_seq && seq > b->last_seq + 1)
-                bridge_count(&b->gaps, seq - b->last_seq - 1, NATS_OK, b);
-        b->last_seq = seq;
-        b->have_seq = true;
+        if (!is_new && seq > e->last_seq + 1)
+                bridge_count(&b->gaps, seq - e->last_seq - 1, NATS_OK, b);
+        e->last_seq = seq;
 }
 
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
