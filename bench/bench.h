@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #ifndef __cplusplus
 #include <stdalign.h>
 #endif
@@ -81,6 +82,26 @@ extern const struct bench_impl bench_mutex_cond;
 int bench_channel_main(int argc, char **argv);
 int bench_pipeline_main(int argc, char **argv);
 int bench_nats_main(int argc, char **argv);
+
+/* qsort() orders. */
+static inline int bench_cmp_u64(const void *a, const void *b)
+{
+        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+        return (x > y) - (x < y);
+}
+
+static inline int bench_cmp_double(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+        return (x > y) - (x < y);
+}
+
+/* The median of n figures (n >= 1); sorts them. */
+static inline double bench_median(double *v, int n)
+{
+        qsort(v, (size_t)n, sizeof(*v), bench_cmp_double);
+        return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
 
 /* Time-stamp brackets. The fences keep the measured code from moving out of the bracket:
  * lfence before rdtsc waits for earlier instructions, the one after keeps later ones from

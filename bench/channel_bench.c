@@ -231,18 +231,6 @@ static double tput_run(const struct bench_impl *im, const char *what, kernel_fn 
         return secs;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-        return (x > y) - (x < y);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-        double x = *(const double *)a, y = *(const double *)b;
-        return (x > y) - (x < y);
-}
-
 /* Nearest rank of sorted values. */
 static uint64_t percentile(const uint64_t *sorted, size_t n, double p)
 {
@@ -279,8 +267,8 @@ static void paced_run(const struct bench_impl *im, uint64_t n, double *mean_ns, 
 
         uint64_t *send = c->send_ticks + BENCH_WARMUP, *empty = c->empty_ticks + BENCH_WARMUP;
         size_t m = n - BENCH_WARMUP;
-        qsort(send, m, sizeof(*send), cmp_u64);
-        qsort(empty, m, sizeof(*empty), cmp_u64);
+        qsort(send, m, sizeof(*send), bench_cmp_u64);
+        qsort(empty, m, sizeof(*empty), bench_cmp_u64);
         /* The slowest 0.1 % of each series is left out of the means: an interrupt or a
          * preemption that lands inside one bracket of a few nanoseconds would otherwise move
          * the mean of the rest by nanoseconds. */
@@ -305,7 +293,7 @@ static void pingpong_run(const struct bench_impl *im, uint64_t n, double *p50_ns
 
         uint64_t *rtt = c->rtt_ticks + BENCH_WARMUP;
         size_t m = n - BENCH_WARMUP;
-        qsort(rtt, m, sizeof(*rtt), cmp_u64);
+        qsort(rtt, m, sizeof(*rtt), bench_cmp_u64);
         *p50_ns = ticks_to_ns((double)percentile(rtt, m, 0.5)) / 2;
         *p99_ns = ticks_to_ns((double)percentile(rtt, m, 0.99)) / 2;
 
@@ -356,7 +344,7 @@ static double hw_run(uint64_t n)
         run_pair(hw_ping, hw_pong, l, NULL, c);
         uint64_t *rtt = c->rtt_ticks + BENCH_WARMUP;
         size_t m = n - BENCH_WARMUP;
-        qsort(rtt, m, sizeof(*rtt), cmp_u64);
+        qsort(rtt, m, sizeof(*rtt), bench_cmp_u64);
         double p50 = ticks_to_ns((double)percentile(rtt, m, 0.5)) / 2;
         free(c->rtt_ticks);
         free(c);
@@ -435,8 +423,7 @@ static double median(const double *v, int n)
 {
         double *s = xcalloc((size_t)n, sizeof(double));
         memcpy(s, v, (size_t)n * sizeof(double));
-        qsort(s, (size_t)n, sizeof(double), cmp_double);
-        double m = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+        double m = bench_median(s, n);
         free(s);
         return m;
 }

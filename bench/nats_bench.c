@@ -52,24 +52,6 @@ struct env {
         char url[64];
 };
 
-static int cmp_u64(const void *a, const void *b)
-{
-        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-        return (x > y) - (x < y);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-        double x = *(const double *)a, y = *(const double *)b;
-        return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-        qsort(v, (size_t)n, sizeof(*v), cmp_double);
-        return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static char *read_file(const char *path)
 {
         FILE *f = fopen(path, "r");
@@ -448,7 +430,7 @@ static bool lat_run(const struct env *e, const struct nopts *o, enum lat_impl im
                 if (i >= warm)
                         rtt[i - warm] = t1 - t0;
         }
-        qsort(rtt, o->samples, sizeof(*rtt), cmp_u64);
+        qsort(rtt, o->samples, sizeof(*rtt), bench_cmp_u64);
         ret->p50 = (double)rtt[o->samples / 2] / 1e3;
         ret->p99 = (double)rtt[o->samples * 99 / 100] / 1e3;
         ok = true;
@@ -528,7 +510,7 @@ int bench_nats_main(int argc, char **argv)
                                 goto out;
                         }
         for (int i = 0; i < N_TPUT; i++) {
-                tput[i] = median(runs[i], reps);
+                tput[i] = bench_median(runs[i], reps);
                 emit(&o, tput_name[i], "tput_Mmsgs", tput[i]);
         }
         struct pct lat[N_LAT];

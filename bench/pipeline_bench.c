@@ -43,12 +43,6 @@ struct pct {
         double p50, p99, p999;
 };
 
-static int cmp_u64(const void *a, const void *b)
-{
-        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-        return (x > y) - (x < y);
-}
-
 static double quantile(const uint64_t *sorted, size_t n, double q)
 {
         return n ? (double)sorted[(size_t)(q * (double)(n - 1))] : 0;
@@ -70,18 +64,6 @@ static double median_smooth(const uint64_t *sorted, size_t n)
         return sum / (double)(hi - lo);
 }
 
-/* The median of n figures (n >= 1); sorts them. */
-static double median_of(double *v, int n)
-{
-        for (int i = 1; i < n; i++)
-                for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
-                        double t = v[j];
-                        v[j] = v[j - 1];
-                        v[j - 1] = t;
-                }
-        return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* The median cost of one clock_gettime, taken out of the figures that include one. */
 static double clock_cost_ns(void)
 {
@@ -90,7 +72,7 @@ static double clock_cost_ns(void)
                 uint64_t a = mono_ns();
                 d[i] = mono_ns() - a;
         }
-        qsort(d, 2001, sizeof(*d), cmp_u64);
+        qsort(d, 2001, sizeof(*d), bench_cmp_u64);
         return median_smooth(d, 2001);
 }
 
@@ -141,7 +123,7 @@ static double cacheline_oneway_p50(const struct popts *o, double clock_ns)
                 prev = now;
         }
         pthread_join(t, NULL);
-        qsort(rtt, (size_t)p.n, sizeof(*rtt), cmp_u64);
+        qsort(rtt, (size_t)p.n, sizeof(*rtt), bench_cmp_u64);
         double r = (median_smooth(rtt, (size_t)p.n) - clock_ns) / 2;
         free(rtt);
         return r;
@@ -200,7 +182,7 @@ static double eventfd_wake_p50(const struct popts *o, double clock_ns)
                 close(p.efd[k]);
                 close(p.epfd[k]);
         }
-        qsort(rtt, (size_t)p.n, sizeof(*rtt), cmp_u64);
+        qsort(rtt, (size_t)p.n, sizeof(*rtt), bench_cmp_u64);
         double r = (median_smooth(rtt, (size_t)p.n) - clock_ns) / 2;
         free(rtt);
         return r;
@@ -334,7 +316,7 @@ static uint64_t *measure(struct bench_mailbox *mb, int samples)
         if (read(mb->done_fd, &v, sizeof(v)) < 0)
                 return NULL;
         uint64_t *s = mb->samples + samples / 10;
-        qsort(s, (size_t)samples, sizeof(*s), cmp_u64);
+        qsort(s, (size_t)samples, sizeof(*s), bench_cmp_u64);
         return s;
 }
 
@@ -480,8 +462,8 @@ static int idle10k(const struct popts *o, int reps, int samples, double clock_ns
         }
         runtime_stop(&rt, 0);
         if (r == 0) {
-                *ret_alone = median_of(alone, reps);
-                *ret_beside = median_of(beside, reps);
+                *ret_alone = bench_median(alone, reps);
+                *ret_beside = bench_median(beside, reps);
         }
 out:
         topology_free(&topo);
@@ -678,8 +660,8 @@ int bench_pipeline_main(int argc, char **argv)
                 }
                 fgot++;
         }
-        double tp_single = fgot ? median_of(single, fgot) / 1e6 : 0;
-        double tp_batched = fgot ? median_of(batched, fgot) / 1e6 : 0;
+        double tp_single = fgot ? bench_median(single, fgot) / 1e6 : 0;
+        double tp_batched = fgot ? bench_median(batched, fgot) / 1e6 : 0;
         if (o.json && fgot) {
                 printf("{\"bench\":\"pipeline\",\"placement\":\"cross_worker\",\"idle\":"
                        "\"spin\",\"filters\":0,\"metric\":\"tput_single_Mmsgs\",\"value\":%.1f}\n",

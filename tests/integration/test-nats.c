@@ -244,9 +244,10 @@ Test(nats, publishes_every_message_with_its_type_and_sequence)
         free(conf);
 }
 
-/* A message as nats.publish sends it, from this process. */
-static void send_sample(natsConnection *nc, const char *subject, uint64_t seq, const char *type,
-                        int len)
+/* A message as nats.publish sends it, from this process: `source` (Actord-Source) and `type`
+ * (Actord-Type) when not NULL. */
+static void send_sample_from(natsConnection *nc, const char *subject, uint64_t seq,
+                             const char *type, const char *source, int len)
 {
         struct core_sample smp = {.seq = seq, .t_ns = 1, .value = (double)seq * 2};
         char buf[64] = {0};
@@ -258,8 +259,16 @@ static void send_sample(natsConnection *nc, const char *subject, uint64_t seq, c
         cr_assert_eq(natsMsgHeader_Set(m, "Actord-Seq", num), NATS_OK);
         if (type)
                 cr_assert_eq(natsMsgHeader_Set(m, "Actord-Type", type), NATS_OK);
+        if (source)
+                cr_assert_eq(natsMsgHeader_Set(m, "Actord-Source", source), NATS_OK);
         cr_assert_eq(natsConnection_PublishMsg(nc, m), NATS_OK);
         natsMsg_Destroy(m);
+}
+
+static void send_sample(natsConnection *nc, const char *subject, uint64_t seq, const char *type,
+                        int len)
+{
+        send_sample_from(nc, subject, seq, type, NULL, len);
 }
 
 Test(nats, subscribes_and_refuses_messages_that_do_not_fit)
@@ -336,22 +345,6 @@ Test(nats, subscribes_and_refuses_messages_that_do_not_fit)
         free(out);
 }
 
-/* send_sample() from a publisher that names itself in Actord-Source. */
-static void send_from(natsConnection *nc, const char *source, uint64_t seq)
-{
-        struct core_sample smp = {.seq = seq, .t_ns = 1, .value = (double)seq};
-        natsMsg *m;
-        cr_assert_eq(natsMsg_Create(&m, "fan.in", NULL, (const char *)&smp, (int)sizeof(smp)),
-                     NATS_OK);
-        char num[24];
-        snprintf(num, sizeof(num), "%" PRIu64, seq);
-        cr_assert_eq(natsMsgHeader_Set(m, "Actord-Seq", num), NATS_OK);
-        if (source)
-                cr_assert_eq(natsMsgHeader_Set(m, "Actord-Source", source), NATS_OK);
-        cr_assert_eq(natsConnection_PublishMsg(nc, m), NATS_OK);
-        natsMsg_Destroy(m);
-}
-
 /* Several publishers on one subject: each one's Actord-Seq is followed apart (by its
  * Actord-Source), so their interleaving is no gap, and a hole in one of them is. Messages
  * without the header are one more publisher. */
@@ -378,11 +371,11 @@ Test(nats, gaps_are_counted_per_publisher)
         /* a/pub, b/pub and one without a name, interleaved; a/pub skips 60 (one lost). */
         for (uint64_t i = 0; i < 100; i++) {
                 if (i != 60) {
-                        send_from(nc, "a/pub", i);
+                        send_sample_from(nc, "fan.in", i, NULL, "a/pub", 24);
                         sent++;
                 }
-                send_from(nc, "b/pub", i + 1000);
-                send_from(nc, NULL, i + 5000);
+                send_sample_from(nc, "fan.in", i + 1000, NULL, "b/pub", 24);
+                send_sample_from(nc, "fan.in", i + 5000, NULL, NULL, 24);
                 sent += 2;
         }
         cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
