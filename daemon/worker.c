@@ -960,10 +960,12 @@ static void run_component(struct worker *w, struct component *c, uint64_t now)
                  * nothing else (room_wait), unless it read every input to the end: it went
                  * around the refusal (a round-robin fan sent the message to another output)
                  * or keeps what it could not send; either way its next message runs it too,
-                 * as the room does when it comes. */
+                 * as the room does when it comes. Not one with fds: a readable fd would run
+                 * it again and again, so they wait unwatched. */
                 if (room)
                         wake_for_room(w, c);
-                else if ((c->room_wait = waits_for_room(c) && !all_drained(c)) && c->n_fds)
+                else if ((c->room_wait = waits_for_room(c) && (c->n_fds || !all_drained(c))) &&
+                         c->n_fds)
                         fds_mute(c, true);
         } else if (r == ACTORD_OK && c->rule == ACTORD_RULE_ON_MESSAGE && !all_drained(c) &&
                    inputs_readable(c)) {
