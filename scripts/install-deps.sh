@@ -8,7 +8,7 @@ pkgs="build-essential cmake pkg-config libconfig-dev libsystemd-dev libcriterion
       clang libclang-rt-14-dev clang-format
       libck-dev libdpdk-dev libboost-dev libreaderwriterqueue-dev
       python3-prometheus-client groff-base libnats-dev nats-server libmicrohttpd-dev
-      openssl"
+      openssl libcrypt-dev"
 if [ "${1:-}" = "--systemd" ]; then
         pkgs="$pkgs systemd-container debootstrap"
 fi
