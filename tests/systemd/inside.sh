@@ -249,11 +249,22 @@ out=$("$ACTORD_CTL" reload 2>&1) && [ "$out" = "applied: 7 kept, 0 restarted, 0 
 mkdir -p /etc/systemd/system/actord.service.d
 # No core file from the watchdog's SIGABRT: it could land on the host (its core_pattern).
 # probe.sh tells what the unit's sandbox lets a plugin do.
-printf '[Service]\nWatchdogSec=2s\nLimitCORE=0\nExecStartPre=%s\n' "$here/probe.sh" \
-        >/etc/systemd/system/actord.service.d/test.conf
+# The metrics' TLS key, root's alone (0600), reaches the transient user as a credential.
+printf '[Service]\nWatchdogSec=2s\nLimitCORE=0\nExecStartPre=%s\nLoadCredential=metrics.key:%s\n' \
+        "$here/probe.sh" "$here/metrics.key" >/etc/systemd/system/actord.service.d/test.conf
+sed -i 's|^  metrics_listen = "127.0.0.1:9464";|&\
+  metrics_tls_cert = "'"$here"'/metrics.pem";\
+  metrics_tls_key = "/run/credentials/actord.service/metrics.key";|' "$ACTORD_CONFIG"
 systemctl daemon-reload
 systemctl restart actord # now with the edited configuration, whatever reload did
 pid=$(prop MainPID) restarts=$(prop NRestarts)
+[ "$(stat -c %a:%U "$here/metrics.key")" = 600:root ] &&
+        wait_for 5 logged "$pid" "^metrics over HTTP at https://127.0.0.1:9464/metrics" &&
+        ok "credential: the TLS key (0600 root) reached actord; metrics over HTTPS" ||
+        bad "credential: no metrics over HTTPS: $(journalctl -u actord -o cat | grep -m 2 -E 'metrics|credential')"
+out=$(scrape)
+[[ $(head -n 1 <<<"$out") != HTTP/1.1\ 200* ]] && ok "HTTPS: plain HTTP gets no metrics" ||
+        bad "HTTPS: plain HTTP was answered: $(head -n 1 <<<"$out")"
 [ "$(prop WatchdogUSec)" = 2s ] && ok "drop-in: WatchdogSec=2s" ||
         bad "drop-in: WatchdogUSec is $(prop WatchdogUSec)"
 wait_for 5 logged "$pid" "^component 'freeze' " && ok "restart: component 'freeze' runs" ||

@@ -142,6 +142,13 @@ echo "ok   a reinstall keeps an edited configuration"
 install -D -m 0644 "$build/tests/systemd/layout.env" "$p/opt/actord-test/layout.env"
 install -m 0755 "$here/inside.sh" "$here/probe.sh" "$p/opt/actord-test/"
 install -m 0644 "$build/tests/plugins/freeze/freeze.so" "$p/opt/actord-test/freeze.so"
+# A certificate for the metrics over HTTPS, and its key readable by root alone: the unit hands
+# it to actord as a credential (inside.sh).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
+        -keyout "$p/opt/actord-test/metrics.key" -out "$p/opt/actord-test/metrics.pem" \
+        >"$run/openssl.log" 2>&1 || fail "openssl req failed: $(tail -n 3 "$run/openssl.log")"
+chmod 0600 "$p/opt/actord-test/metrics.key"
+chmod 0644 "$p/opt/actord-test/metrics.pem"
 install -D -m 0644 "$here/actord-test.service" "$p/etc/systemd/system/actord-test.service"
 mkdir -p "$p/etc/systemd/system/multi-user.target.wants"
 ln -s ../actord-test.service "$p/etc/systemd/system/multi-user.target.wants/"
