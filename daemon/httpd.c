@@ -274,6 +274,7 @@ static void format_url(struct httpd *h)
 /* The whole of a PEM file, or NULL with the reason in err. */
 static char *read_pem(const char *path, const char *what, char *err, size_t err_len)
 {
+        errno = 0;
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         struct stat st;
         char *buf = NULL;
