@@ -264,12 +264,20 @@ static void list_plugins(const struct plugin_registry *reg)
         }
 }
 
-/* The HTTP metrics of configuration c (actord.metrics_listen). Returns 0, or a negative errno
- * with the reason in d (the file and line of the setting). When `held` points to a running
- * listener whose port the address asks for (127.0.0.1:9464 to 0.0.0.0:9464), the bind may fail
- * only because of it: that listener is then closed (*held = NULL) and the bind tried again. */
-static int metrics_open(const struct config *c, struct httpd **ret, httpd_metrics_fn *fn, void *arg,
-                        struct httpd **held, struct diag *d)
+/* The metrics over HTTP: the server, and what renders its answer. */
+struct metrics_http {
+        struct httpd *httpd; /* or NULL */
+        httpd_metrics_fn *fn;
+        void *arg;
+};
+
+/* A server for the HTTP metrics of configuration c (actord.metrics_listen) in *ret. Returns 0,
+ * or a negative errno with the reason in d (the file and line of the setting). With
+ * `take_port`, where mh's running server holds the port the address asks for (127.0.0.1:9464
+ * to 0.0.0.0:9464), the bind may fail only because of it: that server is then closed
+ * (mh->httpd = NULL) and the bind tried again. */
+static int metrics_open(const struct config *c, struct metrics_http *mh, struct httpd **ret,
+                        bool take_port, struct diag *d)
 {
         char err[256], host[256];
         unsigned port;
@@ -277,13 +285,13 @@ static int metrics_open(const struct config *c, struct httpd **ret, httpd_metric
                 log_warning("%s:%d: metrics_users without metrics_tls_cert: the passwords cross "
                             "the network in the clear",
                             c->metrics_file, c->metrics_line);
-        int r = httpd_open(ret, c, fn, arg, err, sizeof(err));
-        if (r == -EADDRINUSE && held && *held &&
+        int r = httpd_open(ret, c, mh->fn, mh->arg, err, sizeof(err));
+        if (r == -EADDRINUSE && take_port && mh->httpd &&
             config_parse_listen(c->metrics_listen, host, sizeof(host), &port) == 0 &&
-            port == httpd_port(*held)) {
-                httpd_close(*held);
-                *held = NULL;
-                r = httpd_open(ret, c, fn, arg, err, sizeof(err));
+            port == httpd_port(mh->httpd)) {
+                httpd_close(mh->httpd);
+                mh->httpd = NULL;
+                r = httpd_open(ret, c, mh->fn, mh->arg, err, sizeof(err));
         }
         if (r < 0)
                 diag_add(d, c->metrics_file, c->metrics_line, "actord.metrics_listen = \"%s\": %s",
@@ -321,9 +329,8 @@ static bool metrics_change(const struct config *a, const struct config *b)
  * every error, a line each. Returns true if the running pipeline changed. */
 static bool reload(const struct options *o, struct config **cfg, struct plugin_registry *reg,
                    struct topology *topo, struct runtime *rt, struct supervisor *sup,
-                   struct httpd **httpd, httpd_metrics_fn *metrics_fn, void *metrics_arg,
-                   const char *running_status, const char *why, char *result, size_t result_len,
-                   FILE *detail)
+                   struct metrics_http *http, const char *running_status, const char *why,
+                   char *result, size_t result_len, FILE *detail)
 {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -355,9 +362,9 @@ static bool reload(const struct options *o, struct config **cfg, struct plugin_r
         bool http_moves = ncfg && metrics_change(*cfg, ncfg);
         bool handed_over = false;
         if (r == 0 && built && d.n == 0 && http_moves && ncfg->metrics_listen) {
-                bool had = *httpd != NULL;
-                metrics_open(ncfg, &nhttpd, metrics_fn, metrics_arg, httpd, &d);
-                handed_over = had && !*httpd;
+                bool had = http->httpd != NULL;
+                metrics_open(ncfg, http, &nhttpd, true, &d);
+                handed_over = had && !http->httpd;
         }
         if (r < 0 || d.n || !built) {
                 log_diag(LOG_ERR, &d);
@@ -399,11 +406,11 @@ static bool reload(const struct options *o, struct config **cfg, struct plugin_r
         ncfg = NULL;
         sup->stall_ns = (uint64_t)(*cfg)->stall_ms * 1000000u;
         if (http_moves) {
-                httpd_close(*httpd);
-                *httpd = nhttpd;
+                httpd_close(http->httpd);
+                http->httpd = nhttpd;
                 nhttpd = NULL;
-                if (*httpd)
-                        log_info("metrics over HTTP now at %s", httpd_url(*httpd));
+                if (http->httpd)
+                        log_info("metrics over HTTP now at %s", httpd_url(http->httpd));
                 else
                         log_info("metrics over HTTP: off (no actord.metrics_listen)");
         }
@@ -427,7 +434,7 @@ out:
         httpd_close(nhttpd);
         if (handed_over && !applied) {
                 struct diag hd = {0};
-                if (metrics_open(*cfg, httpd, metrics_fn, metrics_arg, NULL, &hd) < 0) {
+                if (metrics_open(*cfg, http, &http->httpd, false, &hd) < 0) {
                         log_diag(LOG_ERR, &hd);
                         log_error("metrics over HTTP: off (the old address could not be had back)");
                 }
@@ -565,7 +572,7 @@ struct running {
         struct runtime *rt;
         struct supervisor *sup;
         struct ctlsock *ctl;
-        struct httpd *httpd; /* the metrics over HTTP, or NULL */
+        struct metrics_http http; /* the metrics over HTTP */
         char *state_path;
         unsigned generation;
         char status[256];
@@ -617,9 +624,9 @@ static bool apply_reload(struct running *m, const char *why, FILE *detail, bool 
         ctlsock_end_streams(m->ctl, "-- the configuration is being reloaded: the tap ends "
                                     "(tap again)\n");
         char result[512];
-        bool applied = reload(m->opt, m->cfg, m->reg, m->topo, m->rt, m->sup, &m->httpd,
-                              render_metrics, m, m->status, why, result, sizeof(result), detail);
-        m->info.metrics_url = m->httpd ? httpd_url(m->httpd) : NULL;
+        bool applied = reload(m->opt, m->cfg, m->reg, m->topo, m->rt, m->sup, &m->http, m->status,
+                              why, result, sizeof(result), detail);
+        m->info.metrics_url = m->http.httpd ? httpd_url(m->http.httpd) : NULL;
         if (by_signal)
                 control_state_write(m->state_path, ++m->generation, result);
         snprintf(m->last_reload, sizeof(m->last_reload), "%s", result);
@@ -734,7 +741,8 @@ int main(int argc, char **argv)
                             .topo = &topo,
                             .rt = &rt,
                             .sup = &sup,
-                            .ctl = &ctl};
+                            .ctl = &ctl,
+                            .http = {.fn = render_metrics, .arg = &m}};
 
         /* --list-plugins needs a configuration only for its plugin_dirs, when one is named.
          * Configuration errors are collected in cd, those of the file and those that need the
@@ -817,12 +825,12 @@ int main(int argc, char **argv)
                 }
         }
         if (cfg->metrics_listen) {
-                if (metrics_open(cfg, &m.httpd, render_metrics, &m, NULL, &cd) < 0) {
+                if (metrics_open(cfg, &m.http, &m.http.httpd, false, &cd) < 0) {
                         log_diag(LOG_ERR, &cd);
                         log_error("startup failed: no metrics over HTTP; stopping");
                         goto out;
                 }
-                log_info("metrics over HTTP at %s", httpd_url(m.httpd));
+                log_info("metrics over HTTP at %s", httpd_url(m.http.httpd));
         }
         if (runtime_start(&rt, &topo, cfg) < 0) {
                 log_error("startup failed; stopping");
@@ -848,7 +856,7 @@ int main(int argc, char **argv)
             .start_mono_ns = mono_ns(),
             .status = m.status,
             .last_reload = m.last_reload,
-            .metrics_url = m.httpd ? httpd_url(m.httpd) : NULL,
+            .metrics_url = m.http.httpd ? httpd_url(m.http.httpd) : NULL,
         };
         /* For `actord --reload` (the unit's ExecReload): each reload's generation and result.
          * Written before READY=1: from then on a reload may be asked for, and the command reads
@@ -879,13 +887,13 @@ int main(int argc, char **argv)
                 struct pollfd pfd[3 + 1 + CTL_CONNS_MAX] = {
                     {.fd = sfd, .events = POLLIN},
                     {.fd = rt.fail_fd, .events = POLLIN},
-                    {.fd = httpd_pollfd(m.httpd), .events = POLLIN}};
+                    {.fd = httpd_pollfd(m.http.httpd), .events = POLLIN}};
                 int n_ctl = ctlsock_pollfds(&ctl, pfd + 3);
                 int timeout = tick_ms(watchdog ? wd_usec : 0, cfg->stall_ms);
                 int ctl_timeout = ctlsock_timeout_ms(&ctl, mono_ns());
                 if (ctl_timeout >= 0 && ctl_timeout < timeout)
                         timeout = ctl_timeout;
-                int http_timeout = httpd_timeout_ms(m.httpd);
+                int http_timeout = httpd_timeout_ms(m.http.httpd);
                 if (http_timeout >= 0 && http_timeout < timeout)
                         timeout = http_timeout;
                 int n = poll(pfd, (nfds_t)(3 + n_ctl), timeout);
@@ -914,7 +922,7 @@ int main(int argc, char **argv)
                  * connections' timeouts. */
                 ctlsock_process(&ctl, pfd + 3, n_ctl, now, control_command, &m);
                 if (pfd[2].revents || http_timeout >= 0)
-                        httpd_process(m.httpd);
+                        httpd_process(m.http.httpd);
                 if (n <= 0)
                         continue;
                 if (pfd[1].revents) {
@@ -948,8 +956,8 @@ int main(int argc, char **argv)
         free(m.chan_last);
         /* No request is answered while stopping: clients see the connection close. */
         ctlsock_close(&ctl);
-        httpd_close(m.httpd);
-        m.httpd = NULL;
+        httpd_close(m.http.httpd);
+        m.http.httpd = NULL;
         sd_notify(0, "STOPPING=1\nSTATUS=stopping");
         /* A run may take up to stall_ms; one that takes longer is stuck and cannot be stopped:
          * exit without it rather than hang until systemd kills the daemon. */
@@ -978,7 +986,7 @@ out:
         /* What is queued goes out; a writer stuck on a stalled reader is left behind. */
         log_defer_finish(1000);
         ctlsock_close(&ctl);
-        httpd_close(m.httpd);
+        httpd_close(m.http.httpd);
         free(m.state_path);
         supervisor_free(&sup);
         if (sfd >= 0)
