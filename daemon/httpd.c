@@ -19,6 +19,7 @@
 
 #include <microhttpd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 
@@ -27,6 +28,10 @@
 #define HTTPD_PER_IP 8
 /* Seconds a connection may stay silent (a client that connects and sends nothing). */
 #define HTTPD_IDLE_S 10
+/* Passwords checked by crypt(3) per second at most (each costs the main thread milliseconds,
+ * yescrypt's and bcrypt's tens of them): beyond that, a login that is not the one that
+ * matched last is refused unchecked, so that guessing cannot take the main thread. */
+#define HTTPD_CRYPTS_PER_S 4
 
 #define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
@@ -50,6 +55,10 @@ struct httpd {
         struct httpd_user *users;
         int n_users;
         struct crypt_data *crypt; /* crypt_r's work area, with users */
+        uint64_t crypt_second;    /* the second (CLOCK_MONOTONIC) of the crypts counted */
+        unsigned crypts;          /* passwords checked in it */
+        uint64_t unchecked, unchecked_untold; /* logins refused unchecked: all, since the log */
+        uint64_t unchecked_told_ns;
 };
 
 /* Secrets compared in a time that does not depend on where they differ. */
@@ -72,10 +81,38 @@ static void free_secret(char *s)
         }
 }
 
+/* Whether one more crypt(3) fits in this second's budget. Refusals are logged at once, then
+ * at most every 10 s with the count since. */
+static bool may_crypt(struct httpd *h)
+{
+        uint64_t now = mono_ns(), second = now / 1000000000u;
+        if (second != h->crypt_second) {
+                h->crypt_second = second;
+                h->crypts = 0;
+        }
+        if (h->crypts < HTTPD_CRYPTS_PER_S) {
+                h->crypts++;
+                return true;
+        }
+        h->unchecked++;
+        h->unchecked_untold++;
+        if (!h->unchecked_told_ns || now - h->unchecked_told_ns >= 10000000000u) {
+                log_warning("metrics over HTTP: %llu logins refused unchecked (%llu so far): more "
+                            "than %d passwords to check in a second",
+                            (unsigned long long)h->unchecked_untold,
+                            (unsigned long long)h->unchecked, HTTPD_CRYPTS_PER_S);
+                h->unchecked_told_ns = now;
+                h->unchecked_untold = 0;
+        }
+        return false;
+}
+
 static bool password_ok(struct httpd *h, struct httpd_user *u, const char *pass)
 {
         if (u->matched && same_secret(u->matched, pass))
                 return true;
+        if (!may_crypt(h))
+                return false;
         const char *r = crypt_r(pass, u->hash, h->crypt);
         /* A failure is "*..." (or NULL): never the hash. */
         bool ok = r && r[0] == '$' && same_secret(r, u->hash);
