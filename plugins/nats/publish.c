@@ -84,8 +84,11 @@ static void *pub_main(void *arg)
                 uint64_t h = atomic_load_explicit(&b->head, memory_order_acquire);
                 for (; t != h; t++) {
                         natsStatus s = pub_send(b, pub_slot(b, t));
-                        if (s != NATS_OK)
+                        /* The component says so now (notifies coalesce into one run). */
+                        if (s != NATS_OK) {
                                 bridge_count(&b->send_failed, 1, s, b);
+                                bridge_notify(b);
+                        }
                         /* Release, pairs with the worker's acquire load of tail: our reads of
                          * the slot are done before it writes the slot again. */
                         atomic_store_explicit(&b->tail, t + 1, memory_order_release);
