@@ -698,9 +698,10 @@ bool bridge_report(struct actord_ctx *ctx, struct bridge *b)
         uint64_t now = actord_now_ns(ctx);
         uint64_t connects = atomic_load(&b->connects);
         if (connects != b->connects_told) {
+                /* Both when the first connect was not told before a reconnect. */
                 if (b->connects_told == 0)
                         actord_log(ctx, ACTORD_LOG_INFO, "connected to %s", b->shown);
-                else
+                if (connects > 1)
                         actord_log(ctx, ACTORD_LOG_NOTICE, "reconnected to %s", b->shown);
                 b->connects_told = connects;
         }

@@ -578,6 +578,39 @@ Test(nats, a_server_that_comes_up_refusing_fails_the_components_with_its_reason)
         free(conf);
 }
 
+/* A server gone for good under a publisher: libnats keeps what it is given in its reconnect
+ * buffer, then refuses; the refusals are counted and said, with libnats's reason. */
+Test(nats, sends_refused_while_the_server_is_away_are_counted)
+{
+        struct server s;
+        server_start(&s, 0);
+        char body[1024];
+        snprintf(body, sizeof(body),
+                 "components: {\n"
+                 "  src = { class = \"core.tick\"; schedule = { every_us = 1000; };\n"
+                 "          settings = { burst = 1000; }; };\n"
+                 "  pub = { class = \"nats.publish\"; worker = 1;\n"
+                 "          settings = { url = \"%s\"; subject = \"gone\"; }; };\n"
+                 "};\nlinks = ( \"src.out -> pub.in\" );\n",
+                 s.url);
+        char *conf = write_conf(body);
+        struct daemon d;
+        start(&d, conf);
+        cr_assert(wait_contains(dir, d.err_path, "pub: connected", 20000), "stderr:\n%s",
+                  daemon_stderr(&d));
+        server_stop(&s);
+        cr_assert(wait_contains(dir, d.err_path, " messages not sent (", 30000), "stderr:\n%s",
+                  daemon_stderr(&d));
+        char workers[160], series[160];
+        snprintf(series, sizeof(series),
+                 "actord_plugin_nats_publish_send_failed_total{component=\"pub\",class=\"nats."
+                 "publish\",worker=\"%d\"}",
+                 test_workers("sleep", workers, sizeof(workers)) == 2 ? 1 : 0);
+        cr_assert_gt(metric_value(series), 0);
+        stop(&d);
+        free(conf);
+}
+
 /* A component whose settings nats.* refuses: the daemon does not start, and says why. */
 static void refused(const char *settings, const char *why)
 {
