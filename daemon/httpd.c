@@ -422,6 +422,19 @@ int httpd_open(struct httpd **ret, const struct config *c, httpd_metrics_fn *fn,
         return 0;
 }
 
+bool httpd_tls_current(const struct httpd *h, const struct config *c)
+{
+        if (!h || !h->cert || !c->metrics_tls_cert)
+                return false;
+        char err[256];
+        char *cert = read_pem(c->metrics_tls_cert, "metrics_tls_cert", err, sizeof(err));
+        char *key = read_pem(c->metrics_tls_key, "metrics_tls_key", err, sizeof(err));
+        bool same = cert && key && !strcmp(cert, h->cert) && same_secret(key, h->key);
+        free(cert);
+        free_secret(key);
+        return same;
+}
+
 void httpd_close(struct httpd *h)
 {
         if (!h)

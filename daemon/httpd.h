@@ -7,6 +7,7 @@
 #ifndef ACTORD_HTTPD_H
 #define ACTORD_HTTPD_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 struct httpd;
@@ -24,6 +25,9 @@ struct config;
  * message). */
 int httpd_open(struct httpd **ret, const struct config *c, httpd_metrics_fn *fn, void *arg,
                char *err, size_t err_len);
+/* Whether h serves HTTPS with the very certificate and key that c's files hold now (false for
+ * NULL, plain HTTP, or files that cannot be read). */
+bool httpd_tls_current(const struct httpd *h, const struct config *c);
 /* Stops serving and closes every connection; accepts NULL. */
 void httpd_close(struct httpd *h);
 /* The fd to poll for input (the server's epoll set), or -1 for NULL. */

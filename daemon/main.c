@@ -304,14 +304,16 @@ static bool same_string(const char *a, const char *b)
         return a == b || (a && b && !strcmp(a, b));
 }
 
-/* Whether a reload from a to b needs a new HTTP server: another address, TLS or users; or TLS
- * at all, whose certificate files may have been renewed under the same names. */
-static bool metrics_change(const struct config *a, const struct config *b)
+/* Whether a reload from a to b needs a new HTTP server (running: h): another address, TLS
+ * files or users, or TLS files whose contents changed (a certificate renewed under the same
+ * name). */
+static bool metrics_change(const struct config *a, const struct config *b, const struct httpd *h)
 {
         if (!same_string(a->metrics_listen, b->metrics_listen) ||
             !same_string(a->metrics_tls_cert, b->metrics_tls_cert) ||
             !same_string(a->metrics_tls_key, b->metrics_tls_key) ||
-            a->n_metrics_users != b->n_metrics_users || (b->metrics_listen && b->metrics_tls_cert))
+            a->n_metrics_users != b->n_metrics_users ||
+            (b->metrics_listen && b->metrics_tls_cert && !httpd_tls_current(h, b)))
                 return true;
         for (int i = 0; i < a->n_metrics_users; i++)
                 if (strcmp(a->metrics_users[i].name, b->metrics_users[i].name) ||
@@ -359,7 +361,7 @@ static bool reload(const struct options *o, struct config **cfg, struct plugin_r
          * port, it gives the port up for the new one and takes it back if the reload fails
          * (`handed_over`): connections to the old one are closed, and for that moment the port
          * refuses connections. */
-        bool http_moves = ncfg && metrics_change(*cfg, ncfg);
+        bool http_moves = ncfg && metrics_change(*cfg, ncfg, http->httpd);
         bool handed_over = false;
         if (r == 0 && built && d.n == 0 && http_moves && ncfg->metrics_listen) {
                 bool had = http->httpd != NULL;

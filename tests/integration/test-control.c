@@ -1395,7 +1395,7 @@ static char *https(int port, const char *req)
 
 /* metrics_tls_cert and metrics_users: HTTPS only, and a login (basic authentication, the
  * password checked against its crypt(3) hash) before any answer; a reload reads the
- * certificate again. */
+ * certificate again, and replaces the listener only when it changed. */
 Test(control, the_metrics_over_https_answer_users_who_log_in)
 {
         make_cert();
@@ -1441,9 +1441,20 @@ Test(control, the_metrics_over_https_answer_users_who_log_in)
         cr_assert(strstr(st, url), "no '%s' in: %s", url + 1, st);
         free(st);
 
+        /* A reload that changes nothing of it keeps the listener: the same port (0 in the
+         * configuration: a new listener would have another), no "now at". */
+        char *a = ask_ok(sock, "reload");
+        free(a);
+        r = https(port, req);
+        cr_assert_eq(http_status(r), 200, "after a reload that changed nothing: %.300s", r);
+        free(r);
+        char *log = daemon_stderr(&d);
+        cr_assert_null(strstr(log, "metrics over HTTP now at"), "%s", log);
+        free(log);
+
         /* A renewed certificate under the same name: a reload serves it. */
         make_cert();
-        char *a = ask_ok(sock, "reload");
+        a = ask_ok(sock, "reload");
         free(a);
         cr_assert(
             wait_contains(dir, d.err_path, "metrics over HTTP now at https://127.0.0.1:", 10000),
