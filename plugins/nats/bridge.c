@@ -175,6 +175,7 @@ static void bridge_free(struct bridge *b)
         free(b->tls_hostname);
         free(b->nkey);
         free(b->nkey_seed);
+        free(b->creds);
         free(b->source);
         for (int i = 0; i < b->n_sources; i++)
                 free(b->sources[i].name);
@@ -188,6 +189,22 @@ static void bridge_unref(struct bridge *b)
         /* acq_rel: the last one sees everything the others did with the bridge. */
         if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
                 bridge_free(b);
+}
+
+/* A file holding a secret (an NKey seed, credentials): it must be readable; that others may
+ * read it too is said. False, after actord_set_error(), when it cannot be read. */
+static bool secret_file_ok(struct actord_ctx *ctx, const char *what, const char *path)
+{
+        struct stat st;
+        if (stat(path, &st) < 0 || access(path, R_OK) < 0) {
+                actord_set_error(ctx, "%s '%s': %s", what, path, strerror(errno));
+                return false;
+        }
+        if (st.st_mode & 0077)
+                actord_log(ctx, ACTORD_LOG_WARNING,
+                           "%s '%s' may be read by others (mode %04o): it is a secret", what, path,
+                           (unsigned)(st.st_mode & 07777));
+        return true;
 }
 
 static struct bridge *bridge_create(struct actord_ctx *ctx, bool subscriber)
@@ -246,17 +263,16 @@ static struct bridge *bridge_create(struct actord_ctx *ctx, bool subscriber)
                 actord_set_error(ctx, "nkey '%.60s': %s", nkey, why);
                 return NULL;
         }
-        struct stat st;
-        if (seed && stat(seed, &st) == 0 && access(seed, R_OK) == 0) {
-                if (st.st_mode & 0077)
-                        actord_log(ctx, ACTORD_LOG_WARNING,
-                                   "nkey_seed '%s' may be read by others (mode %04o): it is a "
-                                   "secret",
-                                   seed, (unsigned)(st.st_mode & 07777));
-        } else if (seed) {
-                actord_set_error(ctx, "nkey_seed '%s': %s", seed, strerror(errno));
+        const char *creds = NULL;
+        (void)actord_setting_string(ctx, "creds", &creds);
+        if (creds && nkey) {
+                actord_set_error(ctx, "creds and nkey: one or the other (a credentials file "
+                                      "holds its own key)");
                 return NULL;
         }
+        if ((seed && !secret_file_ok(ctx, "nkey_seed", seed)) ||
+            (creds && !secret_file_ok(ctx, "creds", creds)))
+                return NULL;
         bool headers = true, batch = false;
         if (!subscriber) {
                 (void)actord_setting_bool(ctx, "headers", &headers);
@@ -293,6 +309,8 @@ static struct bridge *bridge_create(struct actord_ctx *ctx, bool subscriber)
                 if (tls[i] && !(*tls_to[i] = strdup(tls[i])))
                         copied = false;
         if (nkey && (!(b->nkey = strdup(nkey)) || !(b->nkey_seed = strdup(seed))))
+                copied = false;
+        if (creds && !(b->creds = strdup(creds)))
                 copied = false;
         if (!subscriber) {
                 char host[256];
@@ -523,9 +541,12 @@ natsStatus bridge_connect(struct bridge *b)
                 s = natsOptions_LoadCertificatesChain(o, b->tls_cert, b->tls_key);
         if (s == NATS_OK && b->tls_hostname)
                 s = natsOptions_SetExpectedHostname(o, b->tls_hostname);
-        /* The seed is read at each connect and signs the server's nonce. */
+        /* The seed (alone, or in the credentials file beside the user's JWT) is read at each
+         * connect and signs the server's nonce. */
         if (s == NATS_OK && b->nkey)
                 s = natsOptions_SetNKeyFromSeed(o, b->nkey, b->nkey_seed);
+        if (s == NATS_OK && b->creds)
+                s = natsOptions_SetUserCredentialsFromFiles(o, b->creds, NULL);
         if (s == NATS_OK)
                 s = natsOptions_SetName(o, name);
         if (s == NATS_OK)

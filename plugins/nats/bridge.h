@@ -81,8 +81,9 @@ struct bridge {
          * the component's own certificate chain and key, the name expected in the server's
          * certificate. NULL: none. */
         char *tls_ca, *tls_cert, *tls_key, *tls_hostname;
-        /* NKey authentication: the public key and the file of its seed, or NULL. */
-        char *nkey, *nkey_seed;
+        /* NKey authentication: the public key and the file of its seed, or NULL; or a
+         * credentials file (a user JWT and its seed), or NULL. */
+        char *nkey, *nkey_seed, *creds;
 
         /* The ring from producer to consumer: the worker to the bridge thread (publisher), a
          * libnats delivery thread to the worker (subscriber). */
@@ -182,9 +183,13 @@ void bridge_fini(struct actord_ctx *ctx, void *state);
          .type = ACTORD_SETTING_STRING,                                                            \
          .help = "the public NKey (U...) this client signs in as, for a server that authorises "   \
                  "NKeys (with nkey_seed)"},                                                        \
+            {.name = "nkey_seed",                                                                  \
+             .type = ACTORD_SETTING_STRING,                                                        \
+             .help = "the file of nkey's seed (SU...), readable by actord alone"},                 \
         {                                                                                          \
-                .name = "nkey_seed", .type = ACTORD_SETTING_STRING,                                \
-                .help = "the file of nkey's seed (SU...), readable by actord alone"                \
+                .name = "creds", .type = ACTORD_SETTING_STRING,                                    \
+                .help = "a credentials file (a user JWT and its seed, as `nsc` writes it) for a "  \
+                        "server in operator mode; not with nkey"                                   \
         }
 /* Bridge thread: connects (retrying in the background if the server is not there). */
 natsStatus bridge_connect(struct bridge *b);

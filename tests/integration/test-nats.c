@@ -1258,9 +1258,14 @@ static void der_tail(const char *name, unsigned char out[32])
         free(path);
 }
 
-/* A user NKey made with openssl (Ed25519): its public key in pub (57 bytes), its seed in the
- * file <dir>/<name>.nk, mode 0600. */
-static void make_nkey(const char *name, char pub[64])
+/* The first letter of an NKey's text, as its prefix byte: operator, account, user. */
+#define NKEY_OPERATOR (14 << 3)
+#define NKEY_ACCOUNT 0
+#define NKEY_USER (20 << 3)
+
+/* An NKey of `kind` made with openssl (Ed25519, its private key in <dir>/<name>.der): its
+ * public key in pub (57 bytes), its seed's text in seed (59 bytes). */
+static void make_nkey_of(const char *name, unsigned kind, char pub[64], char seed_text[64])
 {
         char *cmd;
         cr_assert(asprintf(&cmd,
@@ -1278,18 +1283,24 @@ static void make_nkey(const char *name, char pub[64])
         der_tail(file, seed);
         snprintf(file, sizeof(file), "%s.pub.der", name);
         der_tail(file, key);
-        /* The prefix bytes: 'U' for a user's key; a seed's 'S' and then the kind's. */
-        const unsigned user = 20 << 3, seed_of = 18 << 3;
-        raw[0] = (unsigned char)user;
+        /* The prefix bytes: the kind's; a seed's 'S' and then the kind's. */
+        const unsigned seed_of = 18 << 3;
+        raw[0] = (unsigned char)kind;
         memcpy(raw + 1, key, 32);
         nkey_encode(raw, 33, pub);
-        raw[0] = (unsigned char)(seed_of | user >> 5);
-        raw[1] = (unsigned char)((user & 31) << 3);
+        raw[0] = (unsigned char)(seed_of | kind >> 5);
+        raw[1] = (unsigned char)((kind & 31) << 3);
         memcpy(raw + 2, seed, 32);
+        nkey_encode(raw, 34, seed_text);
+        cr_assert_eq(seed_text[0], 'S');
+        cr_assert_eq(seed_text[1], pub[0], "seed %s of %s", seed_text, pub);
+}
+
+/* A user NKey: its public key in pub, its seed in the file <dir>/<name>.nk, mode 0600. */
+static void make_nkey(const char *name, char pub[64])
+{
         char text[64];
-        nkey_encode(raw, 34, text);
-        cr_assert_eq(text[0], 'S');
-        cr_assert_eq(text[1], 'U', "seed %s", text);
+        make_nkey_of(name, NKEY_USER, pub, text);
         char *path;
         cr_assert(asprintf(&path, "%s/%s.nk", dir, name) > 0);
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -1410,4 +1421,201 @@ Test(nats, nkeys_sign_in_and_a_stranger_is_refused)
         snprintf(bad, sizeof(bad), "subject = \"a\"; nkey = \"%s\"; nkey_seed = \"%s/none.nk\";",
                  pub, dir);
         refused(bad, "none.nk': No such file or directory");
+}
+
+/* ---- credentials files (operator mode) ---- */
+
+/* RFC 4648 base64url without padding (caller frees). */
+static char *b64url(const unsigned char *in, size_t n)
+{
+        const char *abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        char *out = malloc(n * 4 / 3 + 4);
+        cr_assert_not_null(out);
+        size_t k = 0;
+        for (size_t i = 0; i < n; i += 3) {
+                uint32_t v = (uint32_t)in[i] << 16;
+                if (i + 1 < n)
+                        v |= (uint32_t)in[i + 1] << 8;
+                if (i + 2 < n)
+                        v |= in[i + 2];
+                out[k++] = abc[(v >> 18) & 63];
+                out[k++] = abc[(v >> 12) & 63];
+                if (i + 1 < n)
+                        out[k++] = abc[(v >> 6) & 63];
+                if (i + 2 < n)
+                        out[k++] = abc[v & 63];
+        }
+        out[k] = 0;
+        return out;
+}
+
+/* A NATS JWT: `claims` (JSON, issued by the key `signer` of public key iss to sub) signed by
+ * <dir>/<signer>.der with openssl (Ed25519, as NATS's "ed25519-nkey"); caller frees. */
+static char *nats_jwt(const char *signer, const char *iss, const char *sub, const char *nats)
+{
+        const char *header = "{\"typ\":\"JWT\",\"alg\":\"ed25519-nkey\"}";
+        char *claims, *signed_part;
+        cr_assert(asprintf(&claims,
+                           "{\"jti\":\"T%.51s\",\"iat\":%lld,\"iss\":\"%s\",\"name\":\"test\","
+                           "\"sub\":\"%s\",\"nats\":%s}",
+                           sub + 1, (long long)time(NULL), iss, sub, nats) > 0);
+        char *h = b64url((const unsigned char *)header, strlen(header));
+        char *c = b64url((const unsigned char *)claims, strlen(claims));
+        cr_assert(asprintf(&signed_part, "%s.%s", h, c) > 0);
+        free(tu_write(dir, "to-sign", signed_part));
+        char *cmd;
+        cr_assert(asprintf(&cmd,
+                           "cd '%s' && openssl pkeyutl -sign -rawin -keyform DER -inkey %s.der "
+                           "-in to-sign -out signature 2>>openssl.log",
+                           dir, signer) > 0);
+        int st = system(cmd);
+        free(cmd);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "openssl pkeyutl -sign failed");
+        char *path;
+        cr_assert(asprintf(&path, "%s/signature", dir) > 0);
+        FILE *f = fopen(path, "rb");
+        cr_assert_not_null(f);
+        unsigned char sig[64];
+        cr_assert_eq(fread(sig, 1, sizeof(sig), f), sizeof(sig));
+        fclose(f);
+        char *sg = b64url(sig, sizeof(sig)), *jwt;
+        cr_assert(asprintf(&jwt, "%s.%s", signed_part, sg) > 0);
+        free(path);
+        free(sg);
+        free(h);
+        free(c);
+        free(claims);
+        free(signed_part);
+        return jwt;
+}
+
+/* <dir>/<name>.creds (mode 0600): a user of the account `account` (its key <dir>/<account>.der,
+ * public key acc), as nsc writes it: the user's JWT, then its seed. */
+static void make_creds(const char *name, const char *account, const char *acc)
+{
+        char pub[64], seed[64];
+        make_nkey_of(name, NKEY_USER, pub, seed);
+        char *jwt = nats_jwt(account, acc, pub,
+                             "{\"type\":\"user\",\"version\":2,\"pub\":{},\"sub\":{},\"subs\":-1,"
+                             "\"data\":-1,\"payload\":-1}");
+        char *path;
+        cr_assert(asprintf(&path, "%s/%s.creds", dir, name) > 0);
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "-----BEGIN NATS USER JWT-----\n%s\n------END NATS USER JWT------\n\n"
+                "-----BEGIN USER NKEY SEED-----\n%s\n------END USER NKEY SEED------\n",
+                jwt, seed);
+        fclose(f);
+        cr_assert_eq(chmod(path, 0600), 0);
+        free(path);
+        free(jwt);
+}
+
+/* A server in operator mode (an operator, one account it signed, preloaded): users whose JWT
+ * that account signed may connect; the account's public key in acc. */
+static void operator_server_start(struct server *s, char acc[64])
+{
+        char op[64], seed[64], *conf;
+        make_nkey_of("operator", NKEY_OPERATOR, op, seed);
+        make_nkey_of("account", NKEY_ACCOUNT, acc, seed);
+        char *opj = nats_jwt("operator", op, op, "{\"type\":\"operator\",\"version\":2}");
+        char *acj = nats_jwt("operator", op, acc,
+                             "{\"type\":\"account\",\"version\":2,\"limits\":{\"subs\":-1,\"data\":"
+                             "-1,\"payload\":-1,\"imports\":-1,\"exports\":-1,\"wildcards\":true,"
+                             "\"conn\":-1,\"leaf\":-1}}");
+        free(tu_write(dir, "operator.jwt", opj));
+        cr_assert(asprintf(&conf, "%s/operator-server.conf", dir) > 0);
+        FILE *f = fopen(conf, "w");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "operator: \"%s/operator.jwt\"\nresolver: MEMORY\nresolver_preload: {\n  %s: "
+                "\"%s\"\n}\n",
+                dir, acc, acj);
+        fclose(f);
+        const char *extra[] = {"-c", conf, NULL};
+        server_start_with(s, 0, extra);
+        free(conf);
+        free(opj);
+        free(acj);
+}
+
+/* Both ends sign in with a credentials file (a user JWT the server's account signed, and its
+ * seed); a user of an account the server does not know is refused and fails at once; creds
+ * and nkey together are refused at start. */
+Test(nats, a_credentials_file_signs_in_to_an_operator_mode_server)
+{
+        struct server s;
+        char acc[64], other[64], seed[64];
+        operator_server_start(&s, acc);
+        make_creds("user", "account", acc);
+        make_nkey_of("other", NKEY_ACCOUNT, other, seed);
+        make_creds("stranger", "other", other);
+        char body[4096];
+        snprintf(
+            body, sizeof(body),
+            "components: {\n"
+            "  sub = { class = \"nats.subscribe\"; type = \"core.sample\"; worker = 1;\n"
+            "          settings = { url = \"%s\"; subject = \"in\"; creds = \"%s/user.creds\"; "
+            "}; };\n"
+            "  pub = { class = \"nats.publish\";\n"
+            "          settings = { url = \"%s\"; subject = \"out\"; creds = \"%s/user.creds\"; "
+            "}; };\n"
+            "  never = { class = \"core.tick\"; schedule = { every_us = 2000000000; }; };\n"
+            "  alien = { class = \"nats.publish\"; restart = \"never\";\n"
+            "          settings = { url = \"%s\"; subject = \"x\"; creds = "
+            "\"%s/stranger.creds\"; }; };\n"
+            "};\nlinks = ( \"sub.out -> pub.in\", \"never.out -> alien.in\" );\n",
+            s.url, dir, s.url, dir, s.url, dir);
+        char *conf = write_conf(body);
+        struct daemon d;
+        start(&d, conf);
+        cr_assert(wait_contains(dir, d.err_path, "sub: subscribed to 'in'", 20000), "stderr:\n%s",
+                  daemon_stderr(&d));
+        cr_assert(wait_contains(dir, d.err_path,
+                                "component 'alien' (nats.publish) failed: cannot publish to 'x' "
+                                "on nats://127.0.0.1:",
+                                20000),
+                  "stderr:\n%s", daemon_stderr(&d));
+        char *err = daemon_stderr(&d);
+        cr_assert(strstr(err, "Authorization Violation"), "%s", err);
+        cr_assert_null(strstr(err, "may be read by others"), "%s", err);
+        free(err);
+        natsOptions *o = NULL;
+        natsConnection *nc = NULL;
+        char creds[512];
+        snprintf(creds, sizeof(creds), "%s/user.creds", dir);
+        cr_assert_eq(natsOptions_Create(&o), NATS_OK);
+        cr_assert_eq(natsOptions_SetURL(o, s.url), NATS_OK);
+        cr_assert_eq(natsOptions_SetUserCredentialsFromFiles(o, creds, NULL), NATS_OK);
+        natsStatus st = natsConnection_Connect(&nc, o);
+        cr_assert_eq(st, NATS_OK, "%s %s", natsStatus_GetText(st), nats_GetLastError(NULL));
+        natsOptions_Destroy(o);
+        natsSubscription *back = NULL;
+        cr_assert_eq(natsConnection_SubscribeSync(&back, nc, "out"), NATS_OK);
+        cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+        natsMsg *m = NULL;
+        st = NATS_TIMEOUT;
+        for (int i = 0; i < 100 && st != NATS_OK; i++) {
+                send_sample(nc, "in", (uint64_t)i, "core.sample/24",
+                            (int)sizeof(struct core_sample));
+                cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+                st = natsSubscription_NextMsg(&m, back, 200);
+        }
+        cr_assert_eq(st, NATS_OK, "nothing came back; stderr:\n%s", daemon_stderr(&d));
+        natsMsg_Destroy(m);
+        natsSubscription_Destroy(back);
+        natsConnection_Destroy(nc);
+        stop(&d);
+        server_stop(&s);
+        free(conf);
+
+        char bad[1024];
+        snprintf(bad, sizeof(bad),
+                 "subject = \"a\"; creds = \"%s/user.creds\"; nkey = \"%s\"; nkey_seed = "
+                 "\"%s/user.creds\";",
+                 dir, "UAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", dir);
+        refused(bad, "creds and nkey: one or the other");
+        snprintf(bad, sizeof(bad), "subject = \"a\"; creds = \"%s/none.creds\";", dir);
+        refused(bad, "creds '");
 }
