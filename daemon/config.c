@@ -264,13 +264,23 @@ static char *load_metrics_file(struct loader *l, const config_setting_t *m, cons
         return full;
 }
 
+/* Whether a crypt(5) string ends with a hash of its method's length, not with its salt alone
+ * ("$6$salt" is a setting crypt takes, not a hash to check against). Judged by the text, not
+ * by running crypt: a setting's cost (yescrypt's memory, sha512crypt's rounds) is not paid at
+ * load. */
 static bool whole_hash(const char *hash)
 {
-        struct crypt_data *cd = calloc(1, sizeof(*cd));
-        const char *r = cd ? crypt_r("", hash, cd) : NULL;
-        bool whole = r && r[0] == '$' && strlen(r) == strlen(hash);
-        free(cd);
-        return whole;
+        const char *last = strrchr(hash, '$');
+        size_t n = last ? strlen(last + 1) : 0;
+        if (!strncmp(hash, "$2", 2)) /* bcrypt: $2b$NN$, 22 of salt and 31 of hash */
+                return strlen(hash) == 60;
+        if (!strncmp(hash, "$6$", 3))
+                return n == 86;
+        if (!strncmp(hash, "$5$", 3) || !strncmp(hash, "$y$", 3) || !strncmp(hash, "$gy$", 4) ||
+            !strncmp(hash, "$7$", 3))
+                return n == 43;
+        /* Another method crypt_checksalt() takes: a hash part of some length. */
+        return n >= 20;
 }
 
 /* metrics_users = { name = "crypt(5) hash"; ... }; */
@@ -298,7 +308,7 @@ static void load_metrics_users(struct loader *l, const config_setting_t *g)
                         continue;
                 /* A hash crypt(3) can check, of a method it has and does not call legacy:
                  * yescrypt, sha512crypt, bcrypt. Not a password in the clear, nor a salt
-                 * without its hash (what crypt gives for it is longer). */
+                 * without its hash. */
                 if (hash[0] != '$' || crypt_checksalt(hash) != CRYPT_SALT_OK || !whole_hash(hash)) {
                         ERR(l, u,
                             "%s: not a password hash crypt(3) takes (\"$y$...\", \"$6$...\", "

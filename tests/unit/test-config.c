@@ -315,6 +315,18 @@ Test(config, metrics_tls_and_users)
         config_free(&c);
         free(text);
 
+        /* yescrypt and bcrypt, as crypt(3) makes them. */
+        cr_assert_eq(
+            load("actord: { metrics_listen = \":1\"; metrics_users = {\n"
+                 "  y = \"$y$j9T$abcdefghijklmnop$xxI14acrF4kcY59GsyqJ1DqdhVdc9N0f1.omTKnq.61\";\n"
+                 "  b = \"$2b$12$7/AYxu4wIUlM1X1IT8KYNeUVi/rLC5GXpgVMQJUHlv5IksDd.JFJS\"; }; };\n"
+                 "components: { a = { class = \"x.y\"; }; };\n",
+                 &c, &d, NULL),
+            0);
+        dump(&d);
+        cr_assert_eq(c.n_metrics_users, 2);
+        config_free(&c);
+
         const struct {
                 const char *actord, *error;
         } bad[] = {
@@ -329,6 +341,8 @@ Test(config, metrics_tls_and_users)
             {"metrics_listen = \":1\"; metrics_users = { p = \"$6$x\"; };",
              "metrics_users.p: not a password hash"},
             {"metrics_listen = \":1\"; metrics_users = { p = \"$1$abc$def\"; };",
+             "metrics_users.p: not a password hash"},
+            {"metrics_listen = \":1\"; metrics_users = { p = \"$y$j9T$abcdefghijklmnop\"; };",
              "metrics_users.p: not a password hash"},
             {"metrics_listen = \":1\"; metrics_users = { p = 1; };",
              "metrics_users.p must be a string"},
