@@ -29,9 +29,20 @@
 /* Seconds a connection may stay silent (a client that connects and sends nothing). */
 #define HTTPD_IDLE_S 10
 /* Passwords checked by crypt(3) per second at most (each costs the main thread milliseconds,
- * yescrypt's and bcrypt's tens of them): beyond that, a login that is not the one that
- * matched last is refused unchecked, so that guessing cannot take the main thread. */
-#define HTTPD_CRYPTS_PER_S 4
+ * yescrypt's and bcrypt's tens of them), in all and per client address: beyond that, a login
+ * that is not the one that matched last is refused unchecked, so that guessing cannot take the
+ * main thread, nor, from one address, lock the others out. */
+#define HTTPD_CRYPTS_PER_S 8
+#define HTTPD_CRYPTS_PER_CLIENT_S 2
+/* Client addresses whose checks are counted; beyond them the least recent is forgotten. */
+#define HTTPD_CLIENTS 32
+
+struct httpd_client {
+        unsigned char addr[16]; /* IPv4 in the first 4 */
+        int family;
+        uint64_t second;
+        unsigned crypts;
+};
 
 #define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
@@ -57,6 +68,8 @@ struct httpd {
         struct crypt_data *crypt; /* crypt_r's work area, with users */
         uint64_t crypt_second;    /* the second (CLOCK_MONOTONIC) of the crypts counted */
         unsigned crypts;          /* passwords checked in it */
+        struct httpd_client clients[HTTPD_CLIENTS]; /* the most recent first */
+        int n_clients;
         uint64_t unchecked, unchecked_untold; /* logins refused unchecked: all, since the log */
         uint64_t unchecked_told_ns;
 };
@@ -81,37 +94,68 @@ static void free_secret(char *s)
         }
 }
 
-/* Whether one more crypt(3) fits in this second's budget. Refusals are logged at once, then
- * at most every 10 s with the count since. */
-static bool may_crypt(struct httpd *h)
+/* The count of the client at sa, moved to the front of the table (made there if new). */
+static struct httpd_client *client_of(struct httpd *h, const struct sockaddr *sa)
+{
+        struct httpd_client c = {.family = sa ? sa->sa_family : AF_UNSPEC};
+        if (c.family == AF_INET)
+                memcpy(c.addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        else if (c.family == AF_INET6)
+                memcpy(c.addr, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+        int i = 0;
+        while (i < h->n_clients &&
+               (h->clients[i].family != c.family || memcmp(h->clients[i].addr, c.addr, 16)))
+                i++;
+        if (i == h->n_clients) {
+                if (h->n_clients < HTTPD_CLIENTS)
+                        h->n_clients++;
+                i = h->n_clients - 1; /* new, or the least recent forgotten */
+        } else
+                c = h->clients[i];
+        memmove(&h->clients[1], &h->clients[0], (size_t)i * sizeof(c));
+        h->clients[0] = c;
+        return &h->clients[0];
+}
+
+/* Whether one more crypt(3) fits in this second's budgets, in all and for the client at sa.
+ * Refusals are logged at once, then at most every 10 s with the count since. */
+static bool may_crypt(struct httpd *h, const struct sockaddr *sa)
 {
         uint64_t now = mono_ns(), second = now / 1000000000u;
         if (second != h->crypt_second) {
                 h->crypt_second = second;
                 h->crypts = 0;
         }
-        if (h->crypts < HTTPD_CRYPTS_PER_S) {
+        struct httpd_client *c = client_of(h, sa);
+        if (c->second != second) {
+                c->second = second;
+                c->crypts = 0;
+        }
+        if (h->crypts < HTTPD_CRYPTS_PER_S && c->crypts < HTTPD_CRYPTS_PER_CLIENT_S) {
                 h->crypts++;
+                c->crypts++;
                 return true;
         }
         h->unchecked++;
         h->unchecked_untold++;
         if (!h->unchecked_told_ns || now - h->unchecked_told_ns >= 10000000000u) {
                 log_warning("metrics over HTTP: %llu logins refused unchecked (%llu so far): more "
-                            "than %d passwords to check in a second",
+                            "than %d passwords to check in a second (%d from one address)",
                             (unsigned long long)h->unchecked_untold,
-                            (unsigned long long)h->unchecked, HTTPD_CRYPTS_PER_S);
+                            (unsigned long long)h->unchecked, HTTPD_CRYPTS_PER_S,
+                            HTTPD_CRYPTS_PER_CLIENT_S);
                 h->unchecked_told_ns = now;
                 h->unchecked_untold = 0;
         }
         return false;
 }
 
-static bool password_ok(struct httpd *h, struct httpd_user *u, const char *pass)
+static bool password_ok(struct httpd *h, struct httpd_user *u, const char *pass,
+                        const struct sockaddr *from)
 {
         if (u->matched && same_secret(u->matched, pass))
                 return true;
-        if (!may_crypt(h))
+        if (!may_crypt(h, from))
                 return false;
         const char *r = crypt_r(pass, u->hash, h->crypt);
         /* A failure is "*..." (or NULL): never the hash. */
@@ -130,10 +174,12 @@ static bool authorised(struct httpd *h, struct MHD_Connection *conn)
                 return true;
         char *pass = NULL;
         char *user = MHD_basic_auth_get_username_password(conn, &pass);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         bool ok = false;
         for (int i = 0; user && pass && i < h->n_users; i++)
                 if (!strcmp(h->users[i].name, user)) {
-                        ok = password_ok(h, &h->users[i], pass);
+                        ok = password_ok(h, &h->users[i], pass, ci ? ci->client_addr : NULL);
                         break;
                 }
         if (pass) {
