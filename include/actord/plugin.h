@@ -397,8 +397,8 @@ static inline int actord_watch_fd(struct actord_ctx *ctx, int fd, uint32_t event
  * ON_MESSAGE one under a daemon older than 1.3 (host->abi_minor < 3). An ON_MESSAGE component
  * that takes it, in init, is one any thread may mark ready: a thread of the plugin's that has
  * something to report (a connection lost, a write failed) has it run without a message, at
- * the cost, under a spinning worker, of an atomic exchange per message its producer on the
- * same worker publishes (instead of a plain store). */
+ * the cost of an atomic exchange (instead of a plain store) each time a producer on the same
+ * worker makes it ready. */
 static inline struct actord_notifier *actord_notifier(struct actord_ctx *ctx)
 {
         return ctx->host->notifier(ctx);
