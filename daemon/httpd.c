@@ -59,6 +59,7 @@ struct httpd {
         int fd;   /* the listening socket, ours: libmicrohttpd does not close it */
         int epfd; /* libmicrohttpd's epoll set */
         httpd_metrics_fn *fn;
+        httpd_health_fn *health;
         void *arg;
         unsigned port;
         char url[96];
@@ -251,6 +252,12 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
                 *upload_len = 0; /* a GET with a body: skipped */
                 return MHD_YES;
         }
+        /* For a load balancer's or an orchestrator's probe: no login, and no more than this. */
+        if (!strcmp(url, "/health")) {
+                bool well = h->health(h->arg);
+                return reply_text(conn, well ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+                                  well ? "ok\n" : "stalled\n", NULL);
+        }
         if (!authorised(h, conn)) {
                 static char body[] = "login required\n";
                 struct MHD_Response *r =
@@ -277,7 +284,9 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
                 return reply(conn, MHD_HTTP_OK, METRICS_TYPE, body, len, NULL);
         }
         if (!strcmp(url, "/"))
-                return reply_text(conn, MHD_HTTP_OK, "actord: the metrics are at /metrics\n", NULL);
+                return reply_text(conn, MHD_HTTP_OK,
+                                  "actord: the metrics are at /metrics, the health at /health\n",
+                                  NULL);
         return reply_text(conn, MHD_HTTP_NOT_FOUND, "not found: the metrics are at /metrics\n",
                           NULL);
 }
@@ -396,8 +405,8 @@ static void httpd_free(struct httpd *h)
         free(h);
 }
 
-int httpd_open(struct httpd **ret, const struct config *c, httpd_metrics_fn *fn, void *arg,
-               char *err, size_t err_len)
+int httpd_open(struct httpd **ret, const struct config *c, httpd_metrics_fn *fn,
+               httpd_health_fn *health, void *arg, char *err, size_t err_len)
 {
         char host[256];
         unsigned port;
@@ -412,6 +421,7 @@ int httpd_open(struct httpd **ret, const struct config *c, httpd_metrics_fn *fn,
                 return -ENOMEM;
         }
         h->fn = fn;
+        h->health = health;
         h->arg = arg;
         h->fd = -1;
         if (c->metrics_tls_cert &&

@@ -14,17 +14,20 @@ struct httpd;
 
 /* Writes the metrics text into out (the main thread's). */
 typedef void httpd_metrics_fn(void *arg, FILE *out);
+/* Whether the daemon is well (no worker stuck in a run), for GET /health. */
+typedef bool httpd_health_fn(void *arg);
 
 struct config;
 
 /* Listens on c->metrics_listen ("host:port", "[IPv6]:port", ":port"; config_parse_listen) and
- * serves the metrics from fn(arg): over HTTPS with c->metrics_tls_cert and its key (read now:
- * a renewed certificate takes a new httpd), to c->metrics_users alone (basic authentication,
- * passwords checked by crypt(3)) where there are any. Keeps nothing of c. Returns 0, or a
- * negative errno with the reason in err (the failing step and strerror, or the resolver's
+ * serves the metrics from fn(arg), and GET /health from health(arg): over HTTPS with
+ * c->metrics_tls_cert and its key (read now: a renewed certificate takes a new httpd), to
+ * c->metrics_users alone (basic authentication, passwords checked by crypt(3)) where there are any,
+ * but for /health, which says "ok" or "stalled" and nothing more. Keeps nothing of c. Returns 0, or
+ * a negative errno with the reason in err (the failing step and strerror, or the resolver's
  * message). */
-int httpd_open(struct httpd **ret, const struct config *c, httpd_metrics_fn *fn, void *arg,
-               char *err, size_t err_len);
+int httpd_open(struct httpd **ret, const struct config *c, httpd_metrics_fn *fn,
+               httpd_health_fn *health, void *arg, char *err, size_t err_len);
 /* Whether h serves HTTPS with the very certificate and key that c's files hold now (false for
  * NULL, plain HTTP, or files that cannot be read). */
 bool httpd_tls_current(const struct httpd *h, const struct config *c);

@@ -268,6 +268,7 @@ static void list_plugins(const struct plugin_registry *reg)
 struct metrics_http {
         struct httpd *httpd; /* or NULL */
         httpd_metrics_fn *fn;
+        httpd_health_fn *health;
         void *arg;
 };
 
@@ -285,13 +286,13 @@ static int metrics_open(const struct config *c, struct metrics_http *mh, struct 
                 log_warning("%s:%d: metrics_users without metrics_tls_cert: the passwords cross "
                             "the network in the clear",
                             c->metrics_file, c->metrics_line);
-        int r = httpd_open(ret, c, mh->fn, mh->arg, err, sizeof(err));
+        int r = httpd_open(ret, c, mh->fn, mh->health, mh->arg, err, sizeof(err));
         if (r == -EADDRINUSE && take_port && mh->httpd &&
             config_parse_listen(c->metrics_listen, host, sizeof(host), &port) == 0 &&
             port == httpd_port(mh->httpd)) {
                 httpd_close(mh->httpd);
                 mh->httpd = NULL;
-                r = httpd_open(ret, c, mh->fn, mh->arg, err, sizeof(err));
+                r = httpd_open(ret, c, mh->fn, mh->health, mh->arg, err, sizeof(err));
         }
         if (r < 0)
                 diag_add(d, c->metrics_file, c->metrics_line, "actord.metrics_listen = \"%s\": %s",
@@ -617,6 +618,16 @@ static void render_metrics(void *arg, FILE *out)
         stats_write_metrics(out, &v);
 }
 
+/* GET /health: well while no worker is stuck in a run (the supervisor's last look). */
+static bool healthy(void *arg)
+{
+        const struct supervisor *sup = ((const struct running *)arg)->sup;
+        for (int i = 0; i < sup->n_workers; i++)
+                if (sup->stuck[i])
+                        return false;
+        return true;
+}
+
 /* A reload and its bookkeeping: the counts, the rate and loss baselines, and for a SIGHUP
  * (`by_signal`) the state file that `actord --reload` waits on: only its own kind of reload
  * may answer it, not one asked for through the control socket meanwhile. */
@@ -744,7 +755,7 @@ int main(int argc, char **argv)
                             .rt = &rt,
                             .sup = &sup,
                             .ctl = &ctl,
-                            .http = {.fn = render_metrics, .arg = &m}};
+                            .http = {.fn = render_metrics, .health = healthy, .arg = &m}};
 
         /* --list-plugins needs a configuration only for its plugin_dirs, when one is named.
          * Configuration errors are collected in cd, those of the file and those that need the

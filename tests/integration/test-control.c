@@ -1515,11 +1515,54 @@ Test(control, metrics_users_without_https_are_warned_of)
         }
         cr_assert(wait_contains(dir, d.err_path, "logins refused unchecked", 10000), "%s",
                   daemon_stderr(&d));
+        /* The health answers without a login, and says no more than that. */
+        r = http(http_port(), "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        cr_assert_eq(http_status(r), 200, "%.300s", r);
+        cr_assert_str_eq(http_body(r), "ok\n");
+        free(r);
         r = http(http_port(), GET_AS("Authorization: Basic cDpzM2NyZXQ=\r\n"));
         cr_assert_eq(http_status(r), 200, "the known password was refused: %.300s", r);
         free(r);
         r = http(http_port(), GET_AS("Authorization: Basic cTpzM2NyZXQ=\r\n")); /* q:s3cret */
         cr_assert_eq(http_status(r), 200, "a first login from another address: %.300s", r);
+        free(r);
+        ctl_end();
+}
+
+/* GET /health: 503 "stalled" while a worker is stuck inside a run (the supervisor's view),
+ * while the metrics go on answering. */
+Test(control, the_health_over_http_says_when_a_worker_is_stuck)
+{
+        int a, b;
+        two_cpus(&a, &b);
+        char *text;
+        /* Every second run of `slow` spins for a minute: its worker is stuck. */
+        cr_assert(
+            asprintf(&text,
+                     "actord: { plugin_dirs = [ \"%s\", \"%s\" ]; stall_ms = 200;\n"
+                     "  workers = ( { cpu = %d; } ); metrics_listen = \"127.0.0.1:0\"; };\n"
+                     "components: {\n"
+                     "  slow = { class = \"test.slowtick\"; schedule = { every_us = 1000; };\n"
+                     "    settings = { path = \"%s/slow.txt\"; busy_us = 60000000; every = 2; "
+                     "}; };\n"
+                     "  p = { class = \"test.probe\"; settings = { path = \"%s/p.txt\"; }; };\n"
+                     "};\nlinks = ( \"slow.out -> p.in\" );\n",
+                     ACTORD_TEST_PLUGIN_DIR, ACTORD_TEST_TESTPLUGIN_DIR "/schedkit", a, dir,
+                     dir) > 0);
+        conf = tu_write(dir, "stuck.conf", text);
+        free(text);
+        sock = path_in_dir("ctl.sock");
+        start_with_socket(&d, conf, sock);
+        cr_assert(
+            daemon_wait_notify(&d, "STATUS=STALLED: worker 0 stuck in component 'slow'", 10000),
+            "%s", daemon_stderr(&d));
+        const char *get = "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+        char *r = http(http_port(), get);
+        cr_assert_eq(http_status(r), 503, "%.300s", r);
+        cr_assert_str_eq(http_body(r), "stalled\n");
+        free(r);
+        r = http(http_port(), GET_METRICS);
+        cr_assert_eq(http_status(r), 200, "the metrics stopped with the worker: %.200s", r);
         free(r);
         ctl_end();
 }
