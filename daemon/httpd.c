@@ -521,7 +521,7 @@ void httpd_process(struct httpd *h)
 
 const char *httpd_url(const struct httpd *h)
 {
-        return h->url;
+        return h ? h->url : NULL;
 }
 
 unsigned httpd_port(const struct httpd *h)

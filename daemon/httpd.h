@@ -41,7 +41,7 @@ int httpd_timeout_ms(struct httpd *h);
 /* Does what is ready: accepts, reads requests, answers. Never blocks. */
 void httpd_process(struct httpd *h);
 /* "http://127.0.0.1:9464/metrics" (https://...), with the port bound (for ":0", the one the
- * kernel chose). */
+ * kernel chose); NULL for NULL. */
 const char *httpd_url(const struct httpd *h);
 /* The port bound. */
 unsigned httpd_port(const struct httpd *h);

@@ -639,7 +639,7 @@ static bool apply_reload(struct running *m, const char *why, FILE *detail, bool 
         char result[512];
         bool applied = reload(m->opt, m->cfg, m->reg, m->topo, m->rt, m->sup, &m->http, m->status,
                               why, result, sizeof(result), detail);
-        m->info.metrics_url = m->http.httpd ? httpd_url(m->http.httpd) : NULL;
+        m->info.metrics_url = httpd_url(m->http.httpd);
         if (by_signal)
                 control_state_write(m->state_path, ++m->generation, result);
         snprintf(m->last_reload, sizeof(m->last_reload), "%s", result);
@@ -869,7 +869,7 @@ int main(int argc, char **argv)
             .start_mono_ns = mono_ns(),
             .status = m.status,
             .last_reload = m.last_reload,
-            .metrics_url = m.http.httpd ? httpd_url(m.http.httpd) : NULL,
+            .metrics_url = httpd_url(m.http.httpd),
         };
         /* For `actord --reload` (the unit's ExecReload): each reload's generation and result.
          * Written before READY=1: from then on a reload may be asked for, and the command reads

@@ -686,7 +686,6 @@ void topology_component_free(struct component *c)
         free(c->in_link);
         free(c->out_link);
         free(c->fds);
-        free(c->fd_events);
         slot_give(c);
         struct plugin_counter *pc = atomic_load(&c->counters);
         for (uint32_t i = 0; pc && i < atomic_load(&c->n_counters); i++)

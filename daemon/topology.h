@@ -85,9 +85,12 @@ struct component {
         char error[256];
         struct worker *w;
 
-        /* fds registered through watch_fd (on_event), unregistered when it stops. */
-        int *fds;
-        uint32_t *fd_events; /* by fd: the events it was registered for */
+        /* fds registered through watch_fd (on_event), with the events asked for; unregistered
+         * when it stops. */
+        struct watched_fd {
+                int fd;
+                uint32_t events;
+        } * fds;
         int n_fds;
         bool fds_muted; /* waiting for room: its fds are in the epoll set with no events */
 
@@ -116,11 +119,12 @@ struct component {
          * that run is due even with no input readable (worker.c, run_ready). Cleared by its
          * worker. */
         _Atomic bool woken;
-        /* An on_message component that asked for its notifier (actord_notifier(), ABI 1.3):
-         * set by its worker in init, then never cleared; notifies reach it, so it is not
-         * local_marks. Read by any notifying thread (relaxed: a thread that was handed the
-         * notifier was handed it after the store; a stray one from the slot's last component
-         * may see either, and a stale notify then wakes it once more, or not). */
+        /* A component that asked for its notifier (actord_notifier(): on_event, or on_message
+         * since ABI 1.3): set by its worker in init, then never cleared; only such a component
+         * is marked by a notify, and an on_message one is then not local_marks. Read by any
+         * notifying thread (relaxed: a thread that was handed the notifier was handed it after
+         * the store; a stray one from the slot's last component may see either, and a stale
+         * notify then wakes it once more, or not). */
         _Atomic bool takes_notifies;
 
         /* Set while its worker watches its inputs itself (worker.c, the poll set): producers

@@ -267,36 +267,30 @@ static int host_watch_fd(struct actord_ctx *ctx, int fd, uint32_t events)
         struct component *c = comp_of(ctx);
         if (c->rule != ACTORD_RULE_ON_EVENT)
                 return -EINVAL;
-        int *fds = realloc(c->fds, (size_t)(c->n_fds + 1) * sizeof(*fds));
-        if (fds)
-                c->fds = fds;
-        uint32_t *evs = realloc(c->fd_events, (size_t)(c->n_fds + 1) * sizeof(*evs));
-        if (evs)
-                c->fd_events = evs;
-        if (!fds || !evs)
+        struct watched_fd *fds = realloc(c->fds, (size_t)(c->n_fds + 1) * sizeof(*fds));
+        if (!fds)
                 return -ENOMEM;
+        c->fds = fds;
         struct epoll_event ev = {.events = events, .data.ptr = c};
         if (epoll_ctl(c->w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
                 return -errno;
-        c->fds[c->n_fds] = fd;
-        c->fd_events[c->n_fds++] = events;
+        c->fds[c->n_fds++] = (struct watched_fd){.fd = fd, .events = events};
         c->w->n_fds++;
         return 0;
 }
 
 static struct actord_notifier *host_notifier(struct actord_ctx *ctx)
 {
-        /* On_event components take notifies, and on_message ones that ask (ABI 1.3): those
-         * are no longer marked by their own worker alone, which local_marks relies on. This
-         * is their worker thread, the only one that reads local_marks while they run; the
-         * others cannot mark them before the notifier is handed out. Periodic and loop
-         * components run anyway. */
+        /* On_event and on_message components (ABI 1.3) that ask take notifies: they are no
+         * longer marked by their own worker alone, which local_marks relies on (an on_event one
+         * never is). This is their worker thread, the only one that reads local_marks while
+         * they run; the others cannot mark them before the notifier is handed out. Periodic
+         * and loop components run anyway. */
         struct component *c = comp_of(ctx);
-        if (c->rule == ACTORD_RULE_ON_MESSAGE) {
-                atomic_store_explicit(&c->takes_notifies, true, memory_order_relaxed);
-                c->local_marks = false;
-        } else if (c->rule != ACTORD_RULE_ON_EVENT)
+        if (c->rule != ACTORD_RULE_ON_EVENT && c->rule != ACTORD_RULE_ON_MESSAGE)
                 return NULL;
+        atomic_store_explicit(&c->takes_notifies, true, memory_order_relaxed);
+        c->local_marks = false;
         return &c->notifier->pub;
 }
 
@@ -313,10 +307,9 @@ static void host_notify(struct actord_notifier *n)
          * component that takes notifies is never local_marks). NULL: between its fini and its
          * next init, or gone; a notify then does nothing, as it does to a component that does
          * not take notifies (a stray one, from the thread of the slot's last component). */
-        if (c && c->rule == ACTORD_RULE_ON_EVENT)
-                mark_ready_shared(NULL, c);
-        else if (c && atomic_load_explicit(&c->takes_notifies, memory_order_relaxed)) {
-                /* Relaxed: mark_ready's release publishes it to the run it queues. */
+        if (c && atomic_load_explicit(&c->takes_notifies, memory_order_relaxed)) {
+                /* Relaxed: mark_ready's release publishes it to the run it queues (an on_message
+                 * one runs even with nothing to read). */
                 atomic_store_explicit(&c->woken, true, memory_order_relaxed);
                 mark_ready_shared(NULL, c);
         }
@@ -692,7 +685,7 @@ static void component_stop(struct component *c)
         /* Its fds leave the worker's epoll set first: fini may close them, and the number
          * could be reused by anything. */
         for (int i = 0; i < c->n_fds; i++)
-                epoll_ctl(c->w->epfd, EPOLL_CTL_DEL, c->fds[i], NULL);
+                epoll_ctl(c->w->epfd, EPOLL_CTL_DEL, c->fds[i].fd, NULL);
         c->w->n_fds -= c->n_fds;
         c->n_fds = 0;
         c->fds_muted = false;
@@ -877,8 +870,8 @@ static void fds_mute(struct component *c, bool mute)
 {
         c->fds_muted = mute;
         for (int i = 0; i < c->n_fds; i++) {
-                struct epoll_event ev = {.events = mute ? 0 : c->fd_events[i], .data.ptr = c};
-                epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fds[i], &ev);
+                struct epoll_event ev = {.events = mute ? 0 : c->fds[i].events, .data.ptr = c};
+                epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fds[i].fd, &ev);
         }
 }
 
@@ -962,11 +955,13 @@ static void run_component(struct worker *w, struct component *c, uint64_t now)
                  * or keeps what it could not send; either way its next message runs it too,
                  * as the room does when it comes. Not one with fds: a readable fd would run
                  * it again and again, so they wait unwatched. */
-                if (room)
+                if (room) {
                         wake_for_room(w, c);
-                else if ((c->room_wait = waits_for_room(c) && (c->n_fds || !all_drained(c))) &&
-                         c->n_fds)
-                        fds_mute(c, true);
+                } else {
+                        c->room_wait = waits_for_room(c) && (c->n_fds || !all_drained(c));
+                        if (c->room_wait && c->n_fds)
+                                fds_mute(c, true);
+                }
         } else if (r == ACTORD_OK && c->rule == ACTORD_RULE_ON_MESSAGE && !all_drained(c) &&
                    inputs_readable(c)) {
                 /* It stopped reading with messages left (a batch limit, a full output): it

@@ -47,30 +47,6 @@ static bool broadcast_send(struct actord_ctx *ctx, struct fan *f, const void *ms
         return true;
 }
 
-static int broadcast_process(struct actord_ctx *ctx, void *state)
-{
-        struct fan *f = state;
-        uint32_t n = actord_port_count(ctx, true);
-        uint32_t size = actord_port_size(ctx, false, 0);
-        if (f->has_pending) {
-                if (!broadcast_send(ctx, f, f->pending, n, size))
-                        return ACTORD_IDLE;
-                f->has_pending = false;
-        }
-        const void *in;
-        int did = 0;
-        while ((in = actord_next(ctx, 0, NULL))) {
-                did = 1;
-                if (!broadcast_send(ctx, f, in, n, size)) {
-                        /* The outputs before f->at have it; the others get it later. */
-                        memcpy(f->pending, in, size);
-                        f->has_pending = true;
-                        break;
-                }
-        }
-        return did ? ACTORD_OK : ACTORD_IDLE;
-}
-
 /* msg to the next output that takes it; false if every one refused. */
 static bool roundrobin_send(struct actord_ctx *ctx, struct fan *f, const void *msg, uint32_t n,
                             uint32_t size)
@@ -88,28 +64,42 @@ static bool roundrobin_send(struct actord_ctx *ctx, struct fan *f, const void *m
         return false;
 }
 
-static int roundrobin_process(struct actord_ctx *ctx, void *state)
+/* Both fans' run: the message kept from the last run first, then the input, each through
+ * `send`; a message it cannot send whole is kept, and reading stops. */
+static int fan_process(struct actord_ctx *ctx, struct fan *f,
+                       bool (*send)(struct actord_ctx *, struct fan *, const void *, uint32_t,
+                                    uint32_t))
 {
-        struct fan *f = state;
         uint32_t n = actord_port_count(ctx, true);
         uint32_t size = actord_port_size(ctx, false, 0);
         if (f->has_pending) {
-                if (!roundrobin_send(ctx, f, f->pending, n, size))
+                if (!send(ctx, f, f->pending, n, size))
                         return ACTORD_IDLE;
                 f->has_pending = false;
         }
         const void *in;
         int did = 0;
-        /* A full output is gone around: the message goes to the next one that has room. */
         while ((in = actord_next(ctx, 0, NULL))) {
                 did = 1;
-                if (!roundrobin_send(ctx, f, in, n, size)) {
+                if (!send(ctx, f, in, n, size)) {
                         memcpy(f->pending, in, size);
                         f->has_pending = true;
                         break;
                 }
         }
         return did ? ACTORD_OK : ACTORD_IDLE;
+}
+
+/* A broadcast keeps a message until every output has it (the outputs before f->at do). */
+static int broadcast_process(struct actord_ctx *ctx, void *state)
+{
+        return fan_process(ctx, state, broadcast_send);
+}
+
+/* A round-robin goes around a full output: the message goes to the next one with room. */
+static int roundrobin_process(struct actord_ctx *ctx, void *state)
+{
+        return fan_process(ctx, state, roundrobin_send);
 }
 
 static const struct actord_port any_in[] = {{.name = "in", .type = ACTORD_TYPE_GENERIC}};

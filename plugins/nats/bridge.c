@@ -191,16 +191,17 @@ static void bridge_unref(struct bridge *b)
                 bridge_free(b);
 }
 
-/* A file holding a secret (an NKey seed, credentials): it must be readable; that others may
- * read it too is said. False, after actord_set_error(), when it cannot be read. */
-static bool secret_file_ok(struct actord_ctx *ctx, const char *what, const char *path)
+/* A file a setting names, checked now so that a wrong path is said at start, with its setting:
+ * it must be readable, and where it holds a secret (a key, a seed, credentials), that others
+ * may read it too is said. False, after actord_set_error(), when it cannot be read. */
+static bool file_ok(struct actord_ctx *ctx, const char *what, const char *path, bool secret)
 {
         struct stat st;
         if (stat(path, &st) < 0 || access(path, R_OK) < 0) {
                 actord_set_error(ctx, "%s '%s': %s", what, path, strerror(errno));
                 return false;
         }
-        if (st.st_mode & 0077)
+        if (secret && (st.st_mode & 0077))
                 actord_log(ctx, ACTORD_LOG_WARNING,
                            "%s '%s' may be read by others (mode %04o): it is a secret", what, path,
                            (unsigned)(st.st_mode & 07777));
@@ -240,11 +241,9 @@ static struct bridge *bridge_create(struct actord_ctx *ctx, bool subscriber)
         static const char *const tls_names[4] = {"tls_ca", "tls_cert", "tls_key", "tls_hostname"};
         for (int i = 0; i < 4; i++) {
                 (void)actord_setting_string(ctx, tls_names[i], &tls[i]);
-                /* The files now, so that a wrong path is said at start, with its setting. */
-                if (i < 3 && tls[i] && access(tls[i], R_OK) < 0) {
-                        actord_set_error(ctx, "%s '%s': %s", tls_names[i], tls[i], strerror(errno));
+                /* ca, cert and key are files; the key is a secret. */
+                if (i < 3 && tls[i] && !file_ok(ctx, tls_names[i], tls[i], i == 2))
                         return NULL;
-                }
         }
         if (!tls[1] != !tls[2]) {
                 actord_set_error(ctx, "tls_cert and tls_key go together: %s is missing",
@@ -270,8 +269,8 @@ static struct bridge *bridge_create(struct actord_ctx *ctx, bool subscriber)
                                       "holds its own key)");
                 return NULL;
         }
-        if ((seed && !secret_file_ok(ctx, "nkey_seed", seed)) ||
-            (creds && !secret_file_ok(ctx, "creds", creds)))
+        if ((seed && !file_ok(ctx, "nkey_seed", seed, true)) ||
+            (creds && !file_ok(ctx, "creds", creds, true)))
                 return NULL;
         bool headers = true, batch = false;
         if (!subscriber) {

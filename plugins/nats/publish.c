@@ -117,16 +117,18 @@ static void pub_hand_over(struct bridge *b, uint64_t head)
         bridge_wake(b);
 }
 
-/* Whether the ring has room after all, once the worker has asked to be told of room (with a
- * notifier: the bridge thread notifies it when it frees slots). */
-static bool pub_want_room(struct bridge *b, uint64_t head)
+/* Whether the full ring has room after all, once the worker has asked to be told of room
+ * (with a notifier: the bridge thread notifies it when it frees slots); *tail gets the tail
+ * seen. */
+static bool pub_want_room(struct bridge *b, uint64_t head, uint64_t *tail)
 {
         if (!b->notifier)
                 return false; /* periodic or loop: it runs again anyway */
         /* seq_cst, with the bridge thread's fence between its store of tail and its load of
          * room_wanted (pub_tell_room()): either it sees the request, or we see its tail. */
         atomic_store(&b->room_wanted, true);
-        return head - atomic_load(&b->tail) < b->cap;
+        *tail = atomic_load(&b->tail);
+        return head - *tail < b->cap;
 }
 
 static int pub_process(struct actord_ctx *ctx, void *state)
@@ -141,21 +143,18 @@ static int pub_process(struct actord_ctx *ctx, void *state)
                 /* Only what the ring has room for is read: the rest waits in the channel, whose
                  * policy decides (overwrite: the oldest go, counted; reject: its producer is
                  * refused and waits; drop_new: the newest go). */
-                uint64_t room = b->cap - (head - tail);
-                if (!room) {
+                if (head - tail == b->cap) {
+                        /* Full: what is written goes to the bridge thread, which may have freed
+                         * slots meanwhile; if not, it is asked to say when it does. */
                         if (head != start) {
                                 pub_hand_over(b, head);
                                 start = head;
                         }
                         tail = atomic_load_explicit(&b->tail, memory_order_acquire);
-                        room = b->cap - (head - tail);
-                        if (!room) {
-                                if (!pub_want_room(b, head))
-                                        break;
-                                tail = atomic_load_explicit(&b->tail, memory_order_acquire);
-                                room = b->cap - (head - tail);
-                        }
+                        if (head - tail == b->cap && !pub_want_room(b, head, &tail))
+                                break;
                 }
+                uint64_t room = b->cap - (head - tail);
                 uint32_t k = actord_next_n(ctx, 0, room < 64 ? (uint32_t)room : 64, &run);
                 if (!k)
                         break;
