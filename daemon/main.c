@@ -566,6 +566,17 @@ static double flow(const struct topology *t, uint64_t *last, double *rate, uint6
         return sum;
 }
 
+/* Each component's busy time (its estimate, worker.c) over the last dt_ns, as a share of one
+ * CPU, by component index; `last` holds what each had then. dt_ns 0: only `last` is set. */
+static void busy_shares(const struct topology *t, uint64_t *last, double *share, uint64_t dt_ns)
+{
+        for (int i = 0; i < t->n_comps; i++) {
+                uint64_t b = counter_get(&t->comps[i]->busy_ns);
+                share[i] = dt_ns ? (double)(b - last[i]) / (double)dt_ns : 0;
+                last[i] = b;
+        }
+}
+
 /* The running daemon, as the main thread keeps it from one event to the next. */
 struct running {
         const struct options *opt;
@@ -587,6 +598,9 @@ struct running {
         /* The same per channel (by link), and what each had delivered then. */
         double *chan_rate;
         uint64_t *chan_last;
+        /* Each component's busy share over the last second, and its busy time then. */
+        double *comp_busy;
+        uint64_t *comp_busy_last;
 };
 
 /* The rates for the topology now running start from here (0), and the losses are counted.
@@ -598,6 +612,12 @@ static void rates_reset(struct running *m)
         m->chan_rate = calloc((size_t)m->topo->n_chans + 1, sizeof(*m->chan_rate));
         m->chan_last = calloc((size_t)m->topo->n_chans + 1, sizeof(*m->chan_last));
         flow(m->topo, m->chan_last, m->chan_rate, 0, &m->lost);
+        free(m->comp_busy);
+        free(m->comp_busy_last);
+        m->comp_busy = calloc((size_t)m->topo->n_comps + 1, sizeof(*m->comp_busy));
+        m->comp_busy_last = calloc((size_t)m->topo->n_comps + 1, sizeof(*m->comp_busy_last));
+        if (m->comp_busy && m->comp_busy_last)
+                busy_shares(m->topo, m->comp_busy_last, m->comp_busy, 0);
         m->last_ns = mono_ns();
 }
 
@@ -608,7 +628,8 @@ static struct stats_view view_of(struct running *m)
                                    .topo = m->topo,
                                    .rt = m->rt,
                                    .sup = m->sup,
-                                   .chan_rate = m->chan_rate};
+                                   .chan_rate = m->chan_rate,
+                                   .comp_busy = m->comp_busy_last ? m->comp_busy : NULL};
 }
 
 /* What GET /metrics answers: the control socket's `metrics`. */
@@ -923,6 +944,8 @@ int main(int argc, char **argv)
                 /* STATUS each second, and at once when a stall starts or ends. */
                 if (now - m.last_ns >= 1000000000u || (stuck > 0) != (was_stuck > 0)) {
                         m.rate = flow(&topo, m.chan_last, m.chan_rate, now - m.last_ns, &m.lost);
+                        if (m.comp_busy && m.comp_busy_last)
+                                busy_shares(&topo, m.comp_busy_last, m.comp_busy, now - m.last_ns);
                         status_line(&topo, cfg, m.rate, m.lost, status, sizeof(m.status));
                         sd_notifyf(0, "STATUS=%s", stuck ? stall : status);
                         m.last_ns = now;
@@ -967,6 +990,8 @@ int main(int argc, char **argv)
         free(m.losses);
         free(m.chan_rate);
         free(m.chan_last);
+        free(m.comp_busy);
+        free(m.comp_busy_last);
         /* No request is answered while stopping: clients see the connection close. */
         ctlsock_close(&ctl);
         httpd_close(m.http.httpd);

@@ -152,16 +152,22 @@ void stats_write_tables(FILE *f, const struct stats_view *v, uint64_t now_mono_n
         struct runtime *rt = v->rt;
         stats_write_status(f, v, now_mono_ns);
 
-        fprintf(f, "\nworkers\n%6s %4s %-9s %10s %14s %12s %7s  %s\n", "worker", "cpu", "idle",
-                "components", "runs", "sleeps", "asleep", "state");
+        fprintf(f, "\nworkers\n%6s %4s %-9s %10s %14s %12s %7s %7s  %s\n", "worker", "cpu", "idle",
+                "components", "runs", "sleeps", "asleep", "busy", "state");
         uint64_t up = now_mono_ns - v->info->start_mono_ns;
         for (int i = 0; i < rt->n_workers; i++) {
                 struct worker *w = &rt->workers[i];
                 double asleep = up ? 100.0 * (double)worker_sleep_ns(w) / (double)up : 0;
-                fprintf(f, "%6d %4d %-9s %10d %14" PRIu64 " %12" PRIu64 " %6.1f%%  %s\n", i, w->cpu,
-                        config_idle_to_string(w->idle), comps_on(t, i), counter_get(&w->runs),
-                        counter_get(&w->sleeps), asleep > 100 ? 100 : asleep,
-                        worker_stuck(v, i) ? "stuck" : "ok");
+                /* Its components' runs over the last second (below); a spinning worker's
+                 * polling in between is nobody's. */
+                double busy = 0;
+                for (int k = 0; v->comp_busy && k < t->n_comps; k++)
+                        if (t->comps[k]->worker == i)
+                                busy += 100.0 * v->comp_busy[k];
+                fprintf(f, "%6d %4d %-9s %10d %14" PRIu64 " %12" PRIu64 " %6.1f%% %6.1f%%  %s\n", i,
+                        w->cpu, config_idle_to_string(w->idle), comps_on(t, i),
+                        counter_get(&w->runs), counter_get(&w->sleeps), asleep > 100 ? 100 : asleep,
+                        busy > 100 ? 100 : busy, worker_stuck(v, i) ? "stuck" : "ok");
         }
 
         int wn = 9, wc = 5;
@@ -170,14 +176,16 @@ void stats_write_tables(FILE *f, const struct stats_view *v, uint64_t now_mono_n
                 wn = n > wn ? n : wn;
                 wc = m > wc ? m : wc;
         }
-        fprintf(f, "\ncomponents\n%-*s %-*s %-10s %6s %-10s %14s %8s %8s\n", wn, "component", wc,
-                "class", "rule", "worker", "state", "runs", "restarts", "missed");
+        fprintf(f, "\ncomponents\n%-*s %-*s %-10s %6s %-10s %14s %7s %8s %8s\n", wn, "component",
+                wc, "class", "rule", "worker", "state", "runs", "busy", "restarts", "missed");
         for (int i = 0; i < t->n_comps; i++) {
                 const struct component *c = t->comps[i];
-                fprintf(f, "%-*s %-*s %-10s %6d %-10s %14" PRIu64 " %8u ", wn, c->name, wc,
+                /* Over the last second: a share of one CPU, as the workers' asleep. */
+                double busy = v->comp_busy ? 100.0 * v->comp_busy[i] : 0;
+                fprintf(f, "%-*s %-*s %-10s %6d %-10s %14" PRIu64 " %6.1f%% %8u ", wn, c->name, wc,
                         c->cls->name, plugin_rule_to_string(c->rule), c->worker,
                         component_state_name(comp_state(c)), counter_get(&c->runs),
-                        comp_restarts(c));
+                        busy > 100 ? 100 : busy, comp_restarts(c));
                 if (c->rule == ACTORD_RULE_PERIODIC)
                         fprintf(f, "%8" PRIu64 "\n", counter_get(&c->missed_periods));
                 else
@@ -263,13 +271,20 @@ static void worker_sample(FILE *f, const char *name, const struct worker *w, uin
         fprintf(f, "%s{worker=\"%d\",cpu=\"%d\"} %" PRIu64 "\n", name, w->index, w->cpu, value);
 }
 
-static void comp_sample(FILE *f, const char *name, const struct component *c, uint64_t value)
+/* A component's series name and labels, and the space before its value. */
+static void comp_labels(FILE *f, const char *name, const struct component *c)
 {
         fprintf(f, "%s{component=\"", name);
         put_value(f, c->name);
         fputs("\",class=\"", f);
         put_value(f, c->cls->name);
-        fprintf(f, "\",worker=\"%d\"} %" PRIu64 "\n", c->worker, value);
+        fprintf(f, "\",worker=\"%d\"} ", c->worker);
+}
+
+static void comp_sample(FILE *f, const char *name, const struct component *c, uint64_t value)
+{
+        comp_labels(f, name, c);
+        fprintf(f, "%" PRIu64 "\n", value);
 }
 
 /* A channel's labels, without the closing brace (a histogram adds `le`). */
@@ -455,6 +470,14 @@ void stats_write_metrics(FILE *f, const struct stats_view *v)
         for (int i = 0; i < t->n_comps; i++)
                 comp_sample(f, "actord_component_runs_total", t->comps[i],
                             counter_get(&t->comps[i]->runs));
+        family(f, "actord_component_busy_seconds_total", "counter",
+               "Time spent in its runs, all its lives: every run timed below 100 runs a "
+               "second, else an estimate from about 100 timed runs a second, each counting for "
+               "the untimed ones before it.");
+        for (int i = 0; i < t->n_comps; i++) {
+                comp_labels(f, "actord_component_busy_seconds_total", t->comps[i]);
+                fprintf(f, "%.9f\n", (double)counter_get(&t->comps[i]->busy_ns) * 1e-9);
+        }
         family(f, "actord_component_restarts_total", "counter",
                "Restarts of the component by its restart policy.");
         for (int i = 0; i < t->n_comps; i++)

@@ -35,6 +35,8 @@ struct stats_view {
         const struct supervisor *sup; /* stuck workers; may be NULL */
         const double *chan_rate;      /* by link: messages delivered per second over the last
                                        * second; may be NULL */
+        const double *comp_busy;      /* by component: its busy time over the last second, as
+                                       * a share of one CPU; may be NULL */
 };
 
 /* A few lines: version, pid, uptime, configuration, STATUS, reloads, the HTTP metrics address. */

@@ -73,14 +73,15 @@ struct component {
         bool failed;     /* stopped by an error (init or process): a reload restarts it */
         bool restarting; /* waiting in the timer heap to start again (next_deadline_ns) */
         struct restart_state restart;
-        int leaving; /* reload: why it stops (COMPONENT_REMOVED...), while it stops */
+        int leaving;        /* reload: why it stops (COMPONENT_REMOVED...), while it stops */
+        uint32_t busy_left; /* untimed runs before the next timed one (worker.c, busy_timed) */
         uint64_t next_deadline_ns;
-        uint64_t runs_at_init; /* `runs` when its current life began */
-        uint64_t run_ns;       /* the current run's start (worker.c: run_component) */
-        uint64_t drained; /* during a run: bit k set when the last read of input k found none */
-        bool refused;     /* during a run: a claim was refused (reject; channel_tx.refused) */
-        bool room_wait;   /* refused, and its consumer tells it of room: on_message, it runs
-                           * only when told (worker.c, waits_for_room) */
+        uint64_t busy_at_ns; /* the last timed run's start (worker.c, busy_timed) */
+        uint64_t run_ns;     /* the current run's start (worker.c: run_component) */
+        uint64_t drained;    /* during a run: bit k set when the last read of input k found none */
+        bool refused;        /* during a run: a claim was refused (reject; channel_tx.refused) */
+        bool room_wait;      /* refused, and its consumer tells it of room: on_message, it runs
+                              * only when told (worker.c, waits_for_room) */
         struct actord_msg_info info_unused; /* where next() puts what its caller did not ask for */
         char error[256];
         struct worker *w;
@@ -105,6 +106,12 @@ struct component {
         /* Scheduling links, owned by the worker: its ready FIFO and its timer heap. */
         struct component *ready_next;
         int heap_index;
+
+        uint64_t runs_at_init; /* `runs` when its current life began */
+        /* Busy time, off the line a run touches (worker.c, busy_timed): the gaps' draw, and
+         * `runs` at the last timed run. */
+        uint32_t busy_rng;
+        uint64_t busy_runs;
 
         /* Set by whoever makes the component ready (a publisher on any worker, epoll,
          * actord_notify from any thread), cleared by its worker just before it runs: while it
@@ -139,6 +146,9 @@ struct component {
         /* Statistics: its worker is the only writer (relaxed, counter_add()), anyone reads
          * them (the status line, the control socket) with relaxed loads. */
         _Atomic uint64_t runs;
+        /* Nanoseconds spent in its runs, estimated: each timed run counts for itself and for
+         * the untimed runs since the one timed before it (worker.c). */
+        _Atomic uint64_t busy_ns;
         _Atomic uint64_t missed_periods;
         _Atomic uint32_t restarts;
         _Atomic int run_state; /* enum component_state */

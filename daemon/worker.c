@@ -895,6 +895,46 @@ static bool all_drained(const struct component *c)
         return c->drained == (c->n_in == 64 ? ~0ull : (1ull << c->n_in) - 1);
 }
 
+/* Busy time without two clock reads on every run. Runs are timed at random gaps of 1 to 2G - 1
+ * runs, G on average, and a timed run counts for itself and for the untimed runs since the
+ * last timed one. G is how many runs the component made in 10 ms, as the last gap measured it
+ * (at least 1): a component that runs less than 100 times a second is timed on every run (its
+ * figure is exact), a busier one about 100 times a second, whatever its rate, so that the
+ * clock reads cost a fast component next to nothing. Which run is timed depends on the draw
+ * and the count of runs only, not on a run's length or on the pause before it (a run after a
+ * pause, that empties a backlog, is not favoured): the estimate is unbiased, and lags by the
+ * untimed runs since the last timed one. The exception bounds that lag: a component that
+ * slowed down a hundredfold or more has its first run a second after the last timed one
+ * timed. */
+#define BUSY_WINDOW_NS 10000000u
+#define BUSY_LAG_NS 1000000000u
+#define BUSY_G_MAX 65536u
+
+static inline bool busy_times(const struct component *c, uint64_t now)
+{
+        return c->busy_left == 0 || now - c->busy_at_ns >= BUSY_LAG_NS;
+}
+
+/* A timed run took `ns`; `now`: its start as the worker saw it. */
+static void busy_timed(struct component *c, uint64_t ns, uint64_t now)
+{
+        /* Its runs, this one included (counted after the run), since the last timed one. */
+        uint64_t runs = counter_get(&c->runs) + 1, gap = runs - c->busy_runs;
+        counter_add(&c->busy_ns, ns * gap);
+        uint64_t dt = now - c->busy_at_ns; /* the first run: since boot, so G = 1 */
+        uint64_t g = dt ? gap * BUSY_WINDOW_NS / dt : BUSY_G_MAX;
+        g = g < 1 ? 1 : g > BUSY_G_MAX ? BUSY_G_MAX : g;
+        c->busy_runs = runs;
+        c->busy_at_ns = now;
+        /* xorshift32, seeded by the component's address: the next gap. */
+        uint32_t x = c->busy_rng ? c->busy_rng : 0x9e3779b9u ^ (uint32_t)(uintptr_t)c;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        c->busy_rng = x ? x : 1;
+        c->busy_left = x % (2 * (uint32_t)g - 1);
+}
+
 static void run_component(struct worker *w, struct component *c, uint64_t now)
 {
         c->run_ns = now;
@@ -909,7 +949,15 @@ static void run_component(struct worker *w, struct component *c, uint64_t now)
         c->room_wait = false;
         if (__builtin_expect(c->fds_muted, 0))
                 fds_mute(c, false);
+        /* `now` may be early by this iteration's earlier runs (worker_loop): a timed run
+         * reads the clock itself, at both ends. */
+        bool timed = busy_times(c, now);
+        uint64_t begin = timed ? mono_ns() : 0;
         int r = c->cls->process(&c->ctx, c->state);
+        if (timed)
+                busy_timed(c, mono_ns() - begin, now);
+        else
+                c->busy_left--;
         atomic_store_explicit(&w->busy_since_ns, 0, memory_order_relaxed);
         /* Slots given back to a producer that may wait for them (a loop or periodic one never
          * asks: no fence for it). */

@@ -1566,3 +1566,97 @@ Test(control, the_health_over_http_says_when_a_worker_is_stuck)
         free(r);
         ctl_end();
 }
+
+/* Busy time, per component: `slow` runs every 12 ms and spins 8 ms each time (fewer than 100
+ * runs a second: every run is timed, so its figure is exact), `fast` every 200 us for 20 us
+ * (up to 5000 runs a second: about one run in 50 is timed and stands for the others), `count`
+ * counts what `tick` sends every millisecond and does little else. (The slowticks publish
+ * nothing: their probes never run.) */
+Test(control, busy_time_shows_where_each_worker_spends_its_time)
+{
+        int a, b;
+        two_cpus(&a, &b);
+        char *text;
+        cr_assert(
+            asprintf(&text,
+                     "actord: { plugin_dirs = [ \"%s\", \"%s\" ]; workers = ( { cpu = %d; } ); };\n"
+                     "components: {\n"
+                     "  slow = { class = \"test.slowtick\"; schedule = { every_us = 12000; };\n"
+                     "    settings = { path = \"%s/slow.txt\"; busy_us = 8000; every = 1; }; };\n"
+                     "  fast = { class = \"test.slowtick\"; schedule = { every_us = 200; };\n"
+                     "    settings = { path = \"%s/fast.txt\"; busy_us = 20; every = 1; }; };\n"
+                     "  p = { class = \"test.probe\"; settings = { path = \"%s/p.txt\"; }; };\n"
+                     "  q = { class = \"test.probe\"; settings = { path = \"%s/q.txt\"; }; };\n"
+                     "  tick = { class = \"core.tick\"; schedule = { every_us = 1000; }; };\n"
+                     "  count = { class = \"core.counter\"; settings = { report_ms = 100000; }; "
+                     "};\n"
+                     "};\nlinks = ( \"slow.out -> p.in\", \"fast.out -> q.in\", \"tick.out -> "
+                     "count.in\" );\n",
+                     ACTORD_TEST_PLUGIN_DIR, ACTORD_TEST_TESTPLUGIN_DIR "/schedkit", a, dir, dir,
+                     dir, dir) > 0);
+        conf = tu_write(dir, "busy.conf", text);
+        free(text);
+        sock = path_in_dir("ctl.sock");
+        int64_t t0 = now_ms();
+        start_with_socket(&d, conf, sock);
+        const char *slow_runs_at = "actord_component_runs_total{component=\"slow\",class=\"test."
+                                   "slowtick\",worker=\"0\"}";
+        const char *slow_busy_at = "actord_component_busy_seconds_total{component=\"slow\",class="
+                                   "\"test.slowtick\",worker=\"0\"}";
+        const char *fast_runs_at = "actord_component_runs_total{component=\"fast\",class=\"test."
+                                   "slowtick\",worker=\"0\"}";
+        const char *fast_busy_at = "actord_component_busy_seconds_total{component=\"fast\",class="
+                                   "\"test.slowtick\",worker=\"0\"}";
+        const char *count_runs_at = "actord_component_runs_total{component=\"count\",class="
+                                    "\"core.counter\",worker=\"0\"}";
+        const char *count_busy_at = "actord_component_busy_seconds_total{component=\"count\","
+                                    "class=\"core.counter\",worker=\"0\"}";
+        char *m = wait_metric(sock, slow_runs_at, 120);
+        double elapsed = (double)(now_ms() - t0) / 1000;
+        /* The runs are written before the busy times: these cover at least those runs. */
+        double slow_runs = must_metric(m, slow_runs_at);
+        double slow = must_metric(m, slow_busy_at);
+        double fast_runs = must_metric(m, fast_runs_at);
+        double fast = must_metric(m, fast_busy_at);
+        double count_runs = must_metric(m, count_runs_at);
+        double count = must_metric(m, count_busy_at);
+        /* Every run of `slow` counted once, at 8 ms or more (but for the last two: a run that
+         * came less than 5 ms after the one before, having started late, is not timed for
+         * sure), and the worker was not busy longer than the test ran. */
+        cr_assert_geq(slow, 0.008 * (slow_runs - 2), "%g s busy in %g runs", slow, slow_runs);
+        cr_assert_leq(slow, elapsed, "%g s busy in %g s", slow, elapsed);
+        /* A timed run of `fast` stands for at most 2G - 1 runs, G its runs in 10 ms: 50, up
+         * to 100 when two runs came close. All but the last 200 at most are in. */
+        cr_assert_gt(fast_runs, 1000, "%g runs", fast_runs);
+        cr_assert_geq(fast, 0.000020 * (fast_runs - 200), "%g s busy in %g runs", fast, fast_runs);
+        cr_assert_leq(slow + fast + count, elapsed, "one worker, busy %g + %g + %g s in %g s", slow,
+                      fast, count, elapsed);
+        /* A counter: microseconds a run, not milliseconds (the bound leaves room for timed
+         * runs that a loaded machine preempts). */
+        cr_assert_gt(count_runs, 100, "%g runs", count_runs);
+        cr_assert_lt(count, slow / 4, "%g s busy in %g runs", count, count_runs);
+        free(m);
+
+        /* The table: each component's share of a CPU over the last second. */
+        char *out, *err;
+        const char *args[] = {"-s", sock, "stats", NULL};
+        cr_assert_eq(actorctl(args, NULL, &out, &err), 0, "stderr: %s", err);
+        cr_assert(strstr(out, " busy "), "no busy column: %s", out);
+        char *row = strstr(out, "\nslow ");
+        cr_assert(row, "stats: %s", out);
+        /* runs, then busy: 8 ms in 12 is 67 %; a loaded machine makes runs late, not shorter. */
+        double runs_col, share;
+        cr_assert_eq(
+            sscanf(strstr(row, "running") + strlen("running"), "%lf %lf%%", &runs_col, &share), 2,
+            "%s", row);
+        cr_assert(share >= 30 && share <= 100, "slow busy %g %%: %.200s", share, row);
+        row = strstr(out, "\ncount ");
+        cr_assert(row, "stats: %s", out);
+        cr_assert_eq(
+            sscanf(strstr(row, "running") + strlen("running"), "%lf %lf%%", &runs_col, &share), 2,
+            "%s", row);
+        cr_assert_leq(share, 20, "count busy %g %%: %.200s", share, row);
+        free(out);
+        free(err);
+        ctl_end();
+}
