@@ -1567,6 +1567,36 @@ Test(control, the_health_over_http_says_when_a_worker_is_stuck)
         ctl_end();
 }
 
+/* The series `actord_component_<family>` of a component on worker 0. */
+static void comp_series(char *buf, size_t len, const char *family, const char *comp,
+                        const char *cls)
+{
+        snprintf(buf, len, "actord_component_%s{component=\"%s\",class=\"%s\",worker=\"0\"}",
+                 family, comp, cls);
+}
+
+static double comp_metric(const char *m, const char *family, const char *comp, const char *cls)
+{
+        char series[160];
+        comp_series(series, sizeof(series), family, comp, cls);
+        return must_metric(m, series);
+}
+
+/* The busy column of a component's row in `stats` (its runs, then its busy share). */
+static double busy_column(const char *stats, const char *comp)
+{
+        char head[64];
+        snprintf(head, sizeof(head), "\n%s ", comp);
+        const char *row = strstr(stats, head);
+        cr_assert(row, "no row for %s: %s", comp, stats);
+        const char *state = strstr(row, "running");
+        cr_assert(state, "%s is not running: %s", comp, stats);
+        double runs, share;
+        cr_assert_eq(sscanf(state + strlen("running"), "%lf %lf%%", &runs, &share), 2, "%.200s",
+                     row);
+        return share;
+}
+
 /* Busy time, per component: `slow` runs every 12 ms and spins 8 ms each time (fewer than 100
  * runs a second: every run is timed, so its figure is exact), `fast` every 200 us for 20 us
  * (up to 5000 runs a second: about one run in 50 is timed and stands for the others), `count`
@@ -1599,27 +1629,17 @@ Test(control, busy_time_shows_where_each_worker_spends_its_time)
         sock = path_in_dir("ctl.sock");
         int64_t t0 = now_ms();
         start_with_socket(&d, conf, sock);
-        const char *slow_runs_at = "actord_component_runs_total{component=\"slow\",class=\"test."
-                                   "slowtick\",worker=\"0\"}";
-        const char *slow_busy_at = "actord_component_busy_seconds_total{component=\"slow\",class="
-                                   "\"test.slowtick\",worker=\"0\"}";
-        const char *fast_runs_at = "actord_component_runs_total{component=\"fast\",class=\"test."
-                                   "slowtick\",worker=\"0\"}";
-        const char *fast_busy_at = "actord_component_busy_seconds_total{component=\"fast\",class="
-                                   "\"test.slowtick\",worker=\"0\"}";
-        const char *count_runs_at = "actord_component_runs_total{component=\"count\",class="
-                                    "\"core.counter\",worker=\"0\"}";
-        const char *count_busy_at = "actord_component_busy_seconds_total{component=\"count\","
-                                    "class=\"core.counter\",worker=\"0\"}";
+        char slow_runs_at[160];
+        comp_series(slow_runs_at, sizeof(slow_runs_at), "runs_total", "slow", "test.slowtick");
         char *m = wait_metric(sock, slow_runs_at, 120);
         double elapsed = (double)(now_ms() - t0) / 1000;
         /* The runs are written before the busy times: these cover at least those runs. */
-        double slow_runs = must_metric(m, slow_runs_at);
-        double slow = must_metric(m, slow_busy_at);
-        double fast_runs = must_metric(m, fast_runs_at);
-        double fast = must_metric(m, fast_busy_at);
-        double count_runs = must_metric(m, count_runs_at);
-        double count = must_metric(m, count_busy_at);
+        double slow_runs = comp_metric(m, "runs_total", "slow", "test.slowtick");
+        double slow = comp_metric(m, "busy_seconds_total", "slow", "test.slowtick");
+        double fast_runs = comp_metric(m, "runs_total", "fast", "test.slowtick");
+        double fast = comp_metric(m, "busy_seconds_total", "fast", "test.slowtick");
+        double count_runs = comp_metric(m, "runs_total", "count", "core.counter");
+        double count = comp_metric(m, "busy_seconds_total", "count", "core.counter");
         /* Every run of `slow` counted once, at 8 ms or more (but for the last two: a run that
          * came less than 5 ms after the one before, having started late, is not timed for
          * sure), and the worker was not busy longer than the test ran. */
@@ -1642,20 +1662,11 @@ Test(control, busy_time_shows_where_each_worker_spends_its_time)
         const char *args[] = {"-s", sock, "stats", NULL};
         cr_assert_eq(actorctl(args, NULL, &out, &err), 0, "stderr: %s", err);
         cr_assert(strstr(out, " busy "), "no busy column: %s", out);
-        char *row = strstr(out, "\nslow ");
-        cr_assert(row, "stats: %s", out);
-        /* runs, then busy: 8 ms in 12 is 67 %; a loaded machine makes runs late, not shorter. */
-        double runs_col, share;
-        cr_assert_eq(
-            sscanf(strstr(row, "running") + strlen("running"), "%lf %lf%%", &runs_col, &share), 2,
-            "%s", row);
-        cr_assert(share >= 30 && share <= 100, "slow busy %g %%: %.200s", share, row);
-        row = strstr(out, "\ncount ");
-        cr_assert(row, "stats: %s", out);
-        cr_assert_eq(
-            sscanf(strstr(row, "running") + strlen("running"), "%lf %lf%%", &runs_col, &share), 2,
-            "%s", row);
-        cr_assert_leq(share, 20, "count busy %g %%: %.200s", share, row);
+        /* 8 ms in 12 is 67 %; a loaded machine makes runs late, not shorter. */
+        double share = busy_column(out, "slow");
+        cr_assert(share >= 30 && share <= 100, "slow busy %g %%: %s", share, out);
+        share = busy_column(out, "count");
+        cr_assert_leq(share, 20, "count busy %g %%: %s", share, out);
         free(out);
         free(err);
         ctl_end();
