@@ -177,12 +177,19 @@ static bool authorised(struct httpd *h, struct MHD_Connection *conn)
         char *user = MHD_basic_auth_get_username_password(conn, &pass);
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        bool ok = false;
+        const struct sockaddr *from = ci ? ci->client_addr : NULL;
+        bool ok = false, known = false;
         for (int i = 0; user && pass && i < h->n_users; i++)
                 if (!strcmp(h->users[i].name, user)) {
-                        ok = password_ok(h, &h->users[i], pass, ci ? ci->client_addr : NULL);
+                        ok = password_ok(h, &h->users[i], pass, from);
+                        known = true;
                         break;
                 }
+        /* An unknown name costs what a wrong password does (a crypt(3), within the same
+         * budgets, against the first user's hash), so that the time of the answer does not
+         * tell which names exist. */
+        if (user && pass && !known && may_crypt(h, from))
+                (void)crypt_r(pass, h->users[0].hash, h->crypt);
         if (pass) {
                 explicit_bzero(pass, strlen(pass));
                 MHD_free(pass);

@@ -1529,6 +1529,36 @@ Test(control, metrics_users_without_https_are_warned_of)
         ctl_end();
 }
 
+/* A login under a name no user has costs what a wrong password does: a crypt(3), within the
+ * same budgets, so that the time of the answer does not tell which names exist. Guessing
+ * names from 127.0.0.2 meets the budget as guessing passwords does; a user from 127.0.0.1
+ * still gets in. */
+Test(control, an_unknown_user_name_costs_what_a_wrong_password_does)
+{
+        const char *hash = "\"$6$0123456789abcdef$QaL63Cx/fSzlgAogrcSGcy5hvrsSg1dlthiou8XkG8W"
+                           "RUEyaU5DtBqyHZd0wrQ/HXIgQDRNcrS5yWC8NAJjy21\"";
+        char users[512];
+        snprintf(users, sizeof(users),
+                 "metrics_listen = \"127.0.0.1:0\"; metrics_users = { p = %s; };", hash);
+        conf = write_conf_with("c.conf", users, FINITE_COMPONENTS, FINITE_LINKS);
+        sock = path_in_dir("ctl.sock");
+        start_with_socket(&d, conf, sock);
+        for (int i = 0; i < 40; i++) {
+                int fd = tcp_connect_from(http_port(), 2);
+                cr_assert_geq(fd, 0);
+                /* nobody:guess */
+                char *r = http_on(fd, GET_AS("Authorization: Basic bm9ib2R5Omd1ZXNz\r\n"));
+                cr_assert_eq(http_status(r), 401, "%.300s", r);
+                free(r);
+        }
+        cr_assert(wait_contains(dir, d.err_path, "logins refused unchecked", 10000),
+                  "unknown names were never checked: %s", daemon_stderr(&d));
+        char *r = http(http_port(), GET_AS("Authorization: Basic cDpzM2NyZXQ=\r\n")); /* p:s3cret */
+        cr_assert_eq(http_status(r), 200, "%.300s", r);
+        free(r);
+        ctl_end();
+}
+
 /* GET /health: 503 "stalled" while a worker is stuck inside a run (the supervisor's view),
  * while the metrics go on answering. */
 Test(control, the_health_over_http_says_when_a_worker_is_stuck)
