@@ -571,7 +571,7 @@ static double flow(const struct topology *t, uint64_t *last, double *rate, uint6
 static void busy_shares(const struct topology *t, uint64_t *last, double *share, uint64_t dt_ns)
 {
         for (int i = 0; i < t->n_comps; i++) {
-                uint64_t b = counter_get(&t->comps[i]->busy_ns);
+                uint64_t b = counter_get(&t->comps[i]->run_time.sum_ns);
                 share[i] = dt_ns ? (double)(b - last[i]) / (double)dt_ns : 0;
                 last[i] = b;
         }

@@ -176,16 +176,23 @@ void stats_write_tables(FILE *f, const struct stats_view *v, uint64_t now_mono_n
                 wn = n > wn ? n : wn;
                 wc = m > wc ? m : wc;
         }
-        fprintf(f, "\ncomponents\n%-*s %-*s %-10s %6s %-10s %14s %7s %8s %8s\n", wn, "component",
-                wc, "class", "rule", "worker", "state", "runs", "busy", "restarts", "missed");
+        fprintf(f, "\ncomponents\n%-*s %-*s %-10s %6s %-10s %14s %7s %9s %9s %8s %8s\n", wn,
+                "component", wc, "class", "rule", "worker", "state", "runs", "busy", "run p50",
+                "run p99", "restarts", "missed");
         for (int i = 0; i < t->n_comps; i++) {
                 const struct component *c = t->comps[i];
                 /* Over the last second: a share of one CPU, as the workers' asleep. */
                 double busy = v->comp_busy ? 100.0 * v->comp_busy[i] : 0;
-                fprintf(f, "%-*s %-*s %-10s %6d %-10s %14" PRIu64 " %6.1f%% %8u ", wn, c->name, wc,
-                        c->cls->name, plugin_rule_to_string(c->rule), c->worker,
+                /* Since it was created, as the bucket bounds that hold them. */
+                struct hist_snap h;
+                hist_read(&c->run_time, &h);
+                char p50[16], p99[16];
+                hist_quantile(&h, 0.5, p50, sizeof(p50));
+                hist_quantile(&h, 0.99, p99, sizeof(p99));
+                fprintf(f, "%-*s %-*s %-10s %6d %-10s %14" PRIu64 " %6.1f%% %9s %9s %8u ", wn,
+                        c->name, wc, c->cls->name, plugin_rule_to_string(c->rule), c->worker,
                         component_state_name(comp_state(c)), counter_get(&c->runs),
-                        busy > 100 ? 100 : busy, comp_restarts(c));
+                        busy > 100 ? 100 : busy, p50, p99, comp_restarts(c));
                 if (c->rule == ACTORD_RULE_PERIODIC)
                         fprintf(f, "%8" PRIu64 "\n", counter_get(&c->missed_periods));
                 else
@@ -271,14 +278,22 @@ static void worker_sample(FILE *f, const char *name, const struct worker *w, uin
         fprintf(f, "%s{worker=\"%d\",cpu=\"%d\"} %" PRIu64 "\n", name, w->index, w->cpu, value);
 }
 
-/* A component's series name and labels, and the space before its value. */
-static void comp_labels(FILE *f, const char *name, const struct component *c)
+/* A component's series name and labels, without the closing brace (a histogram adds `le`). */
+static void comp_labels_open(FILE *f, const char *name, const void *comp)
 {
+        const struct component *c = comp;
         fprintf(f, "%s{component=\"", name);
         put_value(f, c->name);
         fputs("\",class=\"", f);
         put_value(f, c->cls->name);
-        fprintf(f, "\",worker=\"%d\"} ", c->worker);
+        fprintf(f, "\",worker=\"%d\"", c->worker);
+}
+
+/* A component's series name and labels, and the space before its value. */
+static void comp_labels(FILE *f, const char *name, const struct component *c)
+{
+        comp_labels_open(f, name, c);
+        fputs("} ", f);
 }
 
 static void comp_sample(FILE *f, const char *name, const struct component *c, uint64_t value)
@@ -309,23 +324,47 @@ static void chan_sample(FILE *f, const char *name, const struct topology *t, int
         fprintf(f, "} %" PRIu64 "\n", value);
 }
 
-static void chan_histogram(FILE *f, const struct topology *t, int i)
+/* The samples of histogram `family` (seconds) from h; labels(f, series, arg) writes a series'
+ * name and labels without the closing brace. */
+static void histogram(FILE *f, const char *family, const struct queue_hist *h,
+                      void (*labels)(FILE *, const char *, const void *), const void *arg)
 {
-        struct hist_snap h;
-        hist_read(chan_wait(t, i), &h);
+        char bucket[96], sum[96], count[96];
+        snprintf(bucket, sizeof(bucket), "%s_bucket", family);
+        snprintf(sum, sizeof(sum), "%s_sum", family);
+        snprintf(count, sizeof(count), "%s_count", family);
+        struct hist_snap s;
+        hist_read(h, &s);
         uint64_t cum = 0;
         for (int b = 0; b < QUEUE_HIST_BUCKETS - 1; b++) {
-                cum += h.bucket[b];
-                chan_labels(f, "actord_channel_queue_seconds_bucket", t, i);
+                cum += s.bucket[b];
+                labels(f, bucket, arg);
                 fprintf(f, ",le=\"%.10g\"} %" PRIu64 "\n",
                         (double)(1ull << (QUEUE_HIST_MIN_SHIFT + b)) * 1e-9, cum);
         }
-        chan_labels(f, "actord_channel_queue_seconds_bucket", t, i);
-        fprintf(f, ",le=\"+Inf\"} %" PRIu64 "\n", h.count);
-        chan_labels(f, "actord_channel_queue_seconds_sum", t, i);
-        fprintf(f, "} %.9f\n", (double)h.sum_ns * 1e-9);
-        chan_labels(f, "actord_channel_queue_seconds_count", t, i);
-        fprintf(f, "} %" PRIu64 "\n", h.count);
+        labels(f, bucket, arg);
+        fprintf(f, ",le=\"+Inf\"} %" PRIu64 "\n", s.count);
+        labels(f, sum, arg);
+        fprintf(f, "} %.9f\n", (double)s.sum_ns * 1e-9);
+        labels(f, count, arg);
+        fprintf(f, "} %" PRIu64 "\n", s.count);
+}
+
+struct chan_ref {
+        const struct topology *t;
+        int i;
+};
+
+static void chan_labels_of(FILE *f, const char *name, const void *ref)
+{
+        const struct chan_ref *r = ref;
+        chan_labels(f, name, r->t, r->i);
+}
+
+static void chan_histogram(FILE *f, const struct topology *t, int i)
+{
+        histogram(f, "actord_channel_queue_seconds", chan_wait(t, i), chan_labels_of,
+                  &(struct chan_ref){t, i});
 }
 
 enum chan_field { CF_PUBLISHED, CF_CONSUMED, CF_LOST, CF_REJECTED, CF_HIGH_WATER, CF_CAPACITY };
@@ -476,8 +515,14 @@ void stats_write_metrics(FILE *f, const struct stats_view *v)
                "the untimed ones before it.");
         for (int i = 0; i < t->n_comps; i++) {
                 comp_labels(f, "actord_component_busy_seconds_total", t->comps[i]);
-                fprintf(f, "%.9f\n", (double)counter_get(&t->comps[i]->busy_ns) * 1e-9);
+                fprintf(f, "%.9f\n", (double)counter_get(&t->comps[i]->run_time.sum_ns) * 1e-9);
         }
+        family(f, "actord_component_run_seconds", "histogram",
+               "How long its runs took, all its lives: estimated as its busy time is (the sum is "
+               "that busy time; the counts lag its runs by those since the last timed one).");
+        for (int i = 0; i < t->n_comps; i++)
+                histogram(f, "actord_component_run_seconds", &t->comps[i]->run_time,
+                          comp_labels_open, t->comps[i]);
         family(f, "actord_component_restarts_total", "counter",
                "Restarts of the component by its restart policy.");
         for (int i = 0; i < t->n_comps; i++)

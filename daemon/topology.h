@@ -44,6 +44,20 @@ struct notifier_slot {
 /* Clears the slot's target and waits until no notify is using the component it named. */
 void notifier_slot_empty(struct notifier_slot *n);
 
+/* Durations in buckets of powers of two nanoseconds (bucket i: up to 2^(QUEUE_HIST_MIN_SHIFT +
+ * i) ns; the last: the rest), and their sum. How long the messages read from one input waited:
+ * from the start of the producer's run that published each (its publish_ns) to the start of
+ * the consumer's run that read it (no clock read per message: both times are the runs' own);
+ * and how long a component's runs took (struct component's run_time). Written by one worker
+ * only (relaxed), read by the control socket. */
+#define QUEUE_HIST_MIN_SHIFT 6 /* the first bucket: up to 64 ns */
+#define QUEUE_HIST_BUCKETS 28  /* up to 2^32 ns (4.3 s), then everything longer */
+
+struct queue_hist {
+        _Atomic uint64_t bucket[QUEUE_HIST_BUCKETS];
+        _Atomic uint64_t sum_ns;
+};
+
 struct component {
         struct actord_ctx ctx;          /* first: the host turns a ctx back into its component */
         struct notifier_slot *notifier; /* what actord_notifier() hands out */
@@ -146,9 +160,10 @@ struct component {
         /* Statistics: its worker is the only writer (relaxed, counter_add()), anyone reads
          * them (the status line, the control socket) with relaxed loads. */
         _Atomic uint64_t runs;
-        /* Nanoseconds spent in its runs, estimated: each timed run counts for itself and for
-         * the untimed runs since the one timed before it (worker.c). */
-        _Atomic uint64_t busy_ns;
+        /* How long its runs took, in the buckets of a queue_hist: each timed run counts for
+         * itself and for the untimed runs since the one timed before it (worker.c,
+         * busy_timed), so the counts are estimates of runs and the sum is its busy time. */
+        struct queue_hist run_time;
         _Atomic uint64_t missed_periods;
         _Atomic uint32_t restarts;
         _Atomic int run_state; /* enum component_state */
@@ -166,19 +181,6 @@ struct plugin_counter {
         char name[49];
         char *help;
         _Atomic uint64_t value;
-};
-
-/* How long the messages read from one input waited: from the start of the producer's run that
- * published each (its publish_ns) to the start of the consumer's run that read it, in buckets
- * of powers of two nanoseconds (bucket i: up to 2^(QUEUE_HIST_MIN_SHIFT + i) ns; the last: the
- * rest). No clock read per message: both times are the runs' own. Written by the consumer's
- * worker only (relaxed), read by the control socket. */
-#define QUEUE_HIST_MIN_SHIFT 6 /* the first bucket: up to 64 ns */
-#define QUEUE_HIST_BUCKETS 28  /* up to 2^32 ns (4.3 s), then everything longer */
-
-struct queue_hist {
-        _Atomic uint64_t bucket[QUEUE_HIST_BUCKETS];
-        _Atomic uint64_t sum_ns;
 };
 
 /* Where a component stands, for people (the control socket). */
@@ -213,14 +215,19 @@ static inline unsigned queue_hist_bucket(uint64_t ns)
         return b < QUEUE_HIST_BUCKETS - 1 ? b : QUEUE_HIST_BUCKETS - 1;
 }
 
+/* n durations of d ns. */
+static inline void hist_add(struct queue_hist *h, uint64_t d, uint64_t n)
+{
+        counter_add(&h->bucket[queue_hist_bucket(d)], n);
+        counter_add(&h->sum_ns, d * n);
+}
+
 /* n messages published in a run that started at publish_ns, read in one started at run_ns
  * (earlier when a run reads what a producer on another worker published meanwhile: 0). */
 static inline void queue_hist_add(struct queue_hist *h, uint64_t run_ns, uint64_t publish_ns,
                                   uint64_t n)
 {
-        uint64_t d = run_ns > publish_ns ? run_ns - publish_ns : 0;
-        counter_add(&h->bucket[queue_hist_bucket(d)], n);
-        counter_add(&h->sum_ns, d * n);
+        hist_add(h, run_ns > publish_ns ? run_ns - publish_ns : 0, n);
 }
 
 static inline void component_set_state(struct component *c, enum component_state s)

@@ -920,7 +920,7 @@ static void busy_timed(struct component *c, uint64_t ns, uint64_t now)
 {
         /* Its runs, this one included (counted after the run), since the last timed one. */
         uint64_t runs = counter_get(&c->runs) + 1, gap = runs - c->busy_runs;
-        counter_add(&c->busy_ns, ns * gap);
+        hist_add(&c->run_time, ns, gap);
         uint64_t dt = now - c->busy_at_ns; /* the first run: since boot, so G = 1 */
         uint64_t g = dt ? gap * BUSY_WINDOW_NS / dt : BUSY_G_MAX;
         g = g < 1 ? 1 : g > BUSY_G_MAX ? BUSY_G_MAX : g;

@@ -1685,6 +1685,21 @@ Test(control, busy_time_shows_where_each_worker_spends_its_time)
          * runs that a loaded machine preempts). */
         cr_assert_gt(count_runs, 100, "%g runs", count_runs);
         cr_assert_lt(count, slow / 4, "%g s busy in %g runs", count, count_runs);
+        /* The run times' histogram: its sum is the busy time (read a little later: a run more
+         * at most); no run of `slow` under 8 ms (the bucket up to 4.19 ms is empty) and each
+         * counted, none of `fast` under 20 us. */
+        double slow_sum = comp_metric(m, "run_seconds_sum", "slow", "test.slowtick");
+        cr_assert(slow_sum >= slow && slow_sum < slow + 0.02, "sum %g, busy %g", slow_sum, slow);
+        double slow_counted = comp_metric(m, "run_seconds_count", "slow", "test.slowtick");
+        cr_assert(slow_counted >= slow_runs - 2 && slow_counted <= slow_runs + 1,
+                  "%g runs counted of %g", slow_counted, slow_runs);
+        char le[200];
+        comp_series(le, sizeof(le), "run_seconds_bucket", "slow", "test.slowtick");
+        strcpy(le + strlen(le) - 1, ",le=\"0.004194304\"}");
+        cr_assert_eq(must_metric(m, le), 0, "%s", le);
+        comp_series(le, sizeof(le), "run_seconds_bucket", "fast", "test.slowtick");
+        strcpy(le + strlen(le) - 1, ",le=\"1.6384e-05\"}");
+        cr_assert_eq(must_metric(m, le), 0, "%s", le);
         free(m);
 
         /* The table: each component's share of a CPU over the last second. */
@@ -1695,6 +1710,11 @@ Test(control, busy_time_shows_where_each_worker_spends_its_time)
         /* 8 ms in 12 is 67 %; a loaded machine makes runs late, not shorter. */
         double share = busy_column(out, "slow");
         cr_assert(share >= 30 && share <= 100, "slow busy %g %%: %s", share, out);
+        /* Then the run times' median and p99, as bucket bounds: 8.39 ms or more. */
+        char *row = strstr(out, "\nslow "), p50[16], p99[16];
+        cr_assert_eq(sscanf(strstr(row, "%") + 1, "%15s %15s", p50, p99), 2, "%.200s", row);
+        cr_assert(strstr(p50, "ms") && strtod(p50, NULL) >= 8, "run p50 %s: %.200s", p50, row);
+        cr_assert(strstr(p99, "ms") && strtod(p99, NULL) >= 8, "run p99 %s: %.200s", p99, row);
         share = busy_column(out, "count");
         cr_assert_leq(share, 20, "count busy %g %%: %s", share, out);
         free(out);
