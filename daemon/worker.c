@@ -1426,11 +1426,22 @@ int runtime_reload(struct runtime *rt, struct topology *running, struct topology
                                 continue;
                         const struct component *c =
                             atomic_load_explicit(&w->running, memory_order_relaxed);
+                        uint64_t asleep =
+                            atomic_load_explicit(&w->asleep_since, memory_order_relaxed);
                         if (c && atomic_load_explicit(&w->busy_since_ns, memory_order_relaxed))
                                 snprintf(busy, busy_len, "worker %d is busy in component '%s'", i,
                                          c->name);
+                        else if (asleep)
+                                /* Woken above: a wake-up lost, or one the kernel has not
+                                 * delivered yet. */
+                                snprintf(busy, busy_len,
+                                         "worker %d did not pause (asleep for %llu ms, not woken)",
+                                         i, (unsigned long long)((mono_ns() - asleep) / 1000000u));
                         else
-                                snprintf(busy, busy_len, "worker %d did not pause", i);
+                                /* Awake, outside any run: kept off its CPU, or in a
+                                 * system call of the worker's own. */
+                                snprintf(busy, busy_len,
+                                         "worker %d did not pause (awake, outside any run)", i);
                         break;
                 }
                 resume_all(rt, rt->n_ack);
