@@ -138,6 +138,17 @@ static void start(struct daemon *d, const char *conf)
                   daemon_stderr(d));
 }
 
+/* Starts actord on the configuration `body` and waits until its component `sub` subscribed
+ * to `subject`; returns the configuration's path. */
+static char *start_subscribed(struct daemon *d, const char *body, const char *subject)
+{
+        char *conf = write_conf(body), want[128];
+        start(d, conf);
+        snprintf(want, sizeof(want), "sub: subscribed to '%s'", subject);
+        cr_assert(wait_contains(dir, d->err_path, want, 20000), "stderr:\n%s", daemon_stderr(d));
+        return conf;
+}
+
 static void stop(struct daemon *d)
 {
         kill(d->pid, SIGTERM);
@@ -285,11 +296,8 @@ Test(nats, subscribes_and_refuses_messages_that_do_not_fit)
                  "  log = { class = \"core.log\"; worker = 1; settings = { path = \"%s\"; }; };\n"
                  "};\nlinks = ( \"sub.out -> x.in\", \"x.out -> log.in\" );\n",
                  s.url, out);
-        char *conf = write_conf(body);
         struct daemon d;
-        start(&d, conf);
-        cr_assert(wait_contains(dir, d.err_path, "sub: subscribed to 'in.*'", 20000), "stderr:\n%s",
-                  daemon_stderr(&d));
+        char *conf = start_subscribed(&d, body, "in.*");
 
         natsConnection *nc = client(&s);
         /* A message of the wrong size: refused, said in the log, nothing delivered. */
@@ -361,11 +369,8 @@ Test(nats, gaps_are_counted_per_publisher)
                  "  log = { class = \"core.log\"; worker = 1; settings = { path = \"%s\"; }; };\n"
                  "};\nlinks = ( \"sub.out -> log.in\" );\n",
                  s.url, out);
-        char *conf = write_conf(body);
         struct daemon d;
-        start(&d, conf);
-        cr_assert(wait_contains(dir, d.err_path, "sub: subscribed to 'fan.in'", 20000),
-                  "stderr:\n%s", daemon_stderr(&d));
+        char *conf = start_subscribed(&d, body, "fan.in");
         natsConnection *nc = client(&s);
         int sent = 0;
         /* a/pub, b/pub and one without a name, interleaved; a/pub skips 60 (one lost). */
@@ -867,11 +872,8 @@ Test(nats, both_ends_come_back_after_the_server_restarts)
             "  log = { class = \"core.log\"; settings = { path = \"%s\"; }; };\n"
             "};\nlinks = ( \"src.out -> pub.in\", \"sub.out -> x.in\", \"x.out -> log.in\" );\n",
             s.url, s.url, out);
-        char *conf = write_conf(body);
         struct daemon d;
-        start(&d, conf);
-        cr_assert(wait_contains(dir, d.err_path, "sub: subscribed to 'down'", 20000), "stderr:\n%s",
-                  daemon_stderr(&d));
+        char *conf = start_subscribed(&d, body, "down");
 
         /* The server goes away and comes back on the same port. */
         server_stop(&s);
@@ -954,11 +956,8 @@ Test(nats, a_typed_subscriber_relays_to_a_publisher)
                  "          settings = { url = \"%s\"; subject = \"relay.out\"; }; };\n"
                  "};\nlinks = ( \"sub.out -> pub.in\" );\n",
                  s.url, s.url);
-        char *conf = write_conf(body);
         struct daemon d;
-        start(&d, conf);
-        cr_assert(wait_contains(dir, d.err_path, "sub: subscribed to 'relay.in'", 20000),
-                  "stderr:\n%s", daemon_stderr(&d));
+        char *conf = start_subscribed(&d, body, "relay.in");
         /* The publisher need not be connected yet: what it gets first waits for its connect. */
         struct listener l;
         listen_to(&l, &s, "relay.out");
@@ -1005,11 +1004,8 @@ Test(nats, a_subscriber_facing_a_full_reject_output_waits_for_room)
                  "};\nlinks = ( { from = \"sub.out\"; to = \"log.in\"; capacity = 4; overflow = "
                  "\"reject\"; } );\n",
                  s.url, out);
-        char *conf = write_conf(body);
         struct daemon d;
-        start(&d, conf);
-        cr_assert(wait_contains(dir, d.err_path, "sub: subscribed to 'in'", 20000), "stderr:\n%s",
-                  daemon_stderr(&d));
+        char *conf = start_subscribed(&d, body, "in");
         natsConnection *nc = client(&s);
         for (int i = 0; i < count; i++)
                 send_sample(nc, "in", (uint64_t)i, "core.sample/24",
@@ -1130,11 +1126,8 @@ Test(nats, both_ends_speak_tls_with_client_certificates)
                  "          settings = { url = \"%s\"; subject = \"relay.out\"; %s }; };\n"
                  "};\nlinks = ( \"sub.out -> pub.in\" );\n",
                  s.url, tls, s.url, tls);
-        char *conf = write_conf(body);
         struct daemon d;
-        start(&d, conf);
-        cr_assert(wait_contains(dir, d.err_path, "sub: subscribed to 'relay.in'", 20000),
-                  "stderr:\n%s", daemon_stderr(&d));
+        char *conf = start_subscribed(&d, body, "relay.in");
         natsConnection *nc = tls_client(&s);
         natsSubscription *sub = NULL;
         cr_assert_eq(natsConnection_SubscribeSync(&sub, nc, "relay.out"), NATS_OK);
@@ -1368,11 +1361,8 @@ Test(nats, nkeys_sign_in_and_a_stranger_is_refused)
                  "                       nkey_seed = \"%s/stranger.nk\"; }; };\n"
                  "};\nlinks = ( \"sub.out -> pub.in\", \"never.out -> alien.in\" );\n",
                  s.url, pub, dir, s.url, pub, dir, s.url, stranger, dir);
-        char *conf = write_conf(body);
         struct daemon d;
-        start(&d, conf);
-        cr_assert(wait_contains(dir, d.err_path, "sub: subscribed to 'in'", 20000), "stderr:\n%s",
-                  daemon_stderr(&d));
+        char *conf = start_subscribed(&d, body, "in");
         cr_assert(wait_contains(dir, d.err_path,
                                 "component 'alien' (nats.publish) failed: cannot publish to 'x' "
                                 "on nats://127.0.0.1:",
@@ -1567,11 +1557,8 @@ Test(nats, a_credentials_file_signs_in_to_an_operator_mode_server)
             "\"%s/stranger.creds\"; }; };\n"
             "};\nlinks = ( \"sub.out -> pub.in\", \"never.out -> alien.in\" );\n",
             s.url, dir, s.url, dir, s.url, dir);
-        char *conf = write_conf(body);
         struct daemon d;
-        start(&d, conf);
-        cr_assert(wait_contains(dir, d.err_path, "sub: subscribed to 'in'", 20000), "stderr:\n%s",
-                  daemon_stderr(&d));
+        char *conf = start_subscribed(&d, body, "in");
         cr_assert(wait_contains(dir, d.err_path,
                                 "component 'alien' (nats.publish) failed: cannot publish to 'x' "
                                 "on nats://127.0.0.1:",
