@@ -910,22 +910,25 @@ static bool all_drained(const struct component *c)
 #define BUSY_LAG_NS 1000000000u
 #define BUSY_G_MAX 65536u
 
+/* `now`: the worker's time for this run, which can be earlier than the last timed run's own
+ * start when that run was in this same iteration (signed: not timed again for that). */
 static inline bool busy_times(const struct component *c, uint64_t now)
 {
-        return c->busy_left == 0 || now - c->busy_at_ns >= BUSY_LAG_NS;
+        return c->busy_left == 0 || (int64_t)(now - c->busy_at_ns) >= (int64_t)BUSY_LAG_NS;
 }
 
-/* A timed run took `ns`; `now`: its start as the worker saw it. */
-static void busy_timed(struct component *c, uint64_t ns, uint64_t now)
+/* A timed run ran from `begin` to `end`, clock reads of its own: the gaps are measured between
+ * those, not with the worker's `now`, which runs in one iteration share. */
+static void busy_timed(struct component *c, uint64_t begin, uint64_t end)
 {
         /* Its runs, this one included (counted after the run), since the last timed one. */
         uint64_t runs = counter_get(&c->runs) + 1, gap = runs - c->busy_runs;
-        hist_add(&c->run_time, ns, gap);
-        uint64_t dt = now - c->busy_at_ns; /* the first run: since boot, so G = 1 */
-        uint64_t g = dt ? gap * BUSY_WINDOW_NS / dt : BUSY_G_MAX;
+        hist_add(&c->run_time, end - begin, gap);
+        uint64_t dt = begin - c->busy_at_ns; /* the first run: since boot, so G = 1 */
+        uint64_t g = dt ? gap * BUSY_WINDOW_NS / dt : 1;
         g = g < 1 ? 1 : g > BUSY_G_MAX ? BUSY_G_MAX : g;
         c->busy_runs = runs;
-        c->busy_at_ns = now;
+        c->busy_at_ns = begin;
         /* xorshift32, seeded by the component's address: the next gap. */
         uint32_t x = c->busy_rng ? c->busy_rng : 0x9e3779b9u ^ (uint32_t)(uintptr_t)c;
         x ^= x << 13;
@@ -955,7 +958,7 @@ static void run_component(struct worker *w, struct component *c, uint64_t now)
         uint64_t begin = timed ? mono_ns() : 0;
         int r = c->cls->process(&c->ctx, c->state);
         if (timed)
-                busy_timed(c, mono_ns() - begin, now);
+                busy_timed(c, begin, mono_ns());
         else
                 c->busy_left--;
         atomic_store_explicit(&w->busy_since_ns, 0, memory_order_relaxed);
