@@ -336,7 +336,10 @@ static void histogram(FILE *f, const char *family, const struct queue_hist *h,
         struct hist_snap s;
         hist_read(h, &s);
         uint64_t cum = 0;
-        for (int b = 0; b < QUEUE_HIST_BUCKETS - 1; b++) {
+        /* Until its first observation, the +Inf bucket alone (valid, and the same in every
+         * query): a topology of many idle components and links would otherwise answer 28
+         * lines of zeros for each, megabytes that the main thread writes at every scrape. */
+        for (int b = 0; s.count && b < QUEUE_HIST_BUCKETS - 1; b++) {
                 cum += s.bucket[b];
                 labels(f, bucket, arg);
                 fprintf(f, ",le=\"%.10g\"} %" PRIu64 "\n",
