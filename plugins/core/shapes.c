@@ -216,6 +216,8 @@ const struct actord_class core_merge_class = {
 
 struct threshold {
         double limit;
+        bool has_pending; /* a sample read but refused by a full `reject` output */
+        struct core_sample pending;
 };
 
 static int threshold_init(struct actord_ctx *ctx, void **ret_state)
@@ -228,29 +230,45 @@ static int threshold_init(struct actord_ctx *ctx, void **ret_state)
         return 0;
 }
 
+/* Sends the pending sample where it belongs; false when that output refused it (reject). */
+static bool threshold_emit(struct actord_ctx *ctx, struct threshold *t)
+{
+        const struct core_sample *in = &t->pending;
+        if (in->value < t->limit) {
+                struct core_sample *out = actord_claim(ctx, 0);
+                if (!out)
+                        return false;
+                *out = *in;
+                actord_publish(ctx, 0);
+        } else {
+                struct core_alert *out = actord_claim(ctx, 1);
+                if (!out)
+                        return false;
+                *out = (struct core_alert){
+                    .seq = in->seq, .t_ns = in->t_ns, .value = in->value, .limit = t->limit};
+                actord_publish(ctx, 1);
+        }
+        t->has_pending = false;
+        return true;
+}
+
 static int threshold_process(struct actord_ctx *ctx, void *state)
 {
         struct threshold *t = state;
-        const struct core_sample *in;
         int did = 0;
-        while ((in = actord_next(ctx, 0, NULL))) {
-                did = 1;
-                if (in->value < t->limit) {
-                        struct core_sample *out = actord_claim(ctx, 0);
-                        if (out) {
-                                *out = *in;
-                                actord_publish(ctx, 0);
-                        }
-                } else {
-                        struct core_alert *out = actord_claim(ctx, 1);
-                        if (out) {
-                                *out = (struct core_alert){.seq = in->seq,
-                                                           .t_ns = in->t_ns,
-                                                           .value = in->value,
-                                                           .limit = t->limit};
-                                actord_publish(ctx, 1);
-                        }
+        for (;;) {
+                if (!t->has_pending) {
+                        const struct core_sample *in = actord_next(ctx, 0, NULL);
+                        if (!in)
+                                break;
+                        t->pending = *in;
+                        t->has_pending = true;
                 }
+                /* Under reject a full output keeps the sample for the next run, and holds the
+                 * others back behind it: nothing is lost, nothing overtakes. */
+                if (!threshold_emit(ctx, t))
+                        break;
+                did = 1;
         }
         return did ? ACTORD_OK : ACTORD_IDLE;
 }
@@ -296,6 +314,8 @@ const struct actord_class core_threshold_class = {
 
 struct gain {
         double factor;
+        bool has_pending; /* a sample read (and scaled) but refused by a full `reject` output */
+        struct core_sample pending;
 };
 
 static int gain_init(struct actord_ctx *ctx, void **ret_state)
@@ -319,15 +339,22 @@ static int gain_process(struct actord_ctx *ctx, void *state)
                 g->factor = cg->factor;
                 did = 1;
         }
-        const struct core_sample *in;
-        while ((in = actord_next(ctx, 0, NULL))) {
-                did = 1;
+        for (;;) {
+                if (!g->has_pending) {
+                        const struct core_sample *in = actord_next(ctx, 0, NULL);
+                        if (!in)
+                                break;
+                        g->pending = *in;
+                        g->pending.value = in->value * g->factor;
+                        g->has_pending = true;
+                }
                 struct core_sample *out = actord_claim(ctx, 0);
                 if (!out)
-                        continue;
-                *out = *in;
-                out->value = in->value * g->factor;
+                        break; /* reject: keep it for the next run */
+                *out = g->pending;
                 actord_publish(ctx, 0);
+                g->has_pending = false;
+                did = 1;
         }
         return did ? ACTORD_OK : ACTORD_IDLE;
 }

@@ -263,3 +263,72 @@ Test(shapes, fans_under_reject_lose_nothing)
         free(conf);
         free(text);
 }
+
+/* Under reject, the ysplit and the ymerge lose nothing either: a threshold whose outputs are
+ * read 4 each 20 ms keeps the sample a full output refused (and those behind it) until there
+ * is room, as does a gain whose output is that slow. Every sample arrives once, on its side
+ * of the limit; every gained one doubled. */
+Test(shapes, ysplit_and_ymerge_under_reject_lose_nothing)
+{
+        int a, b;
+        two_cpus(&a, &b);
+        const char *names[] = {"below", "alert", "gained"};
+        char *path[3], *text;
+        for (int i = 0; i < 3; i++)
+                cr_assert(asprintf(&path[i], "%s/%s.txt", dir, names[i]) > 0);
+        const int n = 300;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        fprintf(f, "actord: { plugin_dirs = [ \"%s\", \"%s\" ]; workers = ( { cpu = %d; } ); };\n",
+                ACTORD_TEST_PLUGIN_DIR, ACTORD_TEST_TESTPLUGIN_DIR "/testkit", a);
+        fprintf(f, "components: {\n");
+        for (int i = 1; i <= 2; i++)
+                fprintf(f,
+                        "  s%d = { class = \"core.tick\"; schedule = { every_us = 200; };\n"
+                        "    settings = { count = %d; burst = 10; }; };\n",
+                        i, n);
+        fprintf(f,
+                "  th = { class = \"core.threshold\"; settings = { limit = %d.0; }; };\n"
+                "  gsrc = { class = \"test.gainsrc\"; schedule = \"loop\"; settings = { "
+                "factor = 2.0; count = 1; }; };\n"
+                "  g = { class = \"core.gain\"; settings = { initial = 2.0; }; };\n",
+                n / 2);
+        for (int i = 0; i < 3; i++)
+                fprintf(f,
+                        "  %s = { class = \"core.log\"; settings = { path = \"%s\"; }; schedule "
+                        "= { every_us = 20000; }; };\n",
+                        names[i], path[i]);
+        fprintf(f, "};\nlinks = ( \"gsrc.out -> g.gain\"");
+        const char *links[][2] = {{"s1.out", "th.in"},
+                                  {"th.below", "below.in"},
+                                  {"th.alert", "alert.in"},
+                                  {"s2.out", "g.in"},
+                                  {"g.out", "gained.in"}};
+        for (int i = 0; i < 5; i++)
+                fprintf(f,
+                        ",\n  { from = \"%s\"; to = \"%s\"; capacity = 4; overflow = "
+                        "\"reject\"; }",
+                        links[i][0], links[i][1]);
+        fprintf(f, " );\n");
+        cr_assert_eq(fclose(f), 0);
+        const char *files[] = {path[0], path[1], path[2]};
+        const int lines[] = {n / 2, n / 2, n};
+        run_until(text, files, lines, 3);
+
+        static double got[512];
+        int k = values(path[0], "seq=", got, 512);
+        cr_assert_eq(k, n / 2, "below: %d", k);
+        for (int i = 0; i < k; i++)
+                cr_assert_float_eq(got[i], i, 1e-9, "below: sample %d is %g", i, got[i]);
+        k = values(path[1], "alert seq=", got, 512);
+        cr_assert_eq(k, n / 2, "alert: %d", k);
+        for (int i = 0; i < k; i++)
+                cr_assert_float_eq(got[i], n / 2 + i, 1e-9, "alert: sample %d is %g", i, got[i]);
+        k = values(path[2], "seq=", got, 512);
+        cr_assert_eq(k, n, "gained: %d", k);
+        for (int i = 0; i < k; i++)
+                cr_assert_float_eq(got[i], 2.0 * i, 1e-9, "gained: sample %d is %g", i, got[i]);
+        for (int i = 0; i < 3; i++)
+                free(path[i]);
+        free(text);
+}
