@@ -469,8 +469,10 @@ static int tick_ms(uint64_t watchdog_usec, uint32_t stall_ms)
 }
 
 /* One line for STATUS= and the log: components, workers, throughput and losses. */
+/* busy: each component's busy share over the last second (busy_shares()), or NULL before
+ * there is one; then the busiest worker is named. */
 static void status_line(const struct topology *t, const struct config *cfg, double rate,
-                        uint64_t lost, char *buf, size_t len)
+                        uint64_t lost, const double *busy, char *buf, size_t len)
 {
         int down = 0;
         for (int i = 0; i < t->n_comps; i++)
@@ -478,6 +480,20 @@ static void status_line(const struct topology *t, const struct config *cfg, doub
                 down += atomic_load_explicit(&t->comps[i]->given_up, memory_order_relaxed);
         int n = snprintf(buf, len, "%d components on %d workers; %.0f msg/s; %llu lost", t->n_comps,
                          cfg->n_workers, rate, (unsigned long long)lost);
+        double *w = busy && n > 0 && (size_t)n < len && cfg->n_workers > 0
+                        ? calloc((size_t)cfg->n_workers, sizeof(*w))
+                        : NULL;
+        if (w) {
+                int top = 0;
+                for (int i = 0; i < t->n_comps; i++)
+                        if (t->comps[i]->worker >= 0 && t->comps[i]->worker < cfg->n_workers)
+                                w[t->comps[i]->worker] += busy[i];
+                for (int i = 1; i < cfg->n_workers; i++)
+                        top = w[i] > w[top] ? i : top;
+                double pct = 100 * w[top] > 100 ? 100 : 100 * w[top];
+                n += snprintf(buf + n, len - (size_t)n, "; busiest worker %d at %.0f%%", top, pct);
+                free(w);
+        }
         if (down && n > 0 && (size_t)n < len)
                 snprintf(buf + n, len - (size_t)n, "; %d failed (see the log)", down);
 }
@@ -674,7 +690,7 @@ static bool apply_reload(struct running *m, const char *why, FILE *detail, bool 
         rates_reset(m);
         free(m->losses);
         m->losses = loss_reports_new(m->topo);
-        status_line(m->topo, *m->cfg, m->rate, m->lost, m->status, sizeof(m->status));
+        status_line(m->topo, *m->cfg, m->rate, m->lost, NULL, m->status, sizeof(m->status));
         return true;
 }
 
@@ -878,7 +894,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < topo.n_comps; i++)
                 component_log_placement(topo.comps[i]);
         char *status = m.status;
-        status_line(&topo, cfg, 0, 0, status, sizeof(m.status));
+        status_line(&topo, cfg, 0, 0, NULL, status, sizeof(m.status));
         log_info("running: %s", status);
         struct timespec rts;
         clock_gettime(CLOCK_REALTIME, &rts);
@@ -946,7 +962,9 @@ int main(int argc, char **argv)
                         m.rate = flow(&topo, m.chan_last, m.chan_rate, now - m.last_ns, &m.lost);
                         if (m.comp_busy && m.comp_busy_last)
                                 busy_shares(&topo, m.comp_busy_last, m.comp_busy, now - m.last_ns);
-                        status_line(&topo, cfg, m.rate, m.lost, status, sizeof(m.status));
+                        status_line(&topo, cfg, m.rate, m.lost,
+                                    m.comp_busy_last ? m.comp_busy : NULL, status,
+                                    sizeof(m.status));
                         sd_notifyf(0, "STATUS=%s", stuck ? stall : status);
                         m.last_ns = now;
                         report_losses(&topo, m.losses, now);

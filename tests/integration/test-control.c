@@ -1717,6 +1717,10 @@ Test(control, busy_time_shows_where_each_worker_spends_its_time)
         cr_assert(strstr(p99, "ms") && strtod(p99, NULL) >= 8, "run p99 %s: %.200s", p99, row);
         share = busy_column(out, "count");
         cr_assert_leq(share, 20, "count busy %g %%: %s", share, out);
+        /* The status line names the busiest worker, here the only one. */
+        const char *busiest = strstr(out, "; busiest worker 0 at ");
+        cr_assert(busiest, "%s", out);
+        cr_assert_geq(strtod(busiest + strlen("; busiest worker 0 at "), NULL), 30, "%s", out);
         free(out);
         free(err);
         ctl_end();
