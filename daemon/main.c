@@ -593,6 +593,75 @@ static void busy_shares(const struct topology *t, uint64_t *last, double *share,
         }
 }
 
+/* A worker busy in its components' runs BUSY_HOT or more of every second for BUSY_HOT_S
+ * seconds in a row is said to be saturated, once, naming its busiest components; that it no
+ * longer is, once its share falls below BUSY_COOL. Not one that runs a `loop` component,
+ * which takes all the time there is by design. */
+#define BUSY_HOT 0.9
+#define BUSY_COOL 0.8
+#define BUSY_HOT_S 5u
+
+/* The busiest component on worker `w` that is not among the `n` in `skip`, or -1. */
+static int busiest_on(const struct topology *t, const double *busy, int w, const int *skip, int n)
+{
+        int best = -1;
+        for (int i = 0; i < t->n_comps; i++) {
+                bool skipped = false;
+                for (int k = 0; k < n; k++)
+                        skipped |= skip[k] == i;
+                if (t->comps[i]->worker == w && !skipped && (best < 0 || busy[i] > busy[best]))
+                        best = i;
+        }
+        return best;
+}
+
+/* Once a second, with the components' busy shares of that second: the workers' saturation
+ * (`hot`: each worker's seconds in a row at BUSY_HOT or more, held between BUSY_COOL and
+ * BUSY_HOT). */
+static void busy_watch(const struct topology *t, const struct config *cfg, const double *busy,
+                       unsigned *hot)
+{
+        for (int w = 0; w < cfg->n_workers; w++) {
+                double share = 0;
+                bool loops = false; /* a `loop` component keeps its worker busy by design */
+                for (int i = 0; i < t->n_comps; i++) {
+                        share += t->comps[i]->worker == w ? busy[i] : 0;
+                        loops |= t->comps[i]->worker == w && t->comps[i]->rule == ACTORD_RULE_LOOP;
+                }
+                if (loops)
+                        share = 0;
+                struct log_fields f = {.worker = w};
+                if (share < BUSY_COOL) {
+                        if (hot[w] >= BUSY_HOT_S)
+                                log_fields(LOG_INFO, &f,
+                                           "worker %d is no longer saturated (busy %.0f%%)", w,
+                                           100 * share);
+                        hot[w] = 0;
+                        continue;
+                }
+                if (share < BUSY_HOT || ++hot[w] != BUSY_HOT_S)
+                        continue;
+                char top[256] = "";
+                int shown[3], n = 0;
+                size_t len = 0;
+                for (; n < 3; n++) {
+                        shown[n] = busiest_on(t, busy, w, shown, n);
+                        if (shown[n] < 0 || busy[shown[n]] < 0.01)
+                                break;
+                        int r = snprintf(top + len, sizeof(top) - len, "%s%s %.0f%%", n ? ", " : "",
+                                         t->comps[shown[n]]->name, 100 * busy[shown[n]]);
+                        len = r < 0 || (size_t)r >= sizeof(top) - len ? sizeof(top) - 1
+                                                                      : len + (size_t)r;
+                }
+                log_fields(
+                    LOG_WARNING, &f,
+                    "worker %d (CPU %d) saturated: busy at least %.0f%% of each of the last %u s, "
+                    "%.0f%% in the last (%s); what its components read waits, and may be "
+                    "lost: give a busy component a worker of its own",
+                    w, cfg->workers[w].cpu, 100 * BUSY_HOT, BUSY_HOT_S, 100 * share, top);
+        }
+}
+
 /* The running daemon, as the main thread keeps it from one event to the next. */
 struct running {
         const struct options *opt;
@@ -617,6 +686,7 @@ struct running {
         /* Each component's busy share over the last second, and its busy time then. */
         double *comp_busy;
         uint64_t *comp_busy_last;
+        unsigned *worker_hot; /* by worker: busy_watch() */
 };
 
 /* The rates for the topology now running start from here (0), and the losses are counted.
@@ -634,6 +704,9 @@ static void rates_reset(struct running *m)
         m->comp_busy_last = calloc((size_t)m->topo->n_comps + 1, sizeof(*m->comp_busy_last));
         if (m->comp_busy && m->comp_busy_last)
                 busy_shares(m->topo, m->comp_busy_last, m->comp_busy, 0);
+        /* The workers stay as they are across reloads; a reload starts their counts again. */
+        free(m->worker_hot);
+        m->worker_hot = calloc((size_t)(*m->cfg)->n_workers + 1, sizeof(*m->worker_hot));
         m->last_ns = mono_ns();
 }
 
@@ -960,8 +1033,13 @@ int main(int argc, char **argv)
                 /* STATUS each second, and at once when a stall starts or ends. */
                 if (now - m.last_ns >= 1000000000u || (stuck > 0) != (was_stuck > 0)) {
                         m.rate = flow(&topo, m.chan_last, m.chan_rate, now - m.last_ns, &m.lost);
-                        if (m.comp_busy && m.comp_busy_last)
+                        if (m.comp_busy && m.comp_busy_last) {
+                                bool second = now - m.last_ns >= 1000000000u;
                                 busy_shares(&topo, m.comp_busy_last, m.comp_busy, now - m.last_ns);
+                                /* A count of seconds: not at a stall's start or end. */
+                                if (second && m.worker_hot)
+                                        busy_watch(&topo, cfg, m.comp_busy, m.worker_hot);
+                        }
                         status_line(&topo, cfg, m.rate, m.lost,
                                     m.comp_busy_last ? m.comp_busy : NULL, status,
                                     sizeof(m.status));
@@ -1010,6 +1088,7 @@ int main(int argc, char **argv)
         free(m.chan_last);
         free(m.comp_busy);
         free(m.comp_busy_last);
+        free(m.worker_hot);
         /* No request is answered while stopping: clients see the connection close. */
         ctlsock_close(&ctl);
         httpd_close(m.http.httpd);

@@ -1725,3 +1725,48 @@ Test(control, busy_time_shows_where_each_worker_spends_its_time)
         free(err);
         ctl_end();
 }
+
+/* A worker whose components keep it busy 90 % or more of five seconds in a row is said to be
+ * saturated, once, naming them: `hog` spins 20 ms a run with a run due every 100 us. */
+Test(control, a_saturated_worker_is_said_so_with_its_busiest_components)
+{
+        int a, b;
+        two_cpus(&a, &b);
+        char *text;
+        cr_assert(
+            asprintf(&text,
+                     "actord: { plugin_dirs = [ \"%s\", \"%s\" ]; workers = ( { cpu = %d; } ); };\n"
+                     "components: {\n"
+                     "  hog = { class = \"test.slowtick\"; schedule = { every_us = 100; };\n"
+                     "    settings = { path = \"%s/hog.txt\"; busy_us = 20000; every = 1; }; };\n"
+                     "  p = { class = \"test.probe\"; settings = { path = \"%s/p.txt\"; }; };\n"
+                     "};\nlinks = ( \"hog.out -> p.in\" );\n",
+                     ACTORD_TEST_PLUGIN_DIR, ACTORD_TEST_TESTPLUGIN_DIR "/schedkit", a, dir,
+                     dir) > 0);
+        conf = tu_write(dir, "hog.conf", text);
+        free(text);
+        sock = path_in_dir("ctl.sock");
+        start_with_socket(&d, conf, sock);
+        char want[96];
+        snprintf(want, sizeof(want),
+                 "worker 0 (CPU %d) saturated: busy at least 90%% of each of the last 5 s, ", a);
+        cr_assert(wait_contains(dir, d.err_path, want, 20000), "%s", daemon_stderr(&d));
+        char *err = daemon_stderr(&d);
+        const char *line = strstr(err, want);
+        cr_assert(strstr(line, "% in the last (hog "), "%s", line);
+        cr_assert_geq(strtod(line + strlen(want), NULL), 90, "%s", line);
+        free(err);
+        /* Once per episode: two seconds more (a hundred runs), and no second warning. */
+        char runs_at[160];
+        comp_series(runs_at, sizeof(runs_at), "runs_total", "hog", "test.slowtick");
+        char *m = ask_ok(sock, "metrics");
+        double runs = must_metric(m, runs_at);
+        free(m);
+        m = wait_metric(sock, runs_at, runs + 100);
+        free(m);
+        err = daemon_stderr(&d);
+        line = strstr(err, want);
+        cr_assert_null(strstr(line + 1, want), "said twice: %s", err);
+        free(err);
+        ctl_end();
+}
