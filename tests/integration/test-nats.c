@@ -874,6 +874,10 @@ Test(nats, both_ends_come_back_after_the_server_restarts)
             s.url, s.url, out);
         struct daemon d;
         char *conf = start_subscribed(&d, body, "down");
+        /* Both ends connected before the outage: a publisher still connecting when the server
+         * goes (a loaded machine) connects for the first time after it, and says so. */
+        cr_assert(wait_contains(dir, d.err_path, "pub: connected to", 20000), "stderr:\n%s",
+                  daemon_stderr(&d));
 
         /* The server goes away and comes back on the same port. */
         server_stop(&s);
