@@ -57,7 +57,8 @@ for conf in "$src/conf/actord.conf" "$src"/conf/examples/*.conf; do
         wait "$pid"
         status=$?
         if [ -z "$line" ]; then
-                echo "FAIL $name: no messages counted within 10 s:"
+                # 0: it ran the 10 s and stopped on SIGTERM; else it ended before, so.
+                echo "FAIL $name: no messages counted within 10 s (exit status $status):"
                 tail -n 5 "$tmp/err"
                 fail=1
         elif [ "$status" -ne 0 ]; then
