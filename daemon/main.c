@@ -480,10 +480,10 @@ static int tick_ms(uint64_t watchdog_usec, uint32_t stall_ms)
 }
 
 /* One line for STATUS= and the log: components, workers, throughput and losses. */
-/* busy: each component's busy share over the last second (busy_shares()), or NULL before
+/* worker_busy: each worker's busy share over the last second (busy_shares()), or NULL before
  * there is one; then the busiest worker is named. */
 static void status_line(const struct topology *t, const struct config *cfg, double rate,
-                        uint64_t lost, const double *busy, char *buf, size_t len)
+                        uint64_t lost, const double *worker_busy, char *buf, size_t len)
 {
         int down = 0;
         for (int i = 0; i < t->n_comps; i++)
@@ -491,19 +491,12 @@ static void status_line(const struct topology *t, const struct config *cfg, doub
                 down += atomic_load_explicit(&t->comps[i]->given_up, memory_order_relaxed);
         int n = snprintf(buf, len, "%d components on %d workers; %.0f msg/s; %llu lost", t->n_comps,
                          cfg->n_workers, rate, (unsigned long long)lost);
-        double *w = busy && n > 0 && (size_t)n < len && cfg->n_workers > 0
-                        ? calloc((size_t)cfg->n_workers, sizeof(*w))
-                        : NULL;
-        if (w) {
+        if (worker_busy && cfg->n_workers > 0 && n > 0 && (size_t)n < len) {
                 int top = 0;
-                for (int i = 0; i < t->n_comps; i++)
-                        if (t->comps[i]->worker >= 0 && t->comps[i]->worker < cfg->n_workers)
-                                w[t->comps[i]->worker] += busy[i];
                 for (int i = 1; i < cfg->n_workers; i++)
-                        top = w[i] > w[top] ? i : top;
-                double pct = 100 * w[top] > 100 ? 100 : 100 * w[top];
+                        top = worker_busy[i] > worker_busy[top] ? i : top;
+                double pct = 100 * worker_busy[top] > 100 ? 100 : 100 * worker_busy[top];
                 n += snprintf(buf + n, len - (size_t)n, "; busiest worker %d at %.0f%%", top, pct);
-                free(w);
         }
         if (down && n > 0 && (size_t)n < len)
                 snprintf(buf + n, len - (size_t)n, "; %d failed (see the log)", down);
@@ -593,15 +586,50 @@ static double flow(const struct topology *t, uint64_t *last, double *rate, uint6
         return sum;
 }
 
-/* Each component's busy time (its estimate, worker.c) over the last dt_ns, as a share of one
- * CPU, by component index; `last` holds what each had then. dt_ns 0: only `last` is set. */
-static void busy_shares(const struct topology *t, uint64_t *last, double *share, uint64_t dt_ns)
+/* The busy shares of the last second, of one CPU (the components' busy time, worker.c), by
+ * component and by worker; the components' busy time then; and each worker's seconds in a
+ * row at BUSY_HOT or more (busy_watch()). All or none allocated: `comp` NULL, none. */
+struct busy {
+        double *comp, *worker;
+        uint64_t *last;
+        unsigned *hot;
+};
+
+static void busy_free(struct busy *b)
 {
+        free(b->comp);
+        free(b->worker);
+        free(b->last);
+        free(b->hot);
+        *b = (struct busy){0};
+}
+
+/* The shares over the dt_ns since the last call; dt_ns 0: only the starting point. */
+static void busy_shares(const struct topology *t, int n_workers, struct busy *b, uint64_t dt_ns)
+{
+        for (int w = 0; w < n_workers; w++)
+                b->worker[w] = 0;
         for (int i = 0; i < t->n_comps; i++) {
-                uint64_t b = counter_get(&t->comps[i]->run_time.sum_ns);
-                share[i] = dt_ns ? (double)(b - last[i]) / (double)dt_ns : 0;
-                last[i] = b;
+                uint64_t ns = counter_get(&t->comps[i]->run_time.sum_ns);
+                b->comp[i] = dt_ns ? (double)(ns - b->last[i]) / (double)dt_ns : 0;
+                b->last[i] = ns;
+                if (t->comps[i]->worker >= 0 && t->comps[i]->worker < n_workers)
+                        b->worker[t->comps[i]->worker] += b->comp[i];
         }
+}
+
+/* For a topology and its workers, starting from now; a reload starts the counts again. */
+static void busy_reset(struct busy *b, const struct topology *t, int n_workers)
+{
+        busy_free(b);
+        b->comp = calloc((size_t)t->n_comps + 1, sizeof(*b->comp));
+        b->worker = calloc((size_t)n_workers + 1, sizeof(*b->worker));
+        b->last = calloc((size_t)t->n_comps + 1, sizeof(*b->last));
+        b->hot = calloc((size_t)n_workers + 1, sizeof(*b->hot));
+        if (!b->comp || !b->worker || !b->last || !b->hot)
+                busy_free(b);
+        else
+                busy_shares(t, n_workers, b, 0);
 }
 
 /* A worker busy in its components' runs BUSY_HOT or more of every second for BUSY_HOT_S
@@ -626,41 +654,45 @@ static int busiest_on(const struct topology *t, const double *busy, int w, const
         return best;
 }
 
-/* Once a second, with the components' busy shares of that second: the workers' saturation
- * (`hot`: each worker's seconds in a row at BUSY_HOT or more, held between BUSY_COOL and
- * BUSY_HOT). */
-static void busy_watch(const struct topology *t, const struct config *cfg, const double *busy,
-                       unsigned *hot)
+/* A worker that runs a `loop` component, which takes all the time there is by design. */
+static bool runs_a_loop(const struct topology *t, int w)
+{
+        for (int i = 0; i < t->n_comps; i++)
+                if (t->comps[i]->worker == w && t->comps[i]->rule == ACTORD_RULE_LOOP)
+                        return true;
+        return false;
+}
+
+/* Once a second, after busy_shares(): the workers' saturation (b->hot: each worker's seconds
+ * in a row at BUSY_HOT or more, held between BUSY_COOL and BUSY_HOT). */
+static void busy_watch(const struct topology *t, const struct config *cfg, struct busy *b)
 {
         for (int w = 0; w < cfg->n_workers; w++) {
-                double share = 0;
-                bool loops = false; /* a `loop` component keeps its worker busy by design */
-                for (int i = 0; i < t->n_comps; i++) {
-                        share += t->comps[i]->worker == w ? busy[i] : 0;
-                        loops |= t->comps[i]->worker == w && t->comps[i]->rule == ACTORD_RULE_LOOP;
-                }
-                if (loops)
-                        share = 0;
+                double share = b->worker[w];
                 struct log_fields f = {.worker = w};
                 if (share < BUSY_COOL) {
-                        if (hot[w] >= BUSY_HOT_S)
+                        if (b->hot[w] >= BUSY_HOT_S)
                                 log_fields(LOG_INFO, &f,
                                            "worker %d is no longer saturated (busy %.0f%%)", w,
                                            100 * share);
-                        hot[w] = 0;
+                        b->hot[w] = 0;
                         continue;
                 }
-                if (share < BUSY_HOT || ++hot[w] != BUSY_HOT_S)
+                if (share < BUSY_HOT || ++b->hot[w] != BUSY_HOT_S)
                         continue;
+                if (runs_a_loop(t, w)) {
+                        b->hot[w] = 0; /* never said: looked at again in BUSY_HOT_S s */
+                        continue;
+                }
                 char top[256] = "";
                 int shown[3], n = 0;
                 size_t len = 0;
                 for (; n < 3; n++) {
-                        shown[n] = busiest_on(t, busy, w, shown, n);
-                        if (shown[n] < 0 || busy[shown[n]] < 0.01)
+                        shown[n] = busiest_on(t, b->comp, w, shown, n);
+                        if (shown[n] < 0 || b->comp[shown[n]] < 0.01)
                                 break;
                         int r = snprintf(top + len, sizeof(top) - len, "%s%s %.0f%%", n ? ", " : "",
-                                         t->comps[shown[n]]->name, 100 * busy[shown[n]]);
+                                         t->comps[shown[n]]->name, 100 * b->comp[shown[n]]);
                         len = r < 0 || (size_t)r >= sizeof(top) - len ? sizeof(top) - 1
                                                                       : len + (size_t)r;
                 }
@@ -694,10 +726,7 @@ struct running {
         /* The same per channel (by link), and what each had delivered then. */
         double *chan_rate;
         uint64_t *chan_last;
-        /* Each component's busy share over the last second, and its busy time then. */
-        double *comp_busy;
-        uint64_t *comp_busy_last;
-        unsigned *worker_hot; /* by worker: busy_watch() */
+        struct busy busy; /* the components' and workers' busy shares */
 };
 
 /* The rates for the topology now running start from here (0), and the losses are counted.
@@ -709,15 +738,7 @@ static void rates_reset(struct running *m)
         m->chan_rate = calloc((size_t)m->topo->n_chans + 1, sizeof(*m->chan_rate));
         m->chan_last = calloc((size_t)m->topo->n_chans + 1, sizeof(*m->chan_last));
         flow(m->topo, m->chan_last, m->chan_rate, 0, &m->lost);
-        free(m->comp_busy);
-        free(m->comp_busy_last);
-        m->comp_busy = calloc((size_t)m->topo->n_comps + 1, sizeof(*m->comp_busy));
-        m->comp_busy_last = calloc((size_t)m->topo->n_comps + 1, sizeof(*m->comp_busy_last));
-        if (m->comp_busy && m->comp_busy_last)
-                busy_shares(m->topo, m->comp_busy_last, m->comp_busy, 0);
-        /* The workers stay as they are across reloads; a reload starts their counts again. */
-        free(m->worker_hot);
-        m->worker_hot = calloc((size_t)(*m->cfg)->n_workers + 1, sizeof(*m->worker_hot));
+        busy_reset(&m->busy, m->topo, (*m->cfg)->n_workers);
         m->last_ns = mono_ns();
 }
 
@@ -729,7 +750,8 @@ static struct stats_view view_of(struct running *m)
                                    .rt = m->rt,
                                    .sup = m->sup,
                                    .chan_rate = m->chan_rate,
-                                   .comp_busy = m->comp_busy_last ? m->comp_busy : NULL};
+                                   .comp_busy = m->busy.comp,
+                                   .worker_busy = m->busy.comp ? m->busy.worker : NULL};
 }
 
 /* What GET /metrics answers: the control socket's `metrics`. */
@@ -1058,16 +1080,14 @@ int main(int argc, char **argv)
                 /* STATUS each second, and at once when a stall starts or ends. */
                 if (now - m.last_ns >= 1000000000u || (stuck > 0) != (was_stuck > 0)) {
                         m.rate = flow(&topo, m.chan_last, m.chan_rate, now - m.last_ns, &m.lost);
-                        if (m.comp_busy && m.comp_busy_last) {
-                                bool second = now - m.last_ns >= 1000000000u;
-                                busy_shares(&topo, m.comp_busy_last, m.comp_busy, now - m.last_ns);
+                        if (m.busy.comp) {
+                                busy_shares(&topo, cfg->n_workers, &m.busy, now - m.last_ns);
                                 /* A count of seconds: not at a stall's start or end. */
-                                if (second && m.worker_hot)
-                                        busy_watch(&topo, cfg, m.comp_busy, m.worker_hot);
+                                if (now - m.last_ns >= 1000000000u)
+                                        busy_watch(&topo, cfg, &m.busy);
                         }
-                        status_line(&topo, cfg, m.rate, m.lost,
-                                    m.comp_busy_last ? m.comp_busy : NULL, status,
-                                    sizeof(m.status));
+                        status_line(&topo, cfg, m.rate, m.lost, m.busy.comp ? m.busy.worker : NULL,
+                                    status, sizeof(m.status));
                         sd_notifyf(0, "STATUS=%s", stuck ? stall : status);
                         m.last_ns = now;
                         report_losses(&topo, m.losses, now);
@@ -1111,9 +1131,7 @@ int main(int argc, char **argv)
         free(m.losses);
         free(m.chan_rate);
         free(m.chan_last);
-        free(m.comp_busy);
-        free(m.comp_busy_last);
-        free(m.worker_hot);
+        busy_free(&m.busy);
         /* No request is answered while stopping: clients see the connection close. */
         ctlsock_close(&ctl);
         httpd_close(m.http.httpd);

@@ -160,10 +160,7 @@ void stats_write_tables(FILE *f, const struct stats_view *v, uint64_t now_mono_n
                 double asleep = up ? 100.0 * (double)worker_sleep_ns(w) / (double)up : 0;
                 /* Its components' runs over the last second (below); a spinning worker's
                  * polling in between is nobody's. */
-                double busy = 0;
-                for (int k = 0; v->comp_busy && k < t->n_comps; k++)
-                        if (t->comps[k]->worker == i)
-                                busy += 100.0 * v->comp_busy[k];
+                double busy = v->worker_busy ? 100.0 * v->worker_busy[i] : 0;
                 fprintf(f, "%6d %4d %-9s %10d %14" PRIu64 " %12" PRIu64 " %6.1f%% %6.1f%%  %s\n", i,
                         w->cpu, config_idle_to_string(w->idle), comps_on(t, i),
                         counter_get(&w->runs), counter_get(&w->sleeps), asleep > 100 ? 100 : asleep,

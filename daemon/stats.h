@@ -37,6 +37,7 @@ struct stats_view {
                                        * second; may be NULL */
         const double *comp_busy;      /* by component: its busy time over the last second, as
                                        * a share of one CPU; may be NULL */
+        const double *worker_busy;    /* by worker: its components' comp_busy; may be NULL */
 };
 
 /* A few lines: version, pid, uptime, configuration, STATUS, reloads, the HTTP metrics address. */

@@ -27,6 +27,29 @@ struct core_gain {
         double factor;
 };
 
+/* A core.sample read and not sent yet: the one a full `reject` output refused, kept for the
+ * next run while those behind it wait in the input, so that nothing is lost and nothing
+ * overtakes. */
+struct core_held {
+        bool has;
+        struct core_sample s;
+};
+
+/* The held sample, or else the next one of input `in`, held from now on; NULL when there is
+ * none. Once it is sent, the caller clears h->has. */
+static inline const struct core_sample *core_hold(struct actord_ctx *ctx, uint32_t in,
+                                                  struct core_held *h)
+{
+        if (!h->has) {
+                const struct core_sample *m = actord_next(ctx, in, NULL);
+                if (!m)
+                        return NULL;
+                h->s = *m;
+                h->has = true;
+        }
+        return &h->s;
+}
+
 extern const struct actord_class core_tick_class;
 extern const struct actord_class core_scale_class;
 extern const struct actord_class core_log_class;

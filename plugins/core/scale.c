@@ -7,8 +7,7 @@
 struct scale {
         double factor;
         double offset;
-        struct core_sample pending; /* kept when the output refused it (reject policy) */
-        bool has_pending;
+        struct core_held held;
 };
 
 static int scale_init(struct actord_ctx *ctx, void **ret_state)
@@ -27,21 +26,15 @@ static int scale_process(struct actord_ctx *ctx, void *state)
 {
         struct scale *s = state;
         int did = 0;
-        for (;;) {
-                if (!s->has_pending) {
-                        const struct core_sample *in = actord_next(ctx, 0, NULL);
-                        if (!in)
-                                break;
-                        s->pending = *in;
-                        s->pending.value = in->value * s->factor + s->offset;
-                        s->has_pending = true;
-                }
+        const struct core_sample *in;
+        while ((in = core_hold(ctx, 0, &s->held))) {
                 struct core_sample *out = actord_claim(ctx, 0);
                 if (!out)
-                        break; /* reject: keep it for the next run */
-                *out = s->pending;
+                        break; /* reject: held for the next run */
+                *out = *in;
+                out->value = in->value * s->factor + s->offset;
                 actord_publish(ctx, 0);
-                s->has_pending = false;
+                s->held.has = false;
                 did = 1;
         }
         return did ? ACTORD_OK : ACTORD_IDLE;

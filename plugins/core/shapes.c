@@ -216,8 +216,7 @@ const struct actord_class core_merge_class = {
 
 struct threshold {
         double limit;
-        bool has_pending; /* a sample read but refused by a full `reject` output */
-        struct core_sample pending;
+        struct core_held held;
 };
 
 static int threshold_init(struct actord_ctx *ctx, void **ret_state)
@@ -230,10 +229,10 @@ static int threshold_init(struct actord_ctx *ctx, void **ret_state)
         return 0;
 }
 
-/* Sends the pending sample where it belongs; false when that output refused it (reject). */
-static bool threshold_emit(struct actord_ctx *ctx, struct threshold *t)
+/* Sends `in` where it belongs; false when that output refused it (reject). */
+static bool threshold_send(struct actord_ctx *ctx, const struct threshold *t,
+                           const struct core_sample *in)
 {
-        const struct core_sample *in = &t->pending;
         if (in->value < t->limit) {
                 struct core_sample *out = actord_claim(ctx, 0);
                 if (!out)
@@ -248,7 +247,6 @@ static bool threshold_emit(struct actord_ctx *ctx, struct threshold *t)
                     .seq = in->seq, .t_ns = in->t_ns, .value = in->value, .limit = t->limit};
                 actord_publish(ctx, 1);
         }
-        t->has_pending = false;
         return true;
 }
 
@@ -256,18 +254,11 @@ static int threshold_process(struct actord_ctx *ctx, void *state)
 {
         struct threshold *t = state;
         int did = 0;
-        for (;;) {
-                if (!t->has_pending) {
-                        const struct core_sample *in = actord_next(ctx, 0, NULL);
-                        if (!in)
-                                break;
-                        t->pending = *in;
-                        t->has_pending = true;
-                }
-                /* Under reject a full output keeps the sample for the next run, and holds the
-                 * others back behind it: nothing is lost, nothing overtakes. */
-                if (!threshold_emit(ctx, t))
-                        break;
+        const struct core_sample *in;
+        /* Under reject a full output holds the sample for the next run, and the others behind
+         * it, whichever output they go to. */
+        while ((in = core_hold(ctx, 0, &t->held)) && threshold_send(ctx, t, in)) {
+                t->held.has = false;
                 did = 1;
         }
         return did ? ACTORD_OK : ACTORD_IDLE;
@@ -314,8 +305,7 @@ const struct actord_class core_threshold_class = {
 
 struct gain {
         double factor;
-        bool has_pending; /* a sample read (and scaled) but refused by a full `reject` output */
-        struct core_sample pending;
+        struct core_held held;
 };
 
 static int gain_init(struct actord_ctx *ctx, void **ret_state)
@@ -333,27 +323,21 @@ static int gain_process(struct actord_ctx *ctx, void *state)
 {
         struct gain *g = state;
         int did = 0;
-        /* The latest gain applies to every sample read after it. */
+        /* The latest gain applies to every sample sent after it. */
         const struct core_gain *cg;
         while ((cg = actord_next(ctx, 1, NULL))) {
                 g->factor = cg->factor;
                 did = 1;
         }
-        for (;;) {
-                if (!g->has_pending) {
-                        const struct core_sample *in = actord_next(ctx, 0, NULL);
-                        if (!in)
-                                break;
-                        g->pending = *in;
-                        g->pending.value = in->value * g->factor;
-                        g->has_pending = true;
-                }
+        const struct core_sample *in;
+        while ((in = core_hold(ctx, 0, &g->held))) {
                 struct core_sample *out = actord_claim(ctx, 0);
                 if (!out)
-                        break; /* reject: keep it for the next run */
-                *out = g->pending;
+                        break; /* reject: held for the next run */
+                *out = *in;
+                out->value = in->value * g->factor;
                 actord_publish(ctx, 0);
-                g->has_pending = false;
+                g->held.has = false;
                 did = 1;
         }
         return did ? ACTORD_OK : ACTORD_IDLE;

@@ -21,23 +21,29 @@ static char *path_in_dir(const char *name)
 }
 
 /* A config of one worker with `components` and `links`, and `extra` settings in the actord
- * group, written to dir/name. */
-static char *write_conf_with(const char *name, const char *extra, const char *components,
-                             const char *links)
+ * group, written to dir/name; the plugins: the bundled ones and the test kit `kit`. */
+static char *write_kit_conf(const char *name, const char *kit, const char *extra,
+                            const char *components, const char *links)
 {
         int a, b;
         two_cpus(&a, &b);
         char *text;
         cr_assert(asprintf(&text,
-                           "actord: { plugin_dirs = [ \"%s\", \"%s\" ]; workers = ( { cpu = %d; "
-                           "} ); %s };\n"
+                           "actord: { plugin_dirs = [ \"%s\", \"%s/%s\" ]; workers = ( { cpu = "
+                           "%d; } ); %s };\n"
                            "components: {\n%s};\n"
                            "links = ( %s );\n",
-                           ACTORD_TEST_PLUGIN_DIR, ACTORD_TEST_TESTPLUGIN_DIR "/testkit", a, extra,
+                           ACTORD_TEST_PLUGIN_DIR, ACTORD_TEST_TESTPLUGIN_DIR, kit, a, extra,
                            components, links) > 0);
         char *path = tu_write(dir, name, text);
         free(text);
         return path;
+}
+
+static char *write_conf_with(const char *name, const char *extra, const char *components,
+                             const char *links)
+{
+        return write_kit_conf(name, "testkit", extra, components, links);
 }
 
 static char *write_conf(const char *name, const char *components, const char *links)
@@ -1563,24 +1569,19 @@ Test(control, an_unknown_user_name_costs_what_a_wrong_password_does)
  * while the metrics go on answering. */
 Test(control, the_health_over_http_says_when_a_worker_is_stuck)
 {
-        int a, b;
-        two_cpus(&a, &b);
-        char *text;
         /* Every second run of `slow` spins for a minute: its worker is stuck. */
+        char *comps;
         cr_assert(
-            asprintf(&text,
-                     "actord: { plugin_dirs = [ \"%s\", \"%s\" ]; stall_ms = 200;\n"
-                     "  workers = ( { cpu = %d; } ); metrics_listen = \"127.0.0.1:0\"; };\n"
-                     "components: {\n"
+            asprintf(&comps,
                      "  slow = { class = \"test.slowtick\"; schedule = { every_us = 1000; };\n"
-                     "    settings = { path = \"%s/slow.txt\"; busy_us = 60000000; every = 2; "
-                     "}; };\n"
-                     "  p = { class = \"test.probe\"; settings = { path = \"%s/p.txt\"; }; };\n"
-                     "};\nlinks = ( \"slow.out -> p.in\" );\n",
-                     ACTORD_TEST_PLUGIN_DIR, ACTORD_TEST_TESTPLUGIN_DIR "/schedkit", a, dir,
-                     dir) > 0);
-        conf = tu_write(dir, "stuck.conf", text);
-        free(text);
+                     "    settings = { path = \"%s/slow.txt\"; busy_us = 60000000; every = "
+                     "2; }; };\n"
+                     "  p = { class = \"test.probe\"; settings = { path = \"%s/p.txt\"; }; };\n",
+                     dir, dir) > 0);
+        conf = write_kit_conf("stuck.conf", "schedkit",
+                              "stall_ms = 200; metrics_listen = \"127.0.0.1:0\";", comps,
+                              "\"slow.out -> p.in\"");
+        free(comps);
         sock = path_in_dir("ctl.sock");
         start_with_socket(&d, conf, sock);
         cr_assert(
@@ -1634,13 +1635,9 @@ static double busy_column(const char *stats, const char *comp)
  * nothing: their probes never run.) */
 Test(control, busy_time_shows_where_each_worker_spends_its_time)
 {
-        int a, b;
-        two_cpus(&a, &b);
-        char *text;
+        char *comps;
         cr_assert(
-            asprintf(&text,
-                     "actord: { plugin_dirs = [ \"%s\", \"%s\" ]; workers = ( { cpu = %d; } ); };\n"
-                     "components: {\n"
+            asprintf(&comps,
                      "  slow = { class = \"test.slowtick\"; schedule = { every_us = 12000; };\n"
                      "    settings = { path = \"%s/slow.txt\"; busy_us = 8000; every = 1; }; };\n"
                      "  fast = { class = \"test.slowtick\"; schedule = { every_us = 200; };\n"
@@ -1648,14 +1645,13 @@ Test(control, busy_time_shows_where_each_worker_spends_its_time)
                      "  p = { class = \"test.probe\"; settings = { path = \"%s/p.txt\"; }; };\n"
                      "  q = { class = \"test.probe\"; settings = { path = \"%s/q.txt\"; }; };\n"
                      "  tick = { class = \"core.tick\"; schedule = { every_us = 1000; }; };\n"
-                     "  count = { class = \"core.counter\"; settings = { report_ms = 100000; }; "
-                     "};\n"
-                     "};\nlinks = ( \"slow.out -> p.in\", \"fast.out -> q.in\", \"tick.out -> "
-                     "count.in\" );\n",
-                     ACTORD_TEST_PLUGIN_DIR, ACTORD_TEST_TESTPLUGIN_DIR "/schedkit", a, dir, dir,
-                     dir, dir) > 0);
-        conf = tu_write(dir, "busy.conf", text);
-        free(text);
+                     "  count = { class = \"core.counter\"; settings = { report_ms = 100000; "
+                     "}; };\n",
+                     dir, dir, dir, dir) > 0);
+        conf =
+            write_kit_conf("busy.conf", "schedkit", "", comps,
+                           "\"slow.out -> p.in\", \"fast.out -> q.in\", \"tick.out -> count.in\"");
+        free(comps);
         sock = path_in_dir("ctl.sock");
         int64_t t0 = now_ms();
         start_with_socket(&d, conf, sock);
@@ -1731,20 +1727,16 @@ Test(control, busy_time_shows_where_each_worker_spends_its_time)
 Test(control, a_saturated_worker_is_said_so_with_its_busiest_components)
 {
         int a, b;
-        two_cpus(&a, &b);
-        char *text;
+        two_cpus(&a, &b); /* the worker's CPU, as write_kit_conf() takes it */
+        char *comps;
         cr_assert(
-            asprintf(&text,
-                     "actord: { plugin_dirs = [ \"%s\", \"%s\" ]; workers = ( { cpu = %d; } ); };\n"
-                     "components: {\n"
+            asprintf(&comps,
                      "  hog = { class = \"test.slowtick\"; schedule = { every_us = 100; };\n"
                      "    settings = { path = \"%s/hog.txt\"; busy_us = 20000; every = 1; }; };\n"
-                     "  p = { class = \"test.probe\"; settings = { path = \"%s/p.txt\"; }; };\n"
-                     "};\nlinks = ( \"hog.out -> p.in\" );\n",
-                     ACTORD_TEST_PLUGIN_DIR, ACTORD_TEST_TESTPLUGIN_DIR "/schedkit", a, dir,
-                     dir) > 0);
-        conf = tu_write(dir, "hog.conf", text);
-        free(text);
+                     "  p = { class = \"test.probe\"; settings = { path = \"%s/p.txt\"; }; };\n",
+                     dir, dir) > 0);
+        conf = write_kit_conf("hog.conf", "schedkit", "", comps, "\"hog.out -> p.in\"");
+        free(comps);
         sock = path_in_dir("ctl.sock");
         start_with_socket(&d, conf, sock);
         char want[96];
